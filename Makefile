@@ -1,0 +1,63 @@
+# pyetcd — see README.md. `make run` starts a single mutual-TLS member; `make test` runs every check.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 2379
+PEER_PORT ?= 2380
+DATA_DIR ?= default.etcd
+PROTOS := $(wildcard proto/*.proto)
+
+.PHONY: all install proto run test lint typecheck unit soak bench deps clean
+
+all: install
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# pip install is cheap once satisfied; the stamp keeps repeated runs quiet.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Real etcd, etcdctl and etcd's own sources (protos, e2e tests) from Debian: the tests compare against them.
+deps:
+	@command -v etcd >/dev/null && command -v etcdctl >/dev/null && test -d /usr/share/gocode/src/go.etcd.io/etcd || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client golang-etcd-server-dev >/dev/null; }
+
+proto: install
+	$(BIN)/python -m pyetcd.tools.genproto
+
+certs/ca.pem: | install
+	$(BIN)/pyetcdutl certs --dir certs --hosts localhost,127.0.0.1,$(HOST)
+
+run: install certs/ca.pem
+	@echo "pyetcd on https://$(HOST):$(PORT) (mutual TLS). Reach it with:"
+	@echo "  ETCDCTL_API=3 etcdctl --endpoints=https://$(HOST):$(PORT) --cacert=certs/ca.pem --cert=certs/client.pem --key=certs/client-key.pem member list -w table"
+	$(BIN)/pyetcd --name default --data-dir $(DATA_DIR) \
+	  --listen-client-urls https://$(HOST):$(PORT) --advertise-client-urls https://$(HOST):$(PORT) \
+	  --listen-peer-urls https://$(HOST):$(PEER_PORT) --initial-advertise-peer-urls https://$(HOST):$(PEER_PORT) \
+	  --cert-file certs/server.pem --key-file certs/server-key.pem --trusted-ca-file certs/ca.pem --client-cert-auth
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install deps
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+soak: install
+	$(BIN)/pytest -q -m soak tests
+
+bench: install deps
+	$(BIN)/python bench/kv.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info
