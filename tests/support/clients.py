@@ -1,0 +1,44 @@
+"""Clients of a Member: the real etcdctl (v3 API) and gRPC channels, both over TLS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import grpc
+
+from support.member import ETCDCTL_BIN, Member, grpc_channel_for
+from support.tls import ClientTLS
+
+
+class EtcdctlError(subprocess.CalledProcessError):
+    """etcdctl failed; unlike CalledProcessError, str() shows its stdout and stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\nstdout: {self.stdout!r}\nstderr: {self.stderr!r}"
+
+
+def etcdctl(member: Member, *args: str, input: str | None = None, check: bool = True,
+            tls: ClientTLS | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``etcdctl --endpoints=<member> <args>`` with ETCDCTL_API=3 and the client certificate.
+
+    tls overrides the client's TLS material (e.g. no certificate, or one from another CA).
+    Raises EtcdctlError on a non-zero exit when check is true.
+    """
+    tls = tls or member.client_tls()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    env["ETCDCTL_API"] = "3"
+    cmd = [ETCDCTL_BIN, f"--endpoints={member.client_url}", f"--cacert={tls.ca}"]
+    if tls.cert and tls.key:
+        cmd += [f"--cert={tls.cert}", f"--key={tls.key}"]
+    res = subprocess.run([*cmd, *args], input=input, capture_output=True, text=True, env=env,
+                         timeout=timeout, check=False)
+    if check and res.returncode != 0:
+        raise EtcdctlError(res.returncode, res.args, res.stdout, res.stderr)
+    return res
+
+
+def grpc_channel(member: Member, *, tls: ClientTLS | None = None, **kw: Any) -> grpc.Channel:
+    """A secure gRPC channel to member presenting the client certificate (or tls, if given)."""
+    return grpc_channel_for(member.grpc_target, tls or member.client_tls(), **kw)
