@@ -49,7 +49,7 @@ def pyetcd_unavailable_reason() -> str | None:
         return None
     if importlib.util.find_spec("pyetcd.cli") is None or importlib.util.find_spec("pyetcd.cli.server") is None:
         return ("pyetcd server not landed yet (no pyetcd.cli.server module); "
-                "real-etcd targets still run, e.g. DIFF_TARGET=real")
+                "tests against real etcd still run")
     return None
 
 
