@@ -1,0 +1,42 @@
+"""Configuration of one Raft node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .storage import Storage
+from .types import NONE
+
+
+@dataclass
+class Config:
+    id: int
+    storage: Storage
+    # Ticks without hearing from a leader before campaigning; randomized in [n, 2n).
+    election_tick: int = 10
+    # Ticks between heartbeats; must be well below election_tick.
+    heartbeat_tick: int = 1
+    # Last applied index when restarting; committed entries after it are handed out again.
+    applied: int = 0
+    max_size_per_msg: int = 1 << 20
+    max_inflight_msgs: int = 256
+    # Bytes in flight per follower; 0 = unlimited.
+    max_inflight_bytes: int = 0
+    check_quorum: bool = True
+    pre_vote: bool = True
+    # Seed of the node's random.Random (election timeouts); None = seeded with the id.
+    seed: int | None = None
+    # Bytes of committed entries per Ready; 0 = max_size_per_msg.
+    max_committed_size_per_ready: int = 0
+
+    def validate(self) -> None:
+        if self.id == NONE:
+            raise ValueError("cannot use 0 as a node id")
+        if self.heartbeat_tick <= 0:
+            raise ValueError("heartbeat_tick must be greater than 0")
+        if self.election_tick <= self.heartbeat_tick:
+            raise ValueError("election_tick must be greater than heartbeat_tick")
+        if self.max_inflight_msgs <= 0:
+            raise ValueError("max_inflight_msgs must be greater than 0")
+        if self.max_inflight_bytes < 0:
+            raise ValueError("max_inflight_bytes must not be negative")

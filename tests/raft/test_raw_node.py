@@ -1,0 +1,108 @@
+"""The Ready/advance contract through RawNode, starting with a single voter."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyetcd.raft import (
+    Config,
+    ConfState,
+    MemoryStorage,
+    MessageType,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    StateType,
+    StepLocalMsgError,
+)
+from pyetcd.raft import Message as Msg
+
+
+def handle(node: RawNode, storage: MemoryStorage) -> Ready:
+    rd = node.ready()
+    if rd.snapshot is not None:
+        storage.apply_snapshot(rd.snapshot)
+    storage.append(rd.entries)
+    if rd.hard_state is not None:
+        storage.set_hard_state(rd.hard_state)
+    node.advance(rd)
+    return rd
+
+
+def single() -> tuple[RawNode, MemoryStorage]:
+    s = MemoryStorage(ConfState(voters=(1,)))
+    return RawNode(Config(1, s)), s
+
+
+def test_single_voter_campaign_becomes_leader_at_once() -> None:
+    n, s = single()
+    n.campaign()
+    rd = handle(n, s)
+    assert rd.soft_state is not None and rd.soft_state.raft_state is StateType.LEADER
+    assert rd.hard_state is not None and rd.hard_state.term == 1 and rd.hard_state.vote == 1
+    assert [e.index for e in rd.entries] == [1] and rd.must_sync
+    assert rd.committed_entries == []  # not durable yet when the Ready was made
+    rd = handle(n, s)
+    assert [e.index for e in rd.committed_entries] == [1]
+
+
+def test_single_voter_proposal_commits_after_persist() -> None:
+    n, s = single()
+    n.campaign()
+    handle(n, s)
+    handle(n, s)
+    n.propose(b"hello")
+    rd = handle(n, s)
+    assert [e.data for e in rd.entries] == [b"hello"]
+    assert rd.committed_entries == []
+    assert n.has_ready()
+    rd = handle(n, s)
+    assert [e.data for e in rd.committed_entries] == [b"hello"]
+    assert rd.hard_state is not None and rd.hard_state.commit == 2
+    assert not n.has_ready()
+    assert n.status().applied == 2
+
+
+def test_single_voter_elects_itself_on_election_timeout() -> None:
+    n, s = single()
+    for _ in range(2 * 10):
+        n.tick()
+    assert n.raft.state is StateType.LEADER
+
+
+def test_propose_without_leader_is_dropped() -> None:
+    s = MemoryStorage(ConfState(voters=(1, 2, 3)))
+    n = RawNode(Config(1, s))
+    with pytest.raises(ProposalDroppedError):
+        n.propose(b"x")
+
+
+def test_local_messages_are_refused_from_the_network() -> None:
+    n, _ = single()
+    with pytest.raises(StepLocalMsgError):
+        n.step(Msg(type=MessageType.MSG_HUP, frm=2))
+
+
+def test_restart_replays_committed_entries_after_applied() -> None:
+    n, s = single()
+    n.campaign()
+    handle(n, s)
+    handle(n, s)
+    for d in (b"a", b"b"):
+        n.propose(d)
+    handle(n, s)
+    handle(n, s)
+    # Restart with applied=1: entries 2 and 3 are committed and come out again.
+    n2 = RawNode(Config(1, s, applied=1))
+    rd = n2.ready()
+    assert [e.data for e in rd.committed_entries] == [b"a", b"b"]
+
+
+def test_single_voter_read_index_answers_after_commit_in_term() -> None:
+    n, s = single()
+    n.campaign()
+    n.read_index(b"r1")  # our first entry is not committed yet: held back
+    rd = handle(n, s)
+    assert rd.read_states == []
+    rd = handle(n, s)
+    assert [(r.index, r.request_ctx) for r in rd.read_states] == [(1, b"r1")]
