@@ -1,0 +1,200 @@
+"""Put and range throughput and p99 latency of pyetcd next to real etcd, with etcd's own benchmark tool.
+
+Both members run side by side in the same run (own ports, own temp data dirs, mutual TLS) and each
+scenario runs on one, then the other, so machine load drifts hit both alike; compare ratios within
+one run only. Results print as a table and go to bench/results/kv-<timestamp>.json.
+
+    .venv/bin/python bench/kv.py [--quick] [--target real|pyetcd|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
+
+from pyetcd.api import rpc_pb2, rpc_pb2_grpc  # noqa: E402
+from support import CertPaths, Member, grpc_channel, pyetcd_unavailable_reason, start_member  # noqa: E402
+
+BENCHMARK = os.environ.get("ETCD_BENCHMARK", "/work/shared/tools/etcd-benchmark")
+RESULTS = ROOT / "bench" / "results"
+RANGE_KEY = "bench-range-key"
+VALUE_SIZE = 256
+SCENARIO_TIMEOUT = 40.0  # keeps the whole bench under 5 minutes even against a slow server
+KINDS = {"real": "etcd", "pyetcd": "pyetcd"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    clients: int
+    conns: int
+    args: tuple[str, ...]  # benchmark subcommand and its flags, without --total
+    total: int  # requests in a full run; --quick divides by 5
+
+    def argv(self, quick: bool) -> list[str]:
+        total = max(200, self.total // 5) if quick else self.total
+        return [f"--clients={self.clients}", f"--conns={self.conns}", *self.args, f"--total={total}"]
+
+
+_PUT = ("put", "--key-size=8", f"--val-size={VALUE_SIZE}", "--key-space-size=100000")
+SCENARIOS = [
+    Scenario("put, 1 client", 1, 1, _PUT, 2000),
+    Scenario("put, 100 clients", 100, 10, _PUT, 20000),
+    Scenario("range serializable, 1 client", 1, 1, ("range", RANGE_KEY, "--consistency=s"), 4000),
+    Scenario("range serializable, 100 clients", 100, 10, ("range", RANGE_KEY, "--consistency=s"), 20000),
+    Scenario("range linearizable, 1 client", 1, 1, ("range", RANGE_KEY, "--consistency=l"), 3000),
+    Scenario("range linearizable, 100 clients", 100, 10, ("range", RANGE_KEY, "--consistency=l"), 20000),
+]
+
+
+@dataclass
+class Result:
+    requests_per_sec: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    avg_ms: float | None = None
+    wall_s: float = 0.0
+    errors: int = 0
+    failure: str | None = None
+
+
+def parse_benchmark(out: str) -> Result:
+    """Pull throughput, latencies and the error count out of the benchmark's text summary."""
+    def num(pattern: str) -> float | None:
+        m = re.search(pattern, out)
+        return float(m.group(1)) if m else None
+
+    def ms(pattern: str) -> float | None:
+        v = num(pattern)
+        return None if v is None else v * 1000
+
+    errors = sum(int(n) for n in re.findall(r"^\s*\[(\d+)\]\s", out.split("Error distribution:")[1], re.M)) \
+        if "Error distribution:" in out else 0
+    return Result(requests_per_sec=num(r"Requests/sec:\s*([\d.]+)"), p50_ms=ms(r"50% in ([\d.]+) secs"),
+                  p99_ms=ms(r"\n\s*99% in ([\d.]+) secs"), avg_ms=ms(r"Average:\s*([\d.]+) secs"),
+                  errors=errors)
+
+
+def run_scenario(member: Member, sc: Scenario, quick: bool) -> Result:
+    c = member.certs
+    cmd = [BENCHMARK, f"--endpoints={member.grpc_target}", f"--cacert={c.ca}", f"--cert={c.client}",
+           f"--key={c.client_key}", "--precise", *sc.argv(quick)]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return Result(wall_s=time.monotonic() - t0, failure=f"timed out after {SCENARIO_TIMEOUT:.0f}s")
+    res = parse_benchmark(proc.stdout)
+    res.wall_s = round(time.monotonic() - t0, 2)
+    if proc.returncode != 0 or res.requests_per_sec is None:
+        res.failure = f"benchmark exited {proc.returncode}: {(proc.stderr or proc.stdout)[-400:]}"
+    return res
+
+
+def preload(member: Member) -> None:
+    """The key every range scenario reads, with a value the size the puts write."""
+    with grpc_channel(member) as ch:
+        rpc_pb2_grpc.KVStub(ch).Put(rpc_pb2.PutRequest(key=RANGE_KEY.encode(), value=b"v" * VALUE_SIZE),
+                                    timeout=10)
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}"
+
+
+def print_table(results: dict[str, dict[str, Result]]) -> None:
+    targets = list(results)
+    head = f"{'scenario':34}" + "".join(f"{t + ' req/s':>15}{t + ' p99 ms':>15}" for t in targets)
+    both = "real" in results and "pyetcd" in results
+    if both:
+        head += f"{'req/s py/etcd':>15}{'p99 py/etcd':>13}"
+    print(head)
+    print("-" * len(head))
+    for sc in SCENARIOS:
+        row = f"{sc.name:34}"
+        for t in targets:
+            r = results[t].get(sc.name)
+            if r is None or r.failure:
+                row += f"{'FAILED' if r else '-':>15}{'':>15}"
+            else:
+                row += f"{_fmt(r.requests_per_sec, ',.0f'):>15}{_fmt(r.p99_ms, '.2f'):>15}"
+        if both:
+            p, e = results["pyetcd"].get(sc.name), results["real"].get(sc.name)
+            row += f"{_ratio(p and p.requests_per_sec, e and e.requests_per_sec):>15}"
+            row += f"{_ratio(p and p.p99_ms, e and e.p99_ms):>13}"
+        print(row)
+    for t in targets:
+        for name, r in results[t].items():
+            if r.failure or r.errors:
+                print(f"note: {t} / {name}: {r.failure or ''} {f'{r.errors} request errors' if r.errors else ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a fifth of the requests per scenario")
+    ap.add_argument("--target", choices=["real", "pyetcd", "both"], default="both")
+    args = ap.parse_args(argv)
+
+    targets = ["real", "pyetcd"] if args.target == "both" else [args.target]
+    notes: list[str] = []
+    if "pyetcd" in targets and (reason := pyetcd_unavailable_reason()):
+        if args.target == "pyetcd":
+            print(f"cannot bench pyetcd: {reason}", file=sys.stderr)
+            return 2
+        notes.append(f"pyetcd skipped: {reason}")
+        print(f"note: {notes[-1]}", file=sys.stderr)
+        targets.remove("pyetcd")
+
+    subprocess.run([BENCHMARK, "--help"], capture_output=True, check=True)  # build/cache it up front
+    results: dict[str, dict[str, Result]] = {t: {} for t in targets}
+    members: dict[str, Member] = {}
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="pyetcd-bench-") as tmp:
+        certs = CertPaths.create(Path(tmp) / "certs")
+        try:
+            for t in targets:
+                members[t] = start_member(KINDS[t], Path(tmp) / t, certs, name=f"bench-{t}")
+                preload(members[t])
+            for sc in SCENARIOS:
+                for t in targets:  # same scenario back to back on each target: fair under drifting load
+                    print(f"{sc.name:34} {t:7} ...", end=" ", flush=True, file=sys.stderr)
+                    r = results[t][sc.name] = run_scenario(members[t], sc, args.quick)
+                    print(r.failure or f"{r.requests_per_sec:,.0f} req/s, p99 {r.p99_ms:.2f} ms",
+                          file=sys.stderr)
+        finally:
+            for m in members.values():
+                m.stop()
+
+    print_table(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"kv-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}.json"
+    out.write_text(json.dumps({
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "duration_s": round(time.time() - started, 1), "quick": args.quick, "targets": targets, "notes": notes,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "scenarios": [{**asdict(sc), "argv": sc.argv(args.quick)} for sc in SCENARIOS],
+        "results": {t: {k: asdict(v) for k, v in rs.items()} for t, rs in results.items()},
+    }, indent=2) + "\n")
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    failed = [f"{t}/{n}" for t, rs in results.items() for n, r in rs.items() if r.failure]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
