@@ -1,0 +1,1 @@
+"""Command-line entry points: ``pyetcd`` (the server) and ``pyetcdutl`` (offline tools)."""

@@ -1,0 +1,332 @@
+"""The MVCC store: reads at any revision since the last compaction, writes batched per apply.
+
+Values are kept as serialized ``mvccpb.KeyValue`` bytes, etcd's own layout, so a range read
+copies bytes from LMDB into the response without building protobuf objects.
+
+Threading: readers (the event loop) use ``KVStore.range`` on the shared index and a fresh LMDB
+read transaction. The apply thread writes through a ``StoreWriter`` whose index changes stay in
+a copy-on-write ``BatchIndex`` until the batch is durable; ``KVStore.publish`` then makes them
+visible, on the readers' thread, all at once.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import lmdb
+
+from pyetcd import errors
+from pyetcd.api import kv_pb2
+from pyetcd.storage.backend import KEY, META, Backend
+
+from .index import BatchIndex, KeyIndex, TreeIndex
+from .revision import Revision, decode_revision, encode_revision, main_revision_prefix
+
+PUT = kv_pb2.Event.PUT
+DELETE = kv_pb2.Event.DELETE
+
+_META_CURRENT_REV = b"currentRev"
+_META_COMPACT_REV = b"finishedCompactRev"
+_I64 = struct.Struct(">q")
+
+
+@dataclass
+class RangeResult:
+    """Serialized KeyValues in key order, the count of keys in range, the revision read at."""
+
+    kvs: list[bytes]
+    count: int
+    rev: int
+
+
+@dataclass
+class Change:
+    """One event produced by a write: what watchers receive."""
+
+    type: int
+    key: bytes
+    rev: int
+    kv: bytes  # serialized KeyValue (for a delete: key and mod_revision only)
+    lease: int = 0  # the lease the key is attached to after the change
+    prev_lease: int = 0  # the lease it was attached to before
+
+
+class _IndexView(Protocol):
+    def get(self, key: bytes) -> KeyIndex | None: ...
+
+    def keys_in_range(self, key: bytes, end: bytes | None) -> object: ...
+
+
+def normalize_end(range_end: bytes) -> bytes | None:
+    """etcd's range_end convention: empty = single key, ``\\0`` = every key >= key."""
+    if not range_end:
+        return None
+    if range_end == b"\x00":
+        return b""
+    return range_end
+
+
+def _read_range(index: _IndexView, txn: lmdb.Transaction, db: lmdb._Database, key: bytes, end: bytes | None,
+                at_rev: int, limit: int, count_only: bool) -> tuple[list[bytes], int]:
+    revs: list[Revision] = []
+    for k in index.keys_in_range(key, end):  # type: ignore[attr-defined]
+        ki = index.get(k)
+        if ki is None:
+            continue
+        rev = ki.get(at_rev)
+        if rev is not None:
+            revs.append(rev)
+    if count_only or not revs:
+        return [], len(revs)
+    wanted = revs if limit <= 0 else revs[:limit]
+    kvs: list[bytes] = []
+    for rev in wanted:
+        value = txn.get(encode_revision(rev.main, rev.sub), db=db)
+        if value is None:  # removed by a compaction that raced this read
+            raise errors.ErrCompacted()
+        kvs.append(bytes(value))
+    return kvs, len(revs)
+
+
+class KVStore:
+    """The key space: the shared index, the current and compacted revisions, and reads."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.db = backend.db(KEY)
+        self.meta = backend.db(META)
+        self.index = TreeIndex()
+        self.current_rev = 1  # an empty etcd store is at revision 1
+        self.compact_rev = -1
+        self._load()
+
+    def _load(self) -> None:
+        with self.backend.read() as txn:
+            raw = txn.get(_META_COMPACT_REV, db=self.meta)
+            if raw is not None:
+                self.compact_rev = _I64.unpack(raw)[0]
+            raw = txn.get(_META_CURRENT_REV, db=self.meta)
+            if raw is not None:
+                self.current_rev = max(self.current_rev, _I64.unpack(raw)[0])
+            cursor = txn.cursor(db=self.db)
+            kv = kv_pb2.KeyValue()
+            for raw_rev, value in cursor.iternext():
+                rev, tombstone = decode_revision(bytes(raw_rev))
+                kv.ParseFromString(bytes(value))
+                ki = self.index.get(kv.key)
+                if ki is None:
+                    ki = KeyIndex(kv.key)
+                    self.index.set(kv.key, ki)
+                if tombstone:
+                    if ki.alive:
+                        ki.tombstone(rev)
+                else:
+                    ki.restore(Revision(kv.create_revision, 0), rev, kv.version)
+                    ki.lease = kv.lease
+                self.current_rev = max(self.current_rev, rev.main)
+
+    def first_rev(self) -> int:
+        return self.compact_rev
+
+    def read_rev(self) -> int:
+        return self.current_rev
+
+    def check_rev(self, rev: int, current: int | None = None) -> int:
+        """The revision a read at ``rev`` uses, or etcd's error for a compacted/future one."""
+        cur = self.current_rev if current is None else current
+        if rev > cur:
+            raise errors.ErrFutureRev()
+        if rev <= 0:
+            return cur
+        if rev < self.compact_rev:
+            raise errors.ErrCompacted()
+        return rev
+
+    def range(self, key: bytes, end: bytes | None, rev: int = 0, limit: int = 0,
+              count_only: bool = False) -> RangeResult:
+        current = self.current_rev
+        at = self.check_rev(rev, current)
+        with self.backend.read() as txn:
+            kvs, count = _read_range(self.index, txn, self.db, key, end, at, limit, count_only)
+        return RangeResult(kvs, count, current)
+
+    def get_at(self, key: bytes, rev: int) -> bytes | None:
+        """The serialized KeyValue of ``key`` as of revision ``rev`` (for prev_kv of events)."""
+        ki = self.index.get(key)
+        found = ki.get(rev) if ki is not None else None
+        if found is None:
+            return None
+        with self.backend.read() as txn:
+            value = txn.get(encode_revision(found.main, found.sub), db=self.db)
+            return None if value is None else bytes(value)
+
+    def history(self, start_rev: int, end_rev: int, limit: int = 0) -> list[Change]:
+        """Changes with start_rev <= main revision <= end_rev, in revision order (watch replay)."""
+        out: list[Change] = []
+        with self.backend.read() as txn:
+            cursor = txn.cursor(db=self.db)
+            if not cursor.set_range(main_revision_prefix(start_rev)):
+                return out
+            kv = kv_pb2.KeyValue()
+            for raw_rev, raw_value in cursor.iternext():
+                rev, tombstone = decode_revision(bytes(raw_rev))
+                if rev.main > end_rev:
+                    break
+                value = bytes(raw_value)
+                kv.ParseFromString(value)
+                if tombstone:
+                    out.append(Change(DELETE, kv.key, rev.main,
+                                      kv_pb2.KeyValue(key=kv.key, mod_revision=rev.main).SerializeToString()))
+                else:
+                    out.append(Change(PUT, kv.key, rev.main, value))
+                if limit and len(out) >= limit:
+                    break
+        return out
+
+    def writer(self, txn: lmdb.Transaction) -> StoreWriter:
+        return StoreWriter(self, txn)
+
+    def publish(self, batch: StoreWriter) -> None:
+        """Make a durable batch visible to readers (call on the readers' thread)."""
+        batch.index.publish()
+        for at_rev in batch.compactions:
+            keep: set[Revision] = set()
+            for key, ki in list(self.index.items()):
+                if ki.compact(at_rev, keep):
+                    self.index.remove(key)
+        self.compact_rev = batch.compact_rev
+        self.current_rev = batch.rev
+
+
+@dataclass
+class StoreWriter:
+    """All key-space writes of one apply batch, inside the batch's LMDB write transaction."""
+
+    store: KVStore
+    txn: lmdb.Transaction
+    index: BatchIndex = field(init=False)
+    rev: int = field(init=False)
+    compact_rev: int = field(init=False)
+    changes: list[Change] = field(default_factory=list)
+    compactions: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.index = BatchIndex(self.store.index)
+        self.rev = self.store.current_rev
+        self.compact_rev = self.store.compact_rev
+
+    def begin(self) -> TxnWrite:
+        """One etcd write transaction: all its changes share one main revision."""
+        return TxnWrite(self)
+
+    def compact(self, at_rev: int) -> int:
+        """Compact history before ``at_rev``; returns the current revision (etcd's header)."""
+        if at_rev <= self.compact_rev:
+            raise errors.ErrCompacted()
+        if at_rev > self.rev:
+            raise errors.ErrFutureRev()
+        keep: set[Revision] = set()
+        for key in self.index.keys_in_range(b"", b""):
+            ki = self.index.get(key)
+            if ki is not None:
+                ki.copy().compact(at_rev, keep)
+        db = self.store.db
+        cursor = self.txn.cursor(db=db)
+        if cursor.first():
+            while True:
+                rev, _ = decode_revision(bytes(cursor.key()))
+                if rev.main > at_rev:
+                    break
+                if rev not in keep:
+                    if not cursor.delete():
+                        break
+                    continue
+                if not cursor.next():
+                    break
+        self.compact_rev = at_rev
+        self.compactions.append(at_rev)
+        self.txn.put(_META_COMPACT_REV, _I64.pack(at_rev), db=self.store.meta)
+        return self.rev
+
+    def finish(self) -> None:
+        self.txn.put(_META_CURRENT_REV, _I64.pack(self.rev), db=self.store.meta)
+
+
+class TxnWrite:
+    """Reads and writes of one etcd txn; reads see the txn's own earlier writes."""
+
+    def __init__(self, writer: StoreWriter) -> None:
+        self.w = writer
+        self.begin_rev = writer.rev
+        self.changes: list[Change] = []
+
+    @property
+    def write_rev(self) -> int:
+        return self.begin_rev + 1
+
+    def read_rev(self) -> int:
+        return self.begin_rev + 1 if self.changes else self.begin_rev
+
+    def first_rev(self) -> int:
+        return self.w.compact_rev
+
+    def range(self, key: bytes, end: bytes | None, rev: int = 0, limit: int = 0,
+              count_only: bool = False) -> RangeResult:
+        current = self.read_rev()
+        if rev > current:
+            raise errors.ErrFutureRev()
+        at = current if rev <= 0 else rev
+        if rev > 0 and rev < self.w.compact_rev:
+            raise errors.ErrCompacted()
+        kvs, count = _read_range(self.w.index, self.w.txn, self.w.store.db, key, end, at, limit, count_only)
+        return RangeResult(kvs, count, current)
+
+    def put(self, key: bytes, value: bytes, lease: int) -> int:
+        rev = Revision(self.write_rev, len(self.changes))
+        ki = self.w.index.for_update(key)
+        g = ki.current()
+        if g.revs and g.created is not None:
+            created, version = g.created.main, g.ver + 1
+        else:
+            created, version = rev.main, 1
+        kv = kv_pb2.KeyValue(key=key, value=value, create_revision=created, mod_revision=rev.main,
+                             version=version, lease=lease).SerializeToString()
+        self.w.txn.put(encode_revision(rev.main, rev.sub), kv, db=self.w.store.db)
+        prev_lease = ki.lease
+        ki.put(rev)
+        ki.lease = lease
+        self.changes.append(Change(PUT, key, rev.main, kv, lease, prev_lease))
+        return rev.main
+
+    def delete_range(self, key: bytes, end: bytes | None) -> tuple[int, int]:
+        """Delete live keys in range; returns (number deleted, header revision)."""
+        at = self.read_rev()
+        doomed = []
+        for k in self.w.index.keys_in_range(key, end):
+            ki = self.w.index.get(k)
+            if ki is not None and ki.get(at) is not None:
+                doomed.append(k)
+        for k in doomed:
+            self._delete(k)
+        if doomed or self.changes:
+            return len(doomed), self.write_rev
+        return 0, self.begin_rev
+
+    def _delete(self, key: bytes) -> None:
+        rev = Revision(self.write_rev, len(self.changes))
+        kv = kv_pb2.KeyValue(key=key).SerializeToString()
+        self.w.txn.put(encode_revision(rev.main, rev.sub, tombstone=True), kv, db=self.w.store.db)
+        ki = self.w.index.for_update(key)
+        prev_lease = ki.lease
+        ki.tombstone(rev)
+        event_kv = kv_pb2.KeyValue(key=key, mod_revision=rev.main).SerializeToString()
+        self.changes.append(Change(DELETE, key, rev.main, event_kv, 0, prev_lease))
+
+    def end(self) -> list[Change]:
+        """Close the txn: it used a revision only if it changed something."""
+        if self.changes:
+            self.w.rev = self.write_rev
+            self.w.changes.extend(self.changes)
+        return self.changes

@@ -1,0 +1,1 @@
+"""Thin gRPC adapters for etcd's services: validate, call the server, map errors."""

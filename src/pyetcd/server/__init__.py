@@ -1,0 +1,1 @@
+"""EtcdServer: the node loop, propose-and-wait, reads, apply of committed entries."""

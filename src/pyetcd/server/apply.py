@@ -1,0 +1,110 @@
+"""Apply committed proposals to the state machine: the key space, leases, alarms.
+
+Runs on the apply thread, inside the batch's LMDB write transaction. Every member applies the
+same entries in the same order and gets the same result: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pyetcd import errors
+from pyetcd.api import internal_pb2, rpc_pb2
+
+from . import kvops
+from .batch import ApplyBatch
+
+
+class LeaseApplier(Protocol):
+    """What the applier needs from the lessor (``pyetcd.lease``)."""
+
+    def exists(self, batch: ApplyBatch, lease_id: int) -> bool: ...
+
+    def grant(self, batch: ApplyBatch, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse: ...
+
+    def revoke(self, batch: ApplyBatch, r: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse: ...
+
+    def checkpoint(self, batch: ApplyBatch, r: rpc_pb2.LeaseCheckpointRequest) -> rpc_pb2.LeaseCheckpointResponse: ...
+
+
+class NoLeases:
+    """The lessor of a server without lease support: every lease id is unknown, as in etcd
+    when no lease was granted."""
+
+    def exists(self, batch: ApplyBatch, lease_id: int) -> bool:
+        return False
+
+    def grant(self, batch: ApplyBatch, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
+        raise errors.ErrNotCapable()
+
+    def revoke(self, batch: ApplyBatch, r: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse:
+        raise errors.ErrLeaseNotFound()
+
+    def checkpoint(self, batch: ApplyBatch, r: rpc_pb2.LeaseCheckpointRequest) -> rpc_pb2.LeaseCheckpointResponse:
+        return rpc_pb2.LeaseCheckpointResponse()
+
+
+class Applier:
+    """Dispatches each InternalRequest to the subsystem that applies it."""
+
+    def __init__(self, lessor: LeaseApplier | None = None) -> None:
+        self.lessor: LeaseApplier = lessor or NoLeases()
+        self.extra: dict[str, Any] = {}  # request kind -> callable(batch, request), for other subsystems
+
+    def register(self, kind: str, handler: Any) -> None:
+        """Let a subsystem (auth, alarms, membership) apply its own request kind."""
+        self.extra[kind] = handler
+
+    def apply(self, batch: ApplyBatch, req: internal_pb2.InternalRequest) -> Any:
+        kind = req.WhichOneof("request")
+        if kind == "put":
+            return self.put(batch, req.put)
+        if kind == "delete_range":
+            return self.delete_range(batch, req.delete_range)
+        if kind == "txn":
+            return self.txn(batch, req.txn)
+        if kind == "compaction":
+            return self.compaction(batch, req.compaction)
+        if kind == "lease_grant":
+            return self.lessor.grant(batch, req.lease_grant)
+        if kind == "lease_revoke":
+            return self.lessor.revoke(batch, req.lease_revoke)
+        if kind == "lease_checkpoint":
+            return self.lessor.checkpoint(batch, req.lease_checkpoint)
+        handler = self.extra.get(kind or "")
+        if handler is None:
+            raise errors.ErrNotCapable(f"etcdserver: request {kind} is not supported")
+        return handler(batch, getattr(req, kind or ""))
+
+    def put(self, batch: ApplyBatch, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
+        if p.lease and not self.lessor.exists(batch, p.lease):
+            raise errors.ErrLeaseNotFound()
+        txn = batch.kv.begin()
+        try:
+            return kvops.execute_put(txn, p)
+        finally:
+            txn.end()
+
+    def delete_range(self, batch: ApplyBatch, d: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
+        txn = batch.kv.begin()
+        try:
+            return kvops.execute_delete(txn, d)
+        finally:
+            txn.end()
+
+    def txn(self, batch: ApplyBatch, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        txn = batch.kv.begin()
+        try:
+            path = kvops.compare_path(txn, t)
+            kvops.check_txn(txn, t, path, lambda lease: self.lessor.exists(batch, lease))
+            resp = rpc_pb2.TxnResponse()
+            kvops.execute_txn_ops(txn, t, path, resp)
+            resp.header.revision = txn.read_rev()
+            return resp
+        finally:
+            txn.end()
+
+    def compaction(self, batch: ApplyBatch, c: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
+        resp = rpc_pb2.CompactionResponse()
+        resp.header.revision = batch.kv.compact(c.revision)
+        return resp

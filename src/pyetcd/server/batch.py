@@ -1,0 +1,44 @@
+"""One apply batch: everything a node-loop turn writes, in one LMDB transaction.
+
+The apply thread fills the batch; nothing shared with readers changes until the transaction
+is committed (durable). Then, on the event loop, ``publish`` runs the batch's publish hooks in
+order: the key index, leases, watchers. Subsystems whose apply-time checks need state touched
+earlier in the same batch read it back from ``txn`` (LMDB shows a transaction its own writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import lmdb
+
+from pyetcd.mvcc.store import Change, StoreWriter
+
+
+@dataclass
+class AppliedResult:
+    """The outcome of one applied proposal, for the client waiting on it."""
+
+    request_id: int
+    response: Any = None
+    error: Exception | None = None
+
+
+@dataclass
+class ApplyBatch:
+    txn: lmdb.Transaction
+    kv: StoreWriter
+    results: list[AppliedResult] = field(default_factory=list)
+    publish_hooks: list[Callable[[], None]] = field(default_factory=list)
+    applied_index: int = 0
+    applied_term: int = 0
+
+    def on_publish(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` on the event loop once this batch is durable."""
+        self.publish_hooks.append(hook)
+
+    @property
+    def changes(self) -> list[Change]:
+        return self.kv.changes

@@ -1,0 +1,59 @@
+"""The server's configuration: etcd's settings with etcd's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TLSInfo:
+    cert_file: str = ""
+    key_file: str = ""
+    trusted_ca_file: str = ""
+    client_cert_auth: bool = False
+    auto_tls: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.cert_file or self.key_file or self.auto_tls)
+
+
+@dataclass
+class ServerConfig:
+    name: str = "default"
+    data_dir: Path = Path("default.etcd")
+    listen_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379"])
+    advertise_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379"])
+    listen_peer_urls: list[str] = field(default_factory=lambda: ["http://localhost:2380"])
+    initial_advertise_peer_urls: list[str] = field(default_factory=lambda: ["http://localhost:2380"])
+    initial_cluster: str = ""
+    initial_cluster_state: str = "new"
+    initial_cluster_token: str = "etcd-cluster"
+    client_tls: TLSInfo = field(default_factory=TLSInfo)
+    peer_tls: TLSInfo = field(default_factory=TLSInfo)
+    max_txn_ops: int = 128
+    max_request_bytes: int = 1536 * 1024
+    quota_backend_bytes: int = 0  # 0 = etcd's default, 2 GiB
+    heartbeat_interval_ms: int = 100
+    election_timeout_ms: int = 1000
+    snapshot_count: int = 100_000
+    listen_metrics_urls: list[str] = field(default_factory=list)
+    auto_compaction_retention: str = "0"
+    auto_compaction_mode: str = "periodic"
+    log_level: str = "info"
+
+    @property
+    def request_timeout(self) -> float:
+        """etcd's: 5 s plus two election timeouts."""
+        return 5.0 + 2 * self.election_timeout_ms / 1000.0
+
+    def initial_members(self) -> dict[str, list[str]]:
+        """--initial-cluster as name -> peer URLs (this member alone when not given)."""
+        if not self.initial_cluster:
+            return {self.name: list(self.initial_advertise_peer_urls)}
+        members: dict[str, list[str]] = {}
+        for part in self.initial_cluster.split(","):
+            name, _, url = part.partition("=")
+            members.setdefault(name.strip(), []).append(url.strip())
+        return members

@@ -1,0 +1,344 @@
+"""EtcdServer: one member. Proposals go propose -> raft -> persist -> apply, reads are served
+from the MVCC store (after a ReadIndex round when linearizable).
+
+The node loop is an asyncio task. Each turn it feeds the raft core (ticks, proposals, read
+requests), then handles every Ready: the persist and the apply of committed entries happen
+in ONE LMDB write transaction on the apply thread (one fsync for everything ready: group
+commit); once durable, the batch is published on the event loop (index, leases, watchers),
+waiting clients are answered, and the core is told with ``advance``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import struct
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pyetcd import ETCD_API_VERSION, errors
+from pyetcd.api import internal_pb2, rpc_pb2
+from pyetcd.mvcc import KVStore
+from pyetcd.mvcc.store import Change
+from pyetcd.raft import (
+    Config,
+    ConfState,
+    EntryType,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    StateType,
+)
+from pyetcd.storage.backend import DEFAULT_QUOTA, META, Backend
+from pyetcd.storage.raftlog import RaftLog
+
+from . import kvops
+from .apply import Applier
+from .batch import AppliedResult, ApplyBatch
+from .config import ServerConfig
+from .membership import Membership, member_id
+
+log = logging.getLogger("pyetcd.server")
+
+_U64 = struct.Struct(">Q")
+_META_APPLIED = b"consistent_index"
+_META_APPLIED_TERM = b"term"
+# Keep this many applied entries in the raft log (etcd's SnapshotCatchUpEntries).
+_LOG_KEEP = 5000
+
+
+@dataclass
+class StatusInfo:
+    leader: int
+    raft_index: int
+    raft_term: int
+    applied_index: int
+
+
+class EtcdServer:
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.backend = Backend(cfg.data_dir / "member" / "snap", cfg.quota_backend_bytes or DEFAULT_QUOTA)
+        self.kv = KVStore(self.backend)
+        self.raftlog = RaftLog(self.backend)
+        self.raftlog.load()
+        self.members = Membership(self.backend)
+        self.applier = Applier()
+        self.applier.register("member_attributes", self.members.apply_attributes)
+        initial = cfg.initial_members()
+        self.id = member_id(initial.get(cfg.name, cfg.initial_advertise_peer_urls), cfg.initial_cluster_token)
+        if self.raftlog.is_new:
+            self._bootstrap(initial)
+        self.conf_state = self.raftlog.snapshot().metadata.conf_state
+        self.applied_index, self.applied_term = self._load_applied()
+        self.node = RawNode(Config(id=self.id, storage=self.raftlog,
+                                   election_tick=max(2, cfg.election_timeout_ms // cfg.heartbeat_interval_ms),
+                                   heartbeat_tick=1, applied=self.applied_index))
+        self.term = self.raftlog.hard_state.term
+        self.leader = 0
+        self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
+        self._ids = itertools.count((time.time_ns() >> 16) << 16)
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._proposals: list[tuple[int, bytes]] = []
+        self._reads: list[asyncio.Future[None]] = []
+        self._read_waiting: dict[bytes, tuple[int, list[asyncio.Future[None]]]] = {}
+        self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._read_seq = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.change_listeners: list[Callable[[list[Change]], None]] = []
+        self.leader_listeners: list[Callable[[bool], None]] = []
+        self.ready_event = asyncio.Event()
+
+    # ---- bootstrap and recovery ---------------------------------------------------------
+    def _bootstrap(self, initial: dict[str, list[str]]) -> None:
+        txn = self.backend.begin_write()
+        try:
+            self.members.bootstrap(txn, initial, self.cfg.initial_cluster_token)
+            self.raftlog.bootstrap(txn, ConfState(voters=tuple(sorted(self.members.members))))
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+
+    def _load_applied(self) -> tuple[int, int]:
+        meta = self.backend.db(META)
+        with self.backend.read() as txn:
+            raw = txn.get(_META_APPLIED, db=meta)
+            raw_term = txn.get(_META_APPLIED_TERM, db=meta)
+        index = _U64.unpack(bytes(raw))[0] if raw is not None else 0
+        term = _U64.unpack(bytes(raw_term))[0] if raw_term is not None else 0
+        return max(index, self.raftlog.snapshot().metadata.index), term
+
+    @property
+    def cluster_id(self) -> int:
+        return self.members.cluster_id
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="raft-node-loop")
+        if self.conf_state.voters == (self.id,):
+            self.node.campaign()
+            self._wake.set()
+        await self.ready_event.wait()
+        asyncio.create_task(self._publish_attributes())
+
+    async def _publish_attributes(self) -> None:
+        attrs = internal_pb2.MemberAttributes(ID=self.id, name=self.cfg.name,
+                                              client_urls=self.cfg.advertise_client_urls)
+        try:
+            await self.propose(internal_pb2.InternalRequest(member_attributes=attrs))
+            log.info("published local member to cluster through raft")
+        except errors.EtcdError as e:
+            log.warning("failed to publish member attributes: %s", e)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        for fut in list(self._waiters.values()) + self._reads:
+            if not fut.done():
+                fut.set_exception(errors.ErrStopped())
+        self._apply_thread.shutdown(wait=True)
+        self.backend.close()
+
+    # ---- client-facing -------------------------------------------------------------------
+    def header(self, revision: int | None = None) -> rpc_pb2.ResponseHeader:
+        return rpc_pb2.ResponseHeader(cluster_id=self.cluster_id, member_id=self.id, raft_term=self.term,
+                                      revision=self.kv.current_rev if revision is None else revision)
+
+    async def propose(self, req: internal_pb2.InternalRequest) -> Any:
+        """Replicate ``req`` and wait until it is applied; returns its response or raises its error."""
+        if self._stopped:
+            raise errors.ErrStopped()
+        rid = next(self._ids)
+        req.header.ID = rid
+        data = req.SerializeToString()
+        if len(data) > self.cfg.max_request_bytes:
+            raise errors.ErrRequestTooLarge()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = fut
+        self._proposals.append((rid, data))
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(fut, self.cfg.request_timeout)
+        except TimeoutError:
+            raise errors.ErrTimeout() from None
+        finally:
+            self._waiters.pop(rid, None)
+
+    async def linearizable_read(self) -> None:
+        """Wait until this member has applied everything committed when the read began (ReadIndex)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reads.append(fut)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(fut, self.cfg.request_timeout)
+        except TimeoutError:
+            raise errors.ErrTimeout() from None
+
+    def range(self, r: rpc_pb2.RangeRequest) -> kvops.RangeReply:
+        return kvops.execute_range(self.kv, r)
+
+    def txn_read_only(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        path = kvops.compare_path(self.kv, t)
+        kvops.check_txn(self.kv, t, path, None)
+        resp = rpc_pb2.TxnResponse()
+        kvops.execute_txn_ops(self.kv, t, path, resp)
+        resp.header.revision = self.kv.current_rev
+        return resp
+
+    def status(self) -> StatusInfo:
+        st = self.node.status()
+        return StatusInfo(leader=self.leader, raft_index=st.hard_state.commit, raft_term=st.hard_state.term,
+                          applied_index=self.applied_index)
+
+    @property
+    def version(self) -> str:
+        return ETCD_API_VERSION
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader == self.id
+
+    # ---- the node loop -------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = self.cfg.heartbeat_interval_ms / 1000.0
+        next_tick = loop.time() + tick
+        while not self._stopped:
+            timeout = max(0.0, next_tick - loop.time())
+            if not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            now = loop.time()
+            while now >= next_tick:
+                self.node.tick()
+                next_tick += tick
+            self._feed_proposals()
+            self._feed_reads()
+            while self.node.has_ready() and not self._stopped:
+                await self._handle_ready(self.node.ready())
+
+    def _feed_proposals(self) -> None:
+        props, self._proposals = self._proposals, []
+        for rid, data in props:
+            try:
+                self.node.propose(data)
+            except ProposalDroppedError:
+                fut = self._waiters.get(rid)
+                if fut is not None and not fut.done():
+                    fut.set_exception(errors.ErrNoLeader())
+
+    def _feed_reads(self) -> None:
+        if not self._reads:
+            return
+        reads, self._reads = self._reads, []
+        ctx = _U64.pack(next(self._read_seq))
+        self._read_waiting[ctx] = (0, reads)
+        self.node.read_index(ctx)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        loop = asyncio.get_running_loop()
+        batch = await loop.run_in_executor(self._apply_thread, self._persist_and_apply, rd)
+        self._publish(rd, batch)
+        # (messages to peers would be sent here, after the persist above)
+        self.node.advance(rd)
+        self._after_apply(rd)
+
+    def _persist_and_apply(self, rd: Ready) -> ApplyBatch:
+        """Apply thread: persist the Ready and apply its committed entries, one durable commit."""
+        txn = self.backend.begin_write()
+        try:
+            batch = ApplyBatch(txn=txn, kv=self.kv.writer(txn))
+            self.raftlog.persist(txn, rd.entries, rd.hard_state,
+                                 rd.snapshot.metadata if rd.snapshot is not None else None)
+            for entry in rd.committed_entries:
+                if entry.index <= self.applied_index:
+                    continue
+                if entry.type == EntryType.NORMAL and entry.data:
+                    self._apply_entry(batch, entry.data)
+                batch.applied_index, batch.applied_term = entry.index, entry.term
+            if batch.applied_index:
+                meta = self.backend.db(META)
+                txn.put(_META_APPLIED, _U64.pack(batch.applied_index), db=meta)
+                txn.put(_META_APPLIED_TERM, _U64.pack(batch.applied_term), db=meta)
+                self._maybe_compact_log(batch)
+            batch.kv.finish()
+            txn.commit()
+            return batch
+        except BaseException:
+            txn.abort()
+            raise
+
+    def _apply_entry(self, batch: ApplyBatch, data: bytes) -> None:
+        req = internal_pb2.InternalRequest.FromString(data)
+        result = AppliedResult(req.header.ID)
+        try:
+            result.response = self.applier.apply(batch, req)
+        except errors.EtcdError as e:
+            result.error = e
+        batch.results.append(result)
+
+    def _maybe_compact_log(self, batch: ApplyBatch) -> None:
+        first = self.raftlog.first_index()
+        if batch.applied_index - first < 2 * _LOG_KEEP:
+            return
+        index = batch.applied_index - _LOG_KEEP
+        term = self.raftlog.term(index)
+        self.raftlog.persist_compaction(batch.txn, index, term, self.conf_state)
+        batch.on_publish(lambda: self.raftlog.publish_compaction(index, self.conf_state))
+
+    def _publish(self, rd: Ready, batch: ApplyBatch) -> None:
+        """Event loop, after the commit: make the batch visible and answer its clients."""
+        self.raftlog.publish(rd.entries, rd.hard_state)
+        self.kv.publish(batch.kv)
+        for hook in batch.publish_hooks:
+            hook()
+        if batch.applied_index:
+            self.applied_index = batch.applied_index
+        if rd.hard_state is not None:
+            self.term = rd.hard_state.term
+        if rd.soft_state is not None:
+            was_leader = self.is_leader
+            self.leader = rd.soft_state.lead
+            if rd.soft_state.raft_state == StateType.LEADER or self.leader:
+                self.ready_event.set()
+            if was_leader != self.is_leader:
+                for listener in self.leader_listeners:
+                    listener(self.is_leader)
+        if batch.changes:
+            for listen in self.change_listeners:
+                listen(batch.changes)
+        for res in batch.results:
+            fut = self._waiters.get(res.request_id)
+            if fut is None or fut.done():
+                continue
+            if res.error is not None:
+                fut.set_exception(res.error)
+            else:
+                fut.set_result(res.response)
+
+    def _after_apply(self, rd: Ready) -> None:
+        for rs in rd.read_states:
+            waiting = self._read_waiting.pop(rs.request_ctx, None)
+            if waiting is not None:
+                self._applied_waiters.extend((rs.index, f) for f in waiting[1])
+        if self._applied_waiters:
+            still = []
+            for index, fut in self._applied_waiters:
+                if fut.done():
+                    continue
+                if index <= self.applied_index:
+                    fut.set_result(None)
+                else:
+                    still.append((index, fut))
+            self._applied_waiters = still

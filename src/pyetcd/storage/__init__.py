@@ -1,0 +1,1 @@
+"""Durable storage: the LMDB environment, the raft log and hard state."""
