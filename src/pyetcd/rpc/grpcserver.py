@@ -11,10 +11,8 @@ from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
 from pyetcd.server.config import TLSInfo
 from pyetcd.server.server import EtcdServer
 
-from .cluster import ClusterService
-from .kv import KVService
-from .maintenance import MaintenanceService
 from .service import generic_handler
+from .services import client_services
 
 # etcd lets a request exceed --max-request-bytes by this much at the gRPC layer, so that an
 # oversized request reaches the server and gets etcd's own "request is too large".
@@ -57,10 +55,7 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
-    services: list[tuple[str, object]] = [
-        ("KV", KVService(s)), ("Maintenance", MaintenanceService(s)), ("Cluster", ClusterService(s)),
-        *(extra_services or []),
-    ]
+    services = [*client_services(s), *(extra_services or [])]
     descriptors = {**rpc_pb2.DESCRIPTOR.services_by_name, **v3lock_pb2.DESCRIPTOR.services_by_name,
                    **v3election_pb2.DESCRIPTOR.services_by_name}
     server.add_generic_rpc_handlers([generic_handler(descriptors[name], impl) for name, impl in services])

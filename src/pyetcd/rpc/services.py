@@ -1,0 +1,18 @@
+"""The list of client-facing services a member serves: one line per service."""
+
+from __future__ import annotations
+
+from pyetcd.server.server import EtcdServer
+
+from .cluster import ClusterService
+from .kv import KVService
+from .maintenance import MaintenanceService
+
+
+def client_services(s: EtcdServer) -> list[tuple[str, object]]:
+    """(service name as in the .proto, servicer) pairs."""
+    return [
+        ("KV", KVService(s)),
+        ("Maintenance", MaintenanceService(s)),
+        ("Cluster", ClusterService(s)),
+    ]
