@@ -13,6 +13,7 @@ from support.member import (
     MemberStartError,
     pyetcd_command,
     pyetcd_unavailable_reason,
+    start_cluster,
     start_member,
     start_pyetcd,
     start_real_etcd,
@@ -23,6 +24,6 @@ from support.tls import CertPaths, ClientTLS
 
 __all__ = [
     "ETCDCTL_BIN", "ETCD_BIN", "CertPaths", "ClientTLS", "EtcdctlError", "Member", "MemberStartError",
-    "etcdctl", "free_port", "grpc_channel", "pyetcd_command", "pyetcd_unavailable_reason", "start_member",
+    "etcdctl", "free_port", "grpc_channel", "pyetcd_command", "pyetcd_unavailable_reason", "start_cluster", "start_member",
     "start_pyetcd", "start_real_etcd", "stop_all",
 ]

@@ -122,6 +122,16 @@ class Member:
 
     def start(self, timeout: float = 30.0) -> Member:
         """Spawn the process and wait until it serves a linearizable Range over mTLS."""
+        self.spawn()
+        try:
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting (cluster members must all be up to elect a leader)."""
         if self.running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -136,14 +146,9 @@ class Member:
                 raise MemberStartError(f"cannot start {self.kind}: {e}; `make deps` installs etcd, "
                                        "`make install` installs pyetcd") from e
         _LIVE.add(self)
-        try:
-            self._wait_healthy(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Poll a linearizable Range until it succeeds; MemberStartError (with log tail) if it never does."""
         deadline = time.monotonic() + timeout
         last = "no attempt yet"
         with grpc_channel_for(self.grpc_target, self.client_tls()) as ch:
@@ -184,6 +189,7 @@ class Member:
             return None
         if self.proc.poll() is None:
             self._signal(signal.SIGTERM)
+            self._signal(signal.SIGCONT)  # a paused member must run to act on SIGTERM
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -224,28 +230,58 @@ def grpc_channel_for(target: str, tls: ClientTLS, *, options: list[tuple[str, in
     return grpc.secure_channel(target, creds, options=opts + (options or []))
 
 
+def _launch(members: list[Member], timeout: float) -> bool:
+    """Spawn all, wait for all; False (all stopped, data dirs cleared) if a port was taken meanwhile."""
+    try:
+        for m in members:
+            m.spawn()
+        for m in members:
+            m.wait_healthy(timeout)
+        return True
+    except BaseException as e:
+        for m in members:
+            m.stop()
+        clash = [m for m in members if "address already in use" in m.log_tail(200)]
+        if isinstance(e, MemberStartError) and clash:
+            for m in members:
+                shutil.rmtree(m.data_dir, ignore_errors=True)
+                m.log_path.rename(m.log_path.with_suffix(f".port-clash-{uuid.uuid4().hex[:6]}.log"))
+            return False
+        raise
+
+
+def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple[str, ...] | list[str],
+           client_cert_auth: bool, timeout: float) -> list[Member]:
+    """Start one cluster with a member per (name, dir); new ports and a retry after a port clash."""
+    if kind not in ("etcd", "pyetcd"):
+        raise ValueError(f"unknown member kind {kind!r}")
+    for _ in range(3):
+        token = f"pyetcd-test-{uuid.uuid4().hex[:12]}"
+        members = [Member(kind=kind, name=n, base_dir=Path(d), client_port=free_port(), peer_port=free_port(),
+                          certs=certs, extra_args=tuple(extra_args), client_cert_auth=client_cert_auth,
+                          cluster_token=token) for n, d in dirs.items()]
+        if len(members) > 1:
+            initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
+            for m in members:
+                m.initial_cluster = initial
+        if _launch(members, timeout):
+            return members
+    raise MemberStartError(f"could not find free ports for {list(dirs)} after 3 attempts")
+
+
+def start_cluster(kind: str, base_dir: Path, certs: CertPaths, *, size: int = 3,
+                  extra_args: tuple[str, ...] | list[str] = (), client_cert_auth: bool = True,
+                  timeout: float = 60.0) -> list[Member]:
+    """A size-member cluster of kind "etcd" or "pyetcd" (peer mTLS), members m0.. in base_dir/<name>."""
+    dirs = {f"m{i}": Path(base_dir) / f"m{i}" for i in range(size)}
+    return _start(kind, dirs, certs, extra_args, client_cert_auth, timeout)
+
+
 def start_member(kind: str, base_dir: Path, certs: CertPaths, *, name: str = "m0",
                  extra_args: tuple[str, ...] | list[str] = (), client_cert_auth: bool = True,
                  timeout: float = 30.0) -> Member:
-    """Start a single-member cluster of kind "etcd" or "pyetcd" from an empty data dir under base_dir.
-
-    Retries with new ports when another process took a port between allocation and bind.
-    """
-    if kind not in ("etcd", "pyetcd"):
-        raise ValueError(f"unknown member kind {kind!r}")
-    for attempt in range(3):
-        m = Member(kind=kind, name=name, base_dir=Path(base_dir), client_port=free_port(),
-                   peer_port=free_port(), certs=certs, extra_args=tuple(extra_args),
-                   client_cert_auth=client_cert_auth)
-        try:
-            return m.start(timeout)
-        except MemberStartError:
-            if attempt < 2 and "address already in use" in m.log_tail(200):
-                shutil.rmtree(m.data_dir, ignore_errors=True)
-                m.log_path.rename(m.log_path.with_suffix(f".port-clash-{attempt}.log"))
-                continue
-            raise
-    raise AssertionError("unreachable")
+    """A single-member cluster of kind "etcd" or "pyetcd" from an empty data dir in base_dir."""
+    return _start(kind, {name: Path(base_dir)}, certs, extra_args, client_cert_auth, timeout)[0]
 
 
 def start_real_etcd(base_dir: Path, certs: CertPaths, **kw: object) -> Member:
