@@ -8,6 +8,7 @@ field (protobuf equality) after clearing what may legitimately differ between tw
 Seeds: a fixed one plus one fresh random seed per run (shown in the test id and on failure).
 Replay with ``DIFF_SEED=<seed>[,<seed>...]``; ``DIFF_OPS`` sets the length (default 1200).
 ``DIFF_TARGET=real`` compares real etcd with a second real etcd, which proves the harness itself.
+``DIFF_LEASES=0`` leaves leases out (no lease ops, no leases on puts) for a server without a lessor.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from support.kvgen import LEASE_TTL, LEASES, MAX_REQUEST_BYTES, MAX_TXN_OPS, Gen
 FIXED_SEED = 20260427
 TARGET = os.environ.get("DIFF_TARGET", "pyetcd")
 N_OPS = int(os.environ.get("DIFF_OPS", "1200"))
+LEASES_ON = os.environ.get("DIFF_LEASES", "1") != "0"
 LIMIT_ARGS = ("--max-txn-ops", str(MAX_TXN_OPS), "--max-request-bytes", str(MAX_REQUEST_BYTES))
 
 
@@ -112,6 +114,8 @@ def _normalize(op: Op, r: Result) -> Result:
 
 def _setup_ops() -> list[Op]:
     """Leases with fixed IDs (etcd picks random IDs otherwise), so Put/Compare by lease can match."""
+    if not LEASES_ON:
+        return []
     return [Op("Lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(ID=i, TTL=LEASE_TTL)) for i in LEASES]
 
 
@@ -122,7 +126,7 @@ def _final_ops() -> list[Op]:
 
 def run_differential(ref: Client, target: Client, seed: int, n_ops: int) -> dict[str, int]:
     """Send the seeded sequence to both; fail on the first mismatch. Returns outcome counts."""
-    gen = Generator(seed)
+    gen = Generator(seed, leases=LEASES_ON)
     history: list[str] = []
     stats: dict[str, int] = {}
     # lazily: each op is generated after the previous response was observed
@@ -138,7 +142,7 @@ def run_differential(ref: Client, target: Client, seed: int, n_ops: int) -> dict
                 f"request:   {text_format.MessageToString(op.request, as_one_line=True)[:2000]}\n"
                 f"etcd:      {_fmt(a)[:3000]}\n{TARGET:<10} {_fmt(b)[:3000]}\n"
                 f"last ops:\n  {recent}\n"
-                f"replay: DIFF_SEED={seed} DIFF_OPS={n_ops} DIFF_TARGET={TARGET} "
+                f"replay: DIFF_SEED={seed} DIFF_OPS={n_ops} DIFF_TARGET={TARGET} DIFF_LEASES={int(LEASES_ON)} "
                 f".venv/bin/pytest tests/test_diff_kv.py -x", pytrace=False)
         gen.observe(op.method, op.request, a[1] if a[0] == "ok" else None)  # type: ignore[arg-type]
         outcome = f"{op.method}:{a[1][0] if a[0] == 'error' else 'ok'}"

@@ -51,6 +51,7 @@ class Op:
 @dataclass
 class Generator:
     seed: int
+    leases: bool = True  # False: no lease ops and no leases on puts (for servers without a lessor yet)
     rev: int = 1
     compact_rev: int = 0
     rng: random.Random = field(init=False)
@@ -123,9 +124,9 @@ class Generator:
         if not in_txn and self._p(0.03):
             req.key = b""
         x = self.rng.random()
-        if x < 0.2:
+        if x < 0.2 and self.leases:
             req.lease = self.rng.choice(LEASES)
-        elif x < 0.23:
+        elif x < 0.23 and self.leases:
             req.lease = MISSING_LEASE
         bad = 0.1 if in_txn else 0.2  # fewer doomed txns: one bad put fails the whole txn
         if self._p(0.1):
@@ -134,7 +135,7 @@ class Generator:
                 req.value = b""  # else: "value is provided"
         if self._p(0.1):
             req.ignore_lease = True
-            if not self._p(bad):
+            if not self._p(bad) or not self.leases:
                 req.lease = 0  # else: "lease is provided"
         if self._p(0.01):
             req.value = b"v" * (MAX_REQUEST_BYTES + 4096)  # "request is too large"
@@ -224,7 +225,7 @@ class Generator:
             return Op("KV", "DeleteRange", self.delete_req())
         if x < 0.90:
             return Op("KV", "Txn", self.txn_req())
-        if x < 0.93:
+        if x < 0.93 or not self.leases:
             return Op("KV", "Compact", self.compact_req())
         if x < 0.965:
             return Op("Lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(ID=self.rng.choice(LEASES), TTL=LEASE_TTL))
