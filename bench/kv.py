@@ -114,8 +114,9 @@ def _fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return "-" if not a or not b else f"{a / b:.2f}"
+def _ratio(a: Result | None, b: Result | None, field: str) -> str:
+    x, y = (getattr(r, field) if r and not r.failure else None for r in (a, b))
+    return "-" if not x or not y else f"{x / y:.2f}"
 
 
 def print_table(results: dict[str, dict[str, Result]]) -> None:
@@ -136,8 +137,7 @@ def print_table(results: dict[str, dict[str, Result]]) -> None:
                 row += f"{_fmt(r.requests_per_sec, ',.0f'):>15}{_fmt(r.p99_ms, '.2f'):>15}"
         if both:
             p, e = results["pyetcd"].get(sc.name), results["real"].get(sc.name)
-            row += f"{_ratio(p and p.requests_per_sec, e and e.requests_per_sec):>15}"
-            row += f"{_ratio(p and p.p99_ms, e and e.p99_ms):>13}"
+            row += f"{_ratio(p, e, 'requests_per_sec'):>15}{_ratio(p, e, 'p99_ms'):>13}"
         print(row)
     for t in targets:
         for name, r in results[t].items():

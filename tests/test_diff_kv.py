@@ -144,8 +144,9 @@ def run_differential(ref: Client, target: Client, seed: int, n_ops: int) -> dict
                 f"last ops:\n  {recent}\n"
                 f"replay: DIFF_SEED={seed} DIFF_OPS={n_ops} DIFF_TARGET={TARGET} DIFF_LEASES={int(LEASES_ON)} "
                 f".venv/bin/pytest tests/test_diff_kv.py -x", pytrace=False)
-        gen.observe(op.method, op.request, a[1] if a[0] == "ok" else None)  # type: ignore[arg-type]
-        outcome = f"{op.method}:{a[1][0] if a[0] == 'error' else 'ok'}"
+        body = a[1]
+        gen.observe(op.method, op.request, body if isinstance(body, Message) else None)
+        outcome = f"{op.method}:{'ok' if isinstance(body, Message) else body[0]}"
         stats[outcome] = stats.get(outcome, 0) + 1
     return stats
 
