@@ -55,9 +55,7 @@ class Inflights:
 
 
 class Progress:
-    def __init__(
-        self, match: int, next_: int, inflights: Inflights, is_learner: bool = False
-    ) -> None:
+    def __init__(self, match: int, next_: int, inflights: Inflights, is_learner: bool = False) -> None:
         self.match = match
         self.next = next_
         self.state = ProgressState.PROBE

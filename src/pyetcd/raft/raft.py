@@ -101,7 +101,9 @@ class Raft:
 
     def _load_state(self, hs: HardState) -> None:
         if hs.commit < self.log.committed or hs.commit > self.log.last_index():
-            raise RaftError(f"commit {hs.commit} out of range [{self.log.committed}, {self.log.last_index()}]")
+            raise RaftError(
+                f"commit {hs.commit} out of range [{self.log.committed}, {self.log.last_index()}]"
+            )
         self.log.committed = hs.commit
         self.term = hs.term
         self.vote = hs.vote
@@ -269,9 +271,10 @@ class Raft:
         if pr is not None:
             pr.become_replicate()
             pr.recent_active = True
-        # No conf change until an entry of this term commits (the single-server-change fix).
-        self.pending_conf_index = self.log.last_index()
         self.append_entry([Entry(0, 0)])
+        # No conf change until this empty entry of our term is applied: with one change at
+        # a time, a leader must commit in its own term first (the single-server-change fix).
+        self.pending_conf_index = self.log.last_index()
 
     def append_entry(self, es: list[Entry]) -> None:
         li = self.log.last_index()
@@ -651,8 +654,8 @@ class Raft:
             self.become_follower(self.term + 1, NONE)
             return False
         cs = meta.conf_state
-        if self.id not in cs.voters and self.id not in cs.learners:
-            return False
+        # A snapshot may predate the change that added us: we then learn our membership
+        # from the log entries after it, as a member bootstrapped empty would.
         if self.log.match_term(meta.index, meta.term):
             # We already have the entries: just fast-forward the commit index.
             self.log.commit_to(meta.index)

@@ -141,6 +141,8 @@ class MemoryStorage:
             ents = ents[first - ents[0].index :]
         offset = ents[0].index - self._ents[0].index
         if offset > len(self._ents):
-            raise UnavailableError(f"missing log entries [last {self.last_index()}, append at {ents[0].index}]")
+            raise UnavailableError(
+                f"missing log entries [last {self.last_index()}, append at {ents[0].index}]"
+            )
         del self._ents[offset:]
         self._ents.extend(ents)

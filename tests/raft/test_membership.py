@@ -1,0 +1,150 @@
+"""Membership changes, one at a time with etcd's rules; learners."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyetcd.raft import ConfChange, ConfChangeType, EntryType, MessageType, StateType
+
+from .cluster import Cluster
+
+ADD, REMOVE, LEARNER = ConfChangeType.ADD_NODE, ConfChangeType.REMOVE_NODE, ConfChangeType.ADD_LEARNER_NODE
+
+
+def change(c: Cluster, lead: int, t: ConfChangeType, node: int) -> None:
+    c.nodes[lead].propose_conf_change(ConfChange(t, node))
+    c.stabilize()
+
+
+def voters(c: Cluster, i: int) -> set[int]:
+    return set(c.raft(i).tracker.voters)
+
+
+def test_conf_change_round_trips_as_entry_data() -> None:
+    cc = ConfChange(LEARNER, 42, b"peer-url")
+    assert ConfChange.decode(cc.encode()) == cc
+    with pytest.raises(ValueError):
+        ConfChange.decode(b"\x00")
+
+
+def test_add_voter_then_it_counts_for_quorum() -> None:
+    c = Cluster([1, 2, 3], spares=[4])
+    c.elect(1)
+    change(c, 1, ADD, 4)
+    c.tick(2)
+    assert all(voters(c, i) == {1, 2, 3, 4} for i in (1, 2, 3, 4))
+    # With 4 voters, the leader plus one is no longer a quorum.
+    c.cut(1, 3)
+    c.cut(1, 4)
+    c.propose(1, b"x")
+    assert b"x" not in c.data(1)
+    c.heal()
+    c.tick(2)
+    assert all(b"x" in c.data(i) for i in (1, 2, 3, 4))
+
+
+def test_learner_receives_log_but_never_votes_or_counts() -> None:
+    c = Cluster([1, 2, 3], spares=[4])
+    c.elect(1)
+    change(c, 1, LEARNER, 4)
+    c.propose(1, b"y")
+    c.tick(2)
+    assert c.data(4) == [b"y"] and c.raft(4).is_learner
+    assert voters(c, 1) == {1, 2, 3} and c.raft(1).tracker.learners == {4}
+    # The learner's acknowledgement does not help commit.
+    c.cut(1, 2)
+    c.cut(1, 3)
+    c.propose(1, b"z")
+    assert b"z" not in c.data(1) and c.raft(4).log.last_index() == c.raft(1).log.last_index()
+    # Nobody asks a learner for a vote, and it never campaigns.
+    c.heal()
+    c.tick(50, ids=[4])
+    assert c.state(4) is StateType.FOLLOWER
+    assert not [m for m in c.sent if m.type in (MessageType.MSG_VOTE, MessageType.MSG_PRE_VOTE) and m.to == 4]
+
+
+def test_promote_learner_to_voter() -> None:
+    c = Cluster([1, 2, 3], learners=[4])
+    c.elect(1)
+    change(c, 1, ADD, 4)
+    c.tick(2)
+    assert not c.raft(4).is_learner and voters(c, 4) == {1, 2, 3, 4}
+    assert c.raft(1).tracker.learners == set()
+    c.crash(1)
+    c.tick(60, ids=[2, 3, 4])
+    assert c.leader() in (2, 3, 4)
+
+
+def test_voter_is_never_demoted_to_learner() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    change(c, 1, LEARNER, 3)
+    assert voters(c, 1) == {1, 2, 3} and c.raft(1).tracker.learners == set()
+
+
+def test_remove_voter_shrinks_quorum() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    change(c, 1, REMOVE, 3)
+    c.crash(3)
+    c.propose(1, b"two-of-two")
+    assert c.data(1) == [b"two-of-two"] and voters(c, 1) == {1, 2}
+
+
+def test_remove_follower_unblocks_commit() -> None:
+    c = Cluster([1, 2, 3, 4])
+    c.elect(1)
+    c.crash(3)
+    c.crash(4)
+    c.nodes[1].propose(b"stuck")
+    change(c, 1, REMOVE, 4)  # cannot commit either: 2 of 4
+    assert c.raft(1).log.committed < c.raft(1).log.last_index()
+    c.restart(4)
+    c.tick(2)
+    assert voters(c, 1) == {1, 2, 3} and b"stuck" in c.data(1)
+
+
+def test_removed_leader_steps_down_and_others_elect() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    change(c, 1, REMOVE, 1)
+    assert c.state(1) is StateType.FOLLOWER and voters(c, 1) == {2, 3}
+    c.tick(60)
+    new = c.leader()
+    assert new in (2, 3)
+    c.propose(new, b"after")
+    assert b"after" in c.data(2) and b"after" in c.data(3)
+    assert c.state(1) is StateType.FOLLOWER  # not a voter: never campaigns
+
+
+def test_only_one_pending_conf_change() -> None:
+    c = Cluster([1, 2, 3], spares=[4, 5])
+    c.elect(1)
+    c.cut(1, 2)
+    c.cut(1, 3)  # nothing commits, so the first change stays pending
+    c.nodes[1].propose_conf_change(ConfChange(ADD, 4))
+    c.nodes[1].propose_conf_change(ConfChange(ADD, 5))
+    ents = c.raft(1).log.slice(2, c.raft(1).log.last_index() + 1)
+    assert [e.type for e in ents] == [EntryType.CONF_CHANGE, EntryType.NORMAL]
+    assert ents[1].data == b""  # the second one was refused (as an empty entry)
+    c.heal()
+    c.tick(3)
+    assert voters(c, 1) == {1, 2, 3, 4}
+
+
+def test_new_leader_waits_for_own_term_entry_before_conf_change() -> None:
+    c = Cluster([1, 2, 3], spares=[4], check_quorum=False)
+    c.elect(1)
+    c.propose(1, b"a")
+    # 2 wins an election, but its own empty entry reaches nobody: it must not change
+    # membership yet, though every entry of earlier terms is applied.
+    c.filters.append(lambda m: not (m.frm == 2 and m.type is MessageType.MSG_APP))
+    c.elect(2)
+    r = c.raft(2)
+    assert r.log.applied == r.log.last_index() - 1 and r.pending_conf_index == r.log.last_index()
+    c.nodes[2].propose_conf_change(ConfChange(ADD, 4))
+    assert r.log.slice(r.log.last_index(), r.log.last_index() + 1)[0].type is EntryType.NORMAL
+    c.heal()
+    c.tick(2)
+    change(c, 2, ADD, 4)
+    assert voters(c, 2) == {1, 2, 3, 4}
