@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,28 @@ def parse_size(value: str) -> int:
     if n < 0:
         raise ValueError("must not be negative")
     return n
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|ms|s|m|h)")
+
+
+def parse_duration(value: str) -> float:
+    """A Go duration (``100ms``, ``5s``, ``1m30s``, ``0``) in seconds."""
+    v = value.strip()
+    sign = -1.0 if v.startswith("-") else 1.0
+    v = v.lstrip("+-")
+    if v == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(v):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if not v or pos != len(v):
+        raise ValueError(f"invalid duration {value!r}")
+    return sign * total
 
 
 @dataclass(frozen=True)
@@ -119,6 +142,8 @@ FLAGS: list[Flag] = [
     _s("auth-token", "simple", "Auth token type: 'simple' or 'jwt,...'.", supported=False),
     Flag("max-concurrent-streams", int, 2**32 - 1, "Maximum concurrent streams per gRPC connection.", supported=False),
     _s("config-file", "", "Path to the server configuration file.", supported=False),
+    Flag("experimental-watch-progress-notify-interval", parse_duration, 600.0,
+         "Duration of periodic watch progress notifications."),
 ]
 
 
@@ -210,4 +235,5 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
         snapshot_count=v["snapshot_count"],
         listen_metrics_urls=v["listen_metrics_urls"],
         log_level="debug" if v["debug"] else v["log_level"],
+        watch_progress_notify_interval=v["experimental_watch_progress_notify_interval"],
     )

@@ -7,6 +7,7 @@ from pyetcd.server.server import EtcdServer
 from .cluster import ClusterService
 from .kv import KVService
 from .maintenance import MaintenanceService
+from .watch import WatchService
 
 
 def client_services(s: EtcdServer) -> list[tuple[str, object]]:
@@ -15,4 +16,5 @@ def client_services(s: EtcdServer) -> list[tuple[str, object]]:
         ("KV", KVService(s)),
         ("Maintenance", MaintenanceService(s)),
         ("Cluster", ClusterService(s)),
+        ("Watch", WatchService(s)),
     ]

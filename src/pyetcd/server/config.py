@@ -42,6 +42,7 @@ class ServerConfig:
     auto_compaction_retention: str = "0"
     auto_compaction_mode: str = "periodic"
     log_level: str = "info"
+    watch_progress_notify_interval: float = 600.0  # seconds; etcd's default 10m
 
     @property
     def request_timeout(self) -> float:
