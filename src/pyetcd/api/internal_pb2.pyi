@@ -88,3 +88,13 @@ class MemberRecord(_message.Message):
     client_urls: _containers.RepeatedScalarFieldContainer[str]
     is_learner: bool
     def __init__(self, ID: _Optional[int] = ..., name: _Optional[str] = ..., peer_urls: _Optional[_Iterable[str]] = ..., client_urls: _Optional[_Iterable[str]] = ..., is_learner: _Optional[bool] = ...) -> None: ...
+
+class LeaseRecord(_message.Message):
+    __slots__ = ("ID", "TTL", "RemainingTTL")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    REMAININGTTL_FIELD_NUMBER: _ClassVar[int]
+    ID: int
+    TTL: int
+    RemainingTTL: int
+    def __init__(self, ID: _Optional[int] = ..., TTL: _Optional[int] = ..., RemainingTTL: _Optional[int] = ...) -> None: ...

@@ -6,6 +6,7 @@ from pyetcd.server.server import EtcdServer
 
 from .cluster import ClusterService
 from .kv import KVService
+from .lease import LeaseService
 from .maintenance import MaintenanceService
 from .watch import WatchService
 
@@ -17,4 +18,5 @@ def client_services(s: EtcdServer) -> list[tuple[str, object]]:
         ("Maintenance", MaintenanceService(s)),
         ("Cluster", ClusterService(s)),
         ("Watch", WatchService(s)),
+        ("Lease", LeaseService(s)),
     ]

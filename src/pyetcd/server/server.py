@@ -41,6 +41,7 @@ from . import kvops
 from .apply import Applier
 from .batch import AppliedResult, ApplyBatch
 from .config import ServerConfig
+from .leases import ServerLeases
 from .membership import Membership, member_id
 
 log = logging.getLogger("pyetcd.server")
@@ -95,6 +96,7 @@ class EtcdServer:
         self.change_listeners: list[Callable[[list[Change]], None]] = []
         self.leader_listeners: list[Callable[[bool], None]] = []
         self.ready_event = asyncio.Event()
+        self.leases = ServerLeases(self)
 
     # ---- bootstrap and recovery ---------------------------------------------------------
     def _bootstrap(self, initial: dict[str, list[str]]) -> None:
@@ -141,6 +143,7 @@ class EtcdServer:
     async def stop(self) -> None:
         self._stopped = True
         self._wake.set()
+        await self.leases.stop()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         for fut in list(self._waiters.values()) + self._reads:
