@@ -71,6 +71,7 @@ class Raft:
         self.lead = NONE
         self.state = StateType.FOLLOWER
         self.msgs: list[Message] = []
+        self.bcast_pending = False
         self.read_states: list[ReadState] = []
         self.lead_transferee = NONE
         self.pending_conf_index = 0
@@ -180,6 +181,17 @@ class Raft:
         for i, _ in self.tracker.peers(self.id):
             self.send_append(i)
 
+    def bcast_append_soon(self) -> None:
+        """Broadcast when the next Ready is collected: many proposals or acknowledgements
+        between two Readies then cost one MsgApp per follower instead of one each."""
+        self.bcast_pending = True
+
+    def flush(self) -> None:
+        if self.bcast_pending:
+            self.bcast_pending = False
+            if self.state is StateType.LEADER:
+                self.bcast_append()
+
     def bcast_heartbeat(self, ctx: bytes | None = None) -> None:
         if ctx is None:
             ctx = self.read_only.last_pending_request_ctx()
@@ -199,7 +211,7 @@ class Raft:
             return
         pr = self.tracker.progress.get(self.id)
         if pr is not None and pr.maybe_update(self.log.persisted) and self.maybe_commit():
-            self.bcast_append()
+            self.bcast_append_soon()
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.zero_term_on_compacted(self.log.committed) == self.term
@@ -465,7 +477,7 @@ class Raft:
                 else:
                     self.pending_conf_index = self.log.last_index() + i + 1
         self.append_entry(ents)
-        self.bcast_append()
+        self.bcast_append_soon()
 
     def _leader_read_index(self, m: Message) -> None:
         if self.tracker.voters == {self.id}:
@@ -526,7 +538,7 @@ class Raft:
         elif pr.state is ProgressState.REPLICATE:
             pr.inflights.free_le(m.index)
         if self.maybe_commit():
-            self.bcast_append()
+            self.bcast_append_soon()
         elif old_paused:
             self.send_append(m.frm)
         while self.maybe_send_append(m.frm, False):
@@ -697,7 +709,7 @@ class Raft:
         # A new member has had no chance to answer yet; do not let check-quorum count it out.
         pr.recent_active = True
         if self.state is StateType.LEADER and not learner and self.maybe_commit():
-            self.bcast_append()
+            self.bcast_append_soon()
 
     def _remove_node(self, id_: int) -> None:
         tr = self.tracker
@@ -714,6 +726,6 @@ class Raft:
                 self.become_follower(self.term, NONE)
                 return
             if self.maybe_commit():
-                self.bcast_append()
+                self.bcast_append_soon()
             if self.lead_transferee == id_:
                 self.abort_leader_transfer()

@@ -122,18 +122,25 @@ class RawNode:
     # -- outputs --------------------------------------------------------------------
     def has_ready(self) -> bool:
         r = self.raft
+        r.flush()
         if r.msgs or r.read_states:
             return True
-        if r.soft_state() != self._prev_soft:
-            return True
-        hs = r.hard_state()
-        if not hs.is_empty() and hs != self._prev_hard:
-            return True
         log = r.log
-        return log.unstable.snapshot is not None or bool(log.unstable.entries) or log.has_next_ents()
+        if log.unstable.entries or log.unstable.snapshot is not None or log.has_next_ents():
+            return True
+        ps, ph = self._prev_soft, self._prev_hard
+        # Field by field: this runs on every turn of the application's loop.
+        return (
+            r.lead != ps.lead
+            or r.state is not ps.raft_state
+            or r.term != ph.term
+            or r.vote != ph.vote
+            or log.committed != ph.commit
+        )
 
     def ready(self) -> Ready:
         r = self.raft
+        r.flush()
         rd = Ready(
             entries=r.log.unstable_entries(),
             committed_entries=r.log.next_ents(),
