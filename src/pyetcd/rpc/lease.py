@@ -11,6 +11,7 @@ from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.server.server import EtcdServer
 
 from .errors import stream, unary
+from .header import fill_header
 
 _POSITIVE = (1 << 63) - 1
 
@@ -20,22 +21,18 @@ class LeaseService:
         self.s = server
         self.lessor = server.leases.lessor
 
-    def _header(self, h: rpc_pb2.ResponseHeader) -> None:
-        """etcd's header.fill: ids and term always; the revision only where apply left none."""
-        h.MergeFrom(self.s.header(h.revision or None))
-
     @unary
     async def LeaseGrant(self, r: rpc_pb2.LeaseGrantRequest, context: Any) -> rpc_pb2.LeaseGrantResponse:
         while r.ID == 0:  # no id given: the server chooses a positive one
             r.ID = self.s.leases.ids.next() & _POSITIVE
         resp: rpc_pb2.LeaseGrantResponse = await self.s.propose(internal_pb2.InternalRequest(lease_grant=r))
-        self._header(resp.header)
+        fill_header(self.s, resp.header)
         return resp
 
     @unary
     async def LeaseRevoke(self, r: rpc_pb2.LeaseRevokeRequest, context: Any) -> rpc_pb2.LeaseRevokeResponse:
         resp: rpc_pb2.LeaseRevokeResponse = await self.s.propose(internal_pb2.InternalRequest(lease_revoke=r))
-        self._header(resp.header)
+        fill_header(self.s, resp.header)
         return resp
 
     @unary
@@ -50,14 +47,14 @@ class LeaseService:
             resp.grantedTTL = lease.ttl
             if r.keys:
                 resp.keys.extend(sorted(lease.keys))
-        self._header(resp.header)
+        fill_header(self.s, resp.header)
         return resp
 
     @unary
     async def LeaseLeases(self, r: rpc_pb2.LeaseLeasesRequest, context: Any) -> rpc_pb2.LeaseLeasesResponse:
         resp = rpc_pb2.LeaseLeasesResponse()
         resp.leases.extend(rpc_pb2.LeaseStatus(ID=lease.id) for lease in self.lessor.by_expiry())
-        self._header(resp.header)
+        fill_header(self.s, resp.header)
         return resp
 
     @stream

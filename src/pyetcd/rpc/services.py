@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from pyetcd.server.changefeed import ChangeFeed
+from pyetcd.server.recipes import Recipes
 from pyetcd.server.server import EtcdServer
 
 from .cluster import ClusterService
+from .election import ElectionService
 from .kv import KVService
 from .lease import LeaseService
+from .lock import LockService
 from .maintenance import MaintenanceService
 from .watch import WatchService
 
 
 def client_services(s: EtcdServer) -> list[tuple[str, object]]:
     """(service name as in the .proto, servicer) pairs."""
+    recipes = Recipes(s, ChangeFeed(s.change_listeners))
     return [
         ("KV", KVService(s)),
         ("Maintenance", MaintenanceService(s)),
         ("Cluster", ClusterService(s)),
         ("Watch", WatchService(s)),
         ("Lease", LeaseService(s)),
+        ("Lock", LockService(recipes)),
+        ("Election", ElectionService(recipes)),
     ]

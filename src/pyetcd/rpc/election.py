@@ -1,0 +1,60 @@
+"""v3electionpb.Election over gRPC: the Election recipe run by the server (etcd's v3election)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pyetcd.api import v3election_pb2 as epb
+from pyetcd.server import election
+from pyetcd.server.recipes import Recipes
+
+from .errors import stream, unary
+from .header import fill_header
+
+
+def _leader_key(k: epb.LeaderKey) -> election.LeaderKey:
+    return election.LeaderKey(k.name, k.key, k.rev, k.lease)
+
+
+class ElectionService:
+    def __init__(self, recipes: Recipes) -> None:
+        self.r = recipes
+
+    @unary
+    async def Campaign(self, req: epb.CampaignRequest, context: Any) -> epb.CampaignResponse:
+        header, lk = await election.campaign(self.r, req.name, req.lease, req.value)
+        resp = epb.CampaignResponse(header=header, leader=epb.LeaderKey(name=lk.name, key=lk.key, rev=lk.rev,
+                                                                       lease=lk.lease))
+        fill_header(self.r.s, resp.header)
+        return resp
+
+    @unary
+    async def Proclaim(self, req: epb.ProclaimRequest, context: Any) -> epb.ProclaimResponse:
+        if not req.HasField("leader"):
+            raise election.ErrMissingLeaderKey()
+        resp = epb.ProclaimResponse(header=await election.proclaim(self.r, _leader_key(req.leader), req.value))
+        fill_header(self.r.s, resp.header)
+        return resp
+
+    @unary
+    async def Resign(self, req: epb.ResignRequest, context: Any) -> epb.ResignResponse:
+        if not req.HasField("leader"):
+            raise election.ErrMissingLeaderKey()
+        resp = epb.ResignResponse(header=await election.resign(self.r, _leader_key(req.leader)))
+        fill_header(self.r.s, resp.header)
+        return resp
+
+    @unary
+    async def Leader(self, req: epb.LeaderRequest, context: Any) -> epb.LeaderResponse:
+        got = await election.leader(self.r, req.name)
+        resp = epb.LeaderResponse(header=got.header, kv=got.kvs[0])
+        fill_header(self.r.s, resp.header)
+        return resp
+
+    @stream
+    async def Observe(self, req: epb.LeaderRequest, context: Any) -> AsyncIterator[epb.LeaderResponse]:
+        async for header, kv in election.observe(self.r, req.name):
+            resp = epb.LeaderResponse(header=header, kv=kv)
+            fill_header(self.r.s, resp.header)
+            yield resp
