@@ -55,3 +55,9 @@ def real_etcd(member_factory: MemberFactory) -> Member:
 def pyetcd_member(member_factory: MemberFactory) -> Member:
     """A fresh single-member pyetcd with mutual TLS."""
     return member_factory("pyetcd")
+
+
+@pytest.fixture(params=["etcd", "pyetcd"])
+def any_member(request: pytest.FixtureRequest, member_factory: MemberFactory) -> Member:
+    """The test runs twice: on real etcd (proving the test) and on pyetcd (the thing under test)."""
+    return member_factory(request.param)

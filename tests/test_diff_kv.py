@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,6 +81,7 @@ class Client:
     """KV and Lease stubs over one mutual-TLS channel to a member."""
 
     def __init__(self, member: Member) -> None:
+        self.member = member
         self.channel = grpc_channel(member)
         self.stubs = {"KV": rpc_pb2_grpc.KVStub(self.channel), "Lease": rpc_pb2_grpc.LeaseStub(self.channel)}
 
@@ -97,6 +99,10 @@ def _fmt(r: Result) -> str:
         return f"error {body}"
     assert isinstance(body, Message)
     return f"{type(body).__name__} {{{text_format.MessageToString(body, as_one_line=True, as_utf8=False)}}}"
+
+
+def _code(r: Result) -> str:
+    return r[1][0] if isinstance(r[1], tuple) else "OK"
 
 
 def _short(msg: Message, limit: int = 600) -> str:
@@ -135,6 +141,13 @@ def run_differential(ref: Client, target: Client, seed: int, n_ops: int) -> dict
         a, b = _normalize(op, ref.call(op)), _normalize(op, target.call(op))
         line = f"#{i} {op.method} {_short(op.request)} -> {_fmt(a)[:300]}"
         history.append(line)
+        if "UNAVAILABLE" in (_code(a), _code(b)):
+            time.sleep(1)  # a crashed member may take a moment to exit
+        for who, c in (("reference etcd", ref), (TARGET, target)):
+            if not c.member.running:
+                pytest.fail(f"seed {seed}: {who} died at op #{i} ({op.service}.{op.method})\n"
+                            f"request: {text_format.MessageToString(op.request, as_one_line=True)[:3000]}\n"
+                            f"log tail:\n{c.member.log_tail(15)}", pytrace=False)
         if a != b:
             recent = "\n  ".join(history[-8:])
             pytest.fail(

@@ -1,6 +1,7 @@
-"""The shared harness itself, against real etcd: ports, stop/kill/pause/restart by pid, start errors, clusters.
+"""The shared harness itself: ports, stop/kill/pause/restart by pid, start errors, clusters.
 
-Every other real-process test trusts these helpers, so they are checked on the reference server.
+Every other real-process test trusts these helpers, so they are checked on real etcd; the process
+lifecycle tests (restart keeps data, kill -9 loses nothing acknowledged) also run on pyetcd.
 """
 
 from __future__ import annotations
@@ -50,49 +51,49 @@ def test_free_ports_are_distinct_and_never_etcds_own() -> None:
     assert not {2379, 2380} & set(ports)
 
 
-def test_stop_ends_the_process_and_frees_the_port(real_etcd: Member) -> None:
-    assert real_etcd.running and _accepts(real_etcd.client_port)
-    real_etcd.stop()
-    assert not real_etcd.running and real_etcd.proc is not None and real_etcd.proc.returncode is not None
-    assert not _accepts(real_etcd.client_port)
-    real_etcd.stop()  # idempotent
+def test_stop_ends_the_process_and_frees_the_port(any_member: Member) -> None:
+    assert any_member.running and _accepts(any_member.client_port)
+    any_member.stop()
+    assert not any_member.running and any_member.proc is not None and any_member.proc.returncode is not None
+    assert not _accepts(any_member.client_port)
+    any_member.stop()  # idempotent
 
 
-def test_restart_keeps_data_and_address(real_etcd: Member) -> None:
-    etcdctl(real_etcd, "put", "k", "before-restart")
-    old_pid, url = real_etcd.pid, real_etcd.client_url
-    real_etcd.restart()
-    assert real_etcd.pid != old_pid and real_etcd.client_url == url
-    assert _get(real_etcd, b"k") == [b"before-restart"]
+def test_restart_keeps_data_and_address(any_member: Member) -> None:
+    etcdctl(any_member, "put", "k", "before-restart")
+    old_pid, url = any_member.pid, any_member.client_url
+    any_member.restart()
+    assert any_member.pid != old_pid and any_member.client_url == url
+    assert _get(any_member, b"k") == [b"before-restart"]
 
 
-def test_kill9_loses_nothing_acknowledged(real_etcd: Member) -> None:
+def test_kill9_loses_nothing_acknowledged(any_member: Member) -> None:
     for i in range(20):
-        etcdctl(real_etcd, "put", f"k{i}", str(i))
-    real_etcd.kill9()
-    assert not real_etcd.running and real_etcd.proc is not None and real_etcd.proc.returncode == -9
-    real_etcd.restart()
-    with grpc_channel(real_etcd) as ch:
+        etcdctl(any_member, "put", f"k{i}", str(i))
+    any_member.kill9()
+    assert not any_member.running and any_member.proc is not None and any_member.proc.returncode == -9
+    any_member.restart()
+    with grpc_channel(any_member) as ch:
         resp = rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"k", range_end=b"l", count_only=True))
     assert resp.count == 20
 
 
-def test_pause_blocks_requests_until_resume(real_etcd: Member) -> None:
-    real_etcd.pause()
+def test_pause_blocks_requests_until_resume(any_member: Member) -> None:
+    any_member.pause()
     try:
         with pytest.raises(grpc.RpcError) as e:
-            _get(real_etcd, b"k", timeout=1)
+            _get(any_member, b"k", timeout=1)
         assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
-        real_etcd.resume()
-    assert _get(real_etcd, b"k") == []
+        any_member.resume()
+    assert _get(any_member, b"k") == []
 
 
-def test_stop_of_a_paused_member_is_prompt(real_etcd: Member) -> None:
-    real_etcd.pause()
+def test_stop_of_a_paused_member_is_prompt(any_member: Member) -> None:
+    any_member.pause()
     t0 = time.monotonic()
-    real_etcd.stop()
-    assert time.monotonic() - t0 < 5 and not real_etcd.running
+    any_member.stop()
+    assert time.monotonic() - t0 < 5 and not any_member.running
 
 
 def test_start_failure_reports_the_log_tail(member_factory: Callable[..., Member]) -> None:

@@ -11,7 +11,6 @@ import pytest
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from support import CertPaths, ClientTLS, Member, etcdctl, grpc_channel
 
-TARGETS = ["etcd", "pyetcd"]
 _FAST = ("--dial-timeout=2s", "--command-timeout=4s")
 
 
@@ -21,10 +20,9 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> CertPaths:
     return CertPaths.create(tmp_path_factory.mktemp("other-ca"))
 
 
-@pytest.fixture(params=TARGETS)
-def member(request: pytest.FixtureRequest) -> Member:
-    m: Member = request.getfixturevalue("member_factory")(request.param)
-    return m
+@pytest.fixture
+def member(any_member: Member) -> Member:
+    return any_member
 
 
 def _range(m: Member, tls: ClientTLS) -> rpc_pb2.RangeResponse:
