@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import Message
 
 from pyetcd.api import rpc_pb2
+from pyetcd.server.recipes import prefix_end  # clientv3.GetPrefixRangeEnd; only shapes requests
 
 # At most 12 keys: etcd sorts with Go's sort.Sort, which is unstable in general but is a (stable)
 # insertion sort for <= 12 elements, so ties in sorted ranges have one well-defined order.
@@ -54,16 +55,6 @@ def avoid_etcd_txn_panic(txn: rpc_pb2.TxnRequest) -> None:
         for op in ops:
             if op.WhichOneof("request") == "request_put":
                 op.request_put.ignore_value = op.request_put.ignore_lease = False
-
-
-def prefix_end(p: bytes) -> bytes:
-    """clientv3.GetPrefixRangeEnd: increment the last byte below 0xff; all-0xff means "to the end"."""
-    b = bytearray(p)
-    for i in range(len(b) - 1, -1, -1):
-        if b[i] < 0xFF:
-            b[i] += 1
-            return bytes(b[: i + 1])
-    return b"\x00"
 
 
 @dataclass
