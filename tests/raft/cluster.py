@@ -18,11 +18,21 @@ from pyetcd.raft import (
     MessageType,
     RawNode,
     ReadState,
+    Ready,
     StateType,
 )
 from pyetcd.raft.raft import Raft
 
 MsgFilter = Callable[[Message], bool]
+
+
+def persist(st: MemoryStorage, rd: Ready) -> None:
+    """Step 1 of the Ready contract: snapshot, entries, hard state."""
+    if rd.snapshot is not None:
+        st.apply_snapshot(rd.snapshot)
+    st.append(rd.entries)
+    if rd.hard_state is not None:
+        st.set_hard_state(rd.hard_state)
 
 
 class Cluster:
@@ -115,11 +125,7 @@ class Cluster:
     def handle(self, i: int) -> None:
         n, st = self.nodes[i], self.storage[i]
         rd = n.ready()
-        if rd.snapshot is not None:
-            st.apply_snapshot(rd.snapshot)
-        st.append(rd.entries)
-        if rd.hard_state is not None:
-            st.set_hard_state(rd.hard_state)
+        persist(st, rd)
         self.queue.extend(rd.messages)
         self.read_states[i].extend(rd.read_states)
         for e in rd.committed_entries:
@@ -173,6 +179,13 @@ class Cluster:
     def propose(self, i: int, data: bytes) -> None:
         self.nodes[i].propose(data)
         self.stabilize()
+
+    def leave_behind(self, i: int, lead: int, n: int) -> None:
+        """Commit n entries through `lead` while node i is down, then restart i."""
+        self.crash(i)
+        for k in range(n):
+            self.propose(lead, b"v%d" % k)
+        self.restart(i)
 
     def data(self, i: int) -> list[bytes]:
         return [e.data for e in self.applied[i] if e.type is EntryType.NORMAL and e.data]

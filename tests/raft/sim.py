@@ -75,6 +75,10 @@ class SimParams:
     max_inflight_msgs: int = 4
     max_inflight_bytes: int = 0
     max_size_per_msg: int = 256
+    # Faults aimed at whoever leads right now (crash it, or cut it off with a minority).
+    leader_fault_rate: float = 0.0
+    pre_vote: bool = True
+    check_quorum: bool = True
     heal_bound: int = 40 * ELECTION_TICK
 
     @classmethod
@@ -92,13 +96,16 @@ class SimParams:
             partition_rate=r.choice([0.0, 0.01, 0.03]),
             crash_rate=r.choice([0.0, 0.003, 0.01]),
             propose_rate=r.choice([0.2, 0.5, 1.0]),
-            conf_change_rate=r.choice([0.0, 0.01, 0.05]),
+            conf_change_rate=r.choice([0.0, 0.01, 0.05, 0.2]),
             transfer_rate=r.choice([0.0, 0.005, 0.02]),
             read_rate=r.choice([0.0, 0.05, 0.2]),
             compact_rate=r.choice([0.0, 0.02, 0.1]),
             max_inflight_msgs=r.choice([1, 4, 64]),
             max_inflight_bytes=r.choice([0, 0, 200, 2000]),
             max_size_per_msg=r.choice([0, 64, 256, 1 << 20]),
+            leader_fault_rate=r.choice([0.0, 0.0, 0.02, 0.08]),
+            pre_vote=r.random() < 0.75,
+            check_quorum=r.random() < 0.75,
         )
 
 
@@ -178,6 +185,8 @@ class Sim:
             max_inflight_msgs=p.max_inflight_msgs,
             max_inflight_bytes=p.max_inflight_bytes,
             seed=p.seed * 1009 + i * 31 + self.restarts[i],
+            pre_vote=p.pre_vote,
+            check_quorum=p.check_quorum,
         )
         return RawNode(cfg)
 
@@ -204,8 +213,8 @@ class Sim:
     # -- failures -------------------------------------------------------------------------
     def fail(self, what: str) -> SimFailure:
         return SimFailure(
-            f"{what}\n  at tick {self.now}; replay with: python -m tests.raft.sim {self.p.seed}"
-            f"  (params: {self.p})"
+            f"{what}\n  at tick {self.now}; replay with: python -m tests.raft.sim {self.p.seed}\n"
+            f"  keep it in test_sim.REGRESSIONS as: {self.p!r}"
         )
 
     # -- network --------------------------------------------------------------------------
@@ -392,6 +401,19 @@ class Sim:
 
     def inject_faults(self) -> None:
         p, rng = self.p, self.rng
+        if rng.random() < p.leader_fault_rate:
+            ld = self.leader()
+            if ld is not None:
+                if rng.random() < 0.5:
+                    self.crash(ld[0])
+                    self.stats["leader_crashes"] += 1
+                else:
+                    # Cut the leader off with at most a minority of the others.
+                    others = [i for i in self.ids if i != ld[0]]
+                    rng.shuffle(others)
+                    minority = set(others[: rng.randint(0, (len(others) - 1) // 2)])
+                    self.partition = {i: (0 if i == ld[0] or i in minority else 1) for i in self.ids}
+                    self.stats["leader_isolations"] += 1
         if self.partition is None:
             if rng.random() < p.partition_rate:
                 ids = list(self.ids)
@@ -474,6 +496,7 @@ class Sim:
         for _ in range(self.p.chaos_ticks):
             self.step_world()
         self.heal()
+        self.stats["terms_with_leader"] = len(self.leader_of_term)
         return self.stats
 
     def heal(self) -> None:
@@ -490,10 +513,12 @@ class Sim:
         proposed_to: tuple[int, int] | None = None
         while self.now - start < bound:
             self.step_world()
-            leaders = [(i, n) for i, n in self.live() if n.raft.state is StateType.LEADER]
-            if len(leaders) != 1:
-                continue  # a stale leader may linger until it hears the new term
-            lid, ln = leaders[0]
+            # A stale leader of an older term may linger (without check-quorum, one that was
+            # removed never hears of the new term): the newest one is the one that counts.
+            ld = self.leader()
+            if ld is None:
+                continue
+            lid, ln = ld
             r = ln.raft
             if r.lead_transferee != 0 or not r.committed_entry_in_current_term():
                 continue

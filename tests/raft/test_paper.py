@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pyetcd.raft import Message, MessageType, StateType
+from pyetcd.raft.log import RaftLog
 
 from .cluster import Cluster
 
@@ -123,10 +124,12 @@ def _figure_8_prefix() -> Cluster:
     c.filters.append(lambda m: not (m.frm == 1 and any(e.index >= 3 for e in m.entries)))
     c.cut(1, 4)
     c.elect(1)
-    pr = c.raft(1).tracker.progress[3]
-    pr.next, pr.probe_sent = 2, False  # probe S3 from index 2 (it lacks it)
-    c.raft(1).send_append(3)
+    for f in (2, 3):  # probe S2 and S3 from index 2 (S3 lacks it; S2 acknowledges it)
+        pr = c.raft(1).tracker.progress[f]
+        pr.next, pr.probe_sent = 2, False
+        c.raft(1).send_append(f)
     c.stabilize()
+    assert [c.raft(1).tracker.progress[f].match for f in (2, 3)] == [2, 2]
     assert c.log_terms(3)[-1] == (2, 1) and c.log_terms(2)[-1] == (2, 1)
     return c
 
@@ -183,3 +186,27 @@ def test_commit_requires_majority_of_voters(voters: int) -> None:
     c.heal()
     c.tick(2)
     assert c.raft(1).log.committed == 2
+
+
+def test_figure_8_schedule_breaks_a_core_that_commits_old_terms_by_counting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same schedule against a core without the current-term rule: S1 commits and
+    applies the old entry, then S5 overwrites it — a committed entry lost. This is what
+    the rule (and the test above) guards against."""
+
+    def count_only(self: RaftLog, max_index: int, term: int) -> bool:
+        if max_index > self.committed:
+            self.commit_to(max_index)
+            return True
+        return False
+
+    monkeypatch.setattr(RaftLog, "maybe_commit", count_only)
+    c = _figure_8_prefix()
+    assert b"from-term-1" in c.data(1)  # committed and applied by S1
+    c.crash(1)
+    c.heal()
+    c.restart(5)
+    c.elect(5)
+    c.tick(3)
+    assert c.log_terms(2)[1] != (2, 1)  # ...and gone from the surviving majority

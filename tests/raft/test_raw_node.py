@@ -17,14 +17,12 @@ from pyetcd.raft import (
 )
 from pyetcd.raft import Message as Msg
 
+from .cluster import persist
+
 
 def handle(node: RawNode, storage: MemoryStorage) -> Ready:
     rd = node.ready()
-    if rd.snapshot is not None:
-        storage.apply_snapshot(rd.snapshot)
-    storage.append(rd.entries)
-    if rd.hard_state is not None:
-        storage.set_hard_state(rd.hard_state)
+    persist(storage, rd)
     node.advance(rd)
     return rd
 

@@ -11,21 +11,126 @@ from pyetcd.raft.log import RaftLog
 
 from .sim import Sim, SimFailure, SimParams, run_seed
 
-# Seeds that once failed, kept forever. Each comment says what it caught.
-REGRESSION_SEEDS = {
-    185: "snapshot older than the change that added the follower was refused forever",
-    36: "same as 185, with a learner",
-    924: "heal check proposed to a stale leader of an older term",
-    448: "reordered appends during heal outran a 1-entry-per-message leader",
-}
+# Runs that once failed, kept forever with their full parameters (so they replay the same
+# schedule even if SimParams.from_seed's distribution changes). Each says what it caught.
+REGRESSIONS = [
+    (
+        SimParams(
+            seed=185,
+            voters=4,
+            spares=2,
+            drop=0.02,
+            dup=0.0,
+            max_delay=0,
+            partition_rate=0.01,
+            crash_rate=0.0,
+            propose_rate=1.0,
+            conf_change_rate=0.01,
+            transfer_rate=0.0,
+            read_rate=0.05,
+            compact_rate=0.1,
+            max_inflight_msgs=64,
+            max_inflight_bytes=0,
+            max_size_per_msg=1048576,
+        ),
+        "a snapshot older than the change that added the follower was refused forever",
+    ),
+    (
+        SimParams(
+            seed=36,
+            voters=5,
+            spares=3,
+            drop=0.0,
+            dup=0.02,
+            max_delay=8,
+            partition_rate=0.0,
+            crash_rate=0.0,
+            propose_rate=1.0,
+            conf_change_rate=0.05,
+            transfer_rate=0.02,
+            read_rate=0.05,
+            compact_rate=0.1,
+            max_inflight_msgs=4,
+            max_inflight_bytes=2000,
+            max_size_per_msg=0,
+        ),
+        "the same, with a learner",
+    ),
+    (
+        SimParams(
+            seed=924,
+            voters=5,
+            spares=1,
+            drop=0.25,
+            dup=0.0,
+            max_delay=3,
+            partition_rate=0.01,
+            crash_rate=0.0,
+            propose_rate=1.0,
+            conf_change_rate=0.05,
+            transfer_rate=0.02,
+            read_rate=0.0,
+            compact_rate=0.02,
+            max_inflight_msgs=64,
+            max_inflight_bytes=200,
+            max_size_per_msg=0,
+        ),
+        "the heal check proposed to a stale leader of an older term",
+    ),
+    (
+        SimParams(
+            seed=448,
+            voters=5,
+            spares=0,
+            drop=0.02,
+            dup=0.1,
+            max_delay=8,
+            partition_rate=0.03,
+            crash_rate=0.0,
+            propose_rate=1.0,
+            conf_change_rate=0.05,
+            transfer_rate=0.0,
+            read_rate=0.05,
+            compact_rate=0.1,
+            max_inflight_msgs=1,
+            max_inflight_bytes=0,
+            max_size_per_msg=0,
+        ),
+        "reordered appends during heal outran a one-entry-per-message leader",
+    ),
+    (
+        SimParams(
+            seed=377,
+            voters=6,
+            spares=3,
+            drop=0.0,
+            dup=0.02,
+            max_delay=0,
+            partition_rate=0.0,
+            crash_rate=0.0,
+            propose_rate=0.5,
+            conf_change_rate=0.05,
+            transfer_rate=0.005,
+            read_rate=0.05,
+            compact_rate=0.02,
+            max_inflight_msgs=64,
+            max_inflight_bytes=200,
+            max_size_per_msg=1048576,
+            leader_fault_rate=0.02,
+            pre_vote=False,
+            check_quorum=False,
+        ),
+        "without check-quorum a removed leader stays leader of its old term; heal must use the newest",
+    ),
+]
 
 CI_SEEDS = range(1000, 1150)
 LONG_SEEDS = range(5000, 5006)
 
 
-@pytest.mark.parametrize("seed", sorted(REGRESSION_SEEDS))
-def test_regression_seed(seed: int) -> None:
-    run_seed(seed)
+@pytest.mark.parametrize("params", [p for p, _ in REGRESSIONS], ids=[f"seed{p.seed}" for p, _ in REGRESSIONS])
+def test_regression(params: SimParams) -> None:
+    Sim(params).run()
 
 
 def test_ci_seed_budget() -> None:

@@ -22,10 +22,7 @@ def test_transfer_to_up_to_date_follower() -> None:
 def test_transfer_waits_for_target_to_catch_up() -> None:
     c = Cluster([1, 2, 3])
     c.elect(1)
-    c.crash(3)
-    for n in range(5):
-        c.propose(1, b"v%d" % n)
-    c.restart(3)
+    c.leave_behind(3, 1, 5)
     c.nodes[1].transfer_leader(3)
     # Proposals are refused while the transfer is under way.
     with pytest.raises(ProposalDroppedError):
