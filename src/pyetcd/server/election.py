@@ -92,7 +92,7 @@ async def observe(r: Recipes, name: bytes) -> AsyncIterator[tuple[rpc_pb2.Respon
     """The leader, then every change of it: new values it proclaims, and each new leader
     after the current one's key is deleted (concurrency.Election.Observe)."""
     prefix = name + b"/"
-    await r.s.linearizable_read()
+    await r.linearizable_read()
     with r.feed.subscribe(prefix, prefix_end(prefix)) as sub:
         while True:
             resp = r.range_now(first_create(prefix))  # same step as the subscription / last event

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
+from pyetcd import errors
 from pyetcd.api import internal_pb2, kv_pb2, rpc_pb2
 
 from .changefeed import ChangeFeed
@@ -53,6 +54,19 @@ def op_get(r: rpc_pb2.RangeRequest) -> rpc_pb2.RequestOp:
     return rpc_pb2.RequestOp(request_range=r)
 
 
+class ClientError(errors.EtcdError):
+    """An error as etcd's embedded client hands it to v3lock/v3election: the message kept,
+    the gRPC code lost (a plain Go error becomes code Unknown), so clients see the same."""
+
+
+@contextlib.contextmanager
+def _as_client_error() -> Iterator[None]:
+    try:
+        yield
+    except errors.EtcdError as e:
+        raise ClientError(e.message) from e
+
+
 class Recipes:
     """A client of this server's own key space, for recipes running inside it."""
 
@@ -62,12 +76,14 @@ class Recipes:
         self._cleanups: set[asyncio.Task[Any]] = set()
 
     async def txn(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
-        resp: rpc_pb2.TxnResponse = await self.s.propose(internal_pb2.InternalRequest(txn=t))
+        with _as_client_error():
+            resp: rpc_pb2.TxnResponse = await self.s.propose(internal_pb2.InternalRequest(txn=t))
         return resp
 
     async def delete(self, key: bytes) -> rpc_pb2.DeleteRangeResponse:
         req = internal_pb2.InternalRequest(delete_range=rpc_pb2.DeleteRangeRequest(key=key))
-        resp: rpc_pb2.DeleteRangeResponse = await self.s.propose(req)
+        with _as_client_error():
+            resp: rpc_pb2.DeleteRangeResponse = await self.s.propose(req)
         return resp
 
     def range_now(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
@@ -75,14 +91,18 @@ class Recipes:
         return self.s.range(r).to_message()
 
     async def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
-        await self.s.linearizable_read()
+        await self.linearizable_read()
         return self.range_now(r)
+
+    async def linearizable_read(self) -> None:
+        with _as_client_error():
+            await self.s.linearizable_read()
 
     async def wait_deletes(self, prefix: bytes, max_create_rev: int) -> rpc_pb2.ResponseHeader:
         """concurrency.waitDeletes: wait until no key under ``prefix`` created at or before
         ``max_create_rev`` is left, newest first; returns the header of the final read."""
         while True:
-            await self.s.linearizable_read()
+            await self.linearizable_read()
             resp = self.range_now(first_create(prefix, max_create_rev, last=True))
             if not resp.kvs:
                 return resp.header
