@@ -212,33 +212,47 @@ def compare_path(view: ReadView, t: rpc_pb2.TxnRequest) -> list[bool]:
 LeaseCheck = Callable[[int], bool]
 
 
-def check_txn(view: ReadView, t: rpc_pb2.TxnRequest, path: list[bool], lease_exists: LeaseCheck | None) -> int:
-    """etcd's pre-checks on the branch taken: missing keys for ignore_*, leases, revisions.
-
-    ``lease_exists`` is None for a read-only txn (no put to check). Returns how many nested
-    txns the branch consumed from ``path``."""
+def _walk_branch(t: rpc_pb2.TxnRequest, path: list[bool], check: Callable[[rpc_pb2.RequestOp], None]) -> int:
+    """Call ``check`` on every non-txn op of the branches ``path`` selects; returns txns consumed."""
     used = 0
     for op in t.success if path[0] else t.failure:
-        kind = op.WhichOneof("request")
-        if kind == "request_txn":
-            n = check_txn(view, op.request_txn, path[1:], lease_exists)
+        if op.WhichOneof("request") == "request_txn":
+            n = _walk_branch(op.request_txn, path[1:], check)
             used += n + 1
             path = path[n + 1:]
-        elif kind == "request_put" and lease_exists is not None:
-            p = op.request_put
-            if (p.ignore_value or p.ignore_lease) and not view.range(p.key, None).kvs:
-                raise errors.ErrKeyNotFound()
-            if p.lease and not lease_exists(p.lease):
-                raise errors.ErrLeaseNotFound()
-        elif kind == "request_range":
-            rev = op.request_range.revision
-            if rev == 0:
-                continue
-            if rev > view.read_rev():
-                raise errors.ErrFutureRev()
-            if rev < view.first_rev():
-                raise errors.ErrCompacted()
+        else:
+            check(op)
     return used
+
+
+def check_txn(view: ReadView, t: rpc_pb2.TxnRequest, path: list[bool], lease_exists: LeaseCheck | None) -> None:
+    """etcd's pre-checks on the branch taken, in etcd's order: first every put (a missing key
+    for ignore_value/ignore_lease, an unknown lease), then every range's revision.
+
+    ``lease_exists`` is None for a read-only txn, which has no put to check."""
+
+    def check_put(op: rpc_pb2.RequestOp) -> None:
+        if op.WhichOneof("request") != "request_put" or lease_exists is None:
+            return
+        p = op.request_put
+        if (p.ignore_value or p.ignore_lease) and not view.range(p.key, None).kvs:
+            raise errors.ErrKeyNotFound()
+        if p.lease and not lease_exists(p.lease):
+            raise errors.ErrLeaseNotFound()
+
+    def check_range(op: rpc_pb2.RequestOp) -> None:
+        if op.WhichOneof("request") != "request_range":
+            return
+        rev = op.request_range.revision
+        if rev == 0:
+            return
+        if rev > view.read_rev():
+            raise errors.ErrFutureRev()
+        if rev < view.first_rev():
+            raise errors.ErrCompacted()
+
+    _walk_branch(t, path, check_put)
+    _walk_branch(t, path, check_range)
 
 
 def execute_txn_ops(view: WriteView | ReadView, t: rpc_pb2.TxnRequest, path: list[bool],
