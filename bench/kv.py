@@ -145,6 +145,17 @@ def print_table(results: dict[str, dict[str, Result]]) -> None:
                 print(f"note: {t} / {name}: {r.failure or ''} {f'{r.errors} request errors' if r.errors else ''}")
 
 
+def _versions() -> dict[str, str]:
+    """What was measured: the pyetcd commit (and whether the tree was dirty) and etcd's version."""
+    def out(cmd: list[str]) -> str:
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        return r.stdout.strip() if r.returncode == 0 else "unknown"
+
+    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"])
+    return {"pyetcd_commit": out(["git", "rev-parse", "--short", "HEAD"]) + ("+dirty" if dirty else ""),
+            "etcd": out(["/usr/bin/etcd", "--version"]).splitlines()[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a fifth of the requests per scenario")
@@ -188,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1), "quick": args.quick, "targets": targets, "notes": notes,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "versions": _versions(),
         "scenarios": [{**asdict(sc), "argv": sc.argv(args.quick)} for sc in SCENARIOS],
         "results": {t: {k: asdict(v) for k, v in rs.items()} for t, rs in results.items()},
     }, indent=2) + "\n")
