@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run test lint typecheck unit soak bench deps clean
+.PHONY: all install proto run test lint typecheck unit soak bench deps e2e clean
 
 all: install
 
@@ -58,6 +58,11 @@ soak: install
 
 bench: install deps
 	$(BIN)/python bench/kv.py
+
+# etcd's own e2e tests (TestCtlV3*) against pyetcd; the single-member KV subset by default.
+E2E_RUN ?= ^TestCtlV3(Compact|CompactPhysical|Put|PutNoTLS|PutClientTLS|PutClientAutoTLS|PutPeerTLS|PutTimeout|PutClientTLSFlagByEnv|PutIgnoreValue|PutIgnoreLease|Get|GetNoTLS|GetClientTLS|GetClientAutoTLS|GetPeerTLS|GetTimeout|GetFormat|GetRev|GetKeysOnly|Del|DelNoTLS|DelClientTLS|DelPeerTLS|DelTimeout|GetRevokedCRL|MemberList|MemberListNoTLS|MemberListClientTLS|MemberListClientAutoTLS|MemberListPeerTLS|Version|DialWithHTTPScheme|TxnInteractiveSuccess|TxnInteractiveSuccessNoTLS|TxnInteractiveSuccessClientTLS|TxnInteractiveSuccessPeerTLS|TxnInteractiveFail)$$
+e2e: install deps
+	SERVER_CMD=$(CURDIR)/$(BIN)/pyetcd ../shared/tools/etcd-e2e clone -run '$(E2E_RUN)'
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
