@@ -485,6 +485,8 @@ class Sim:
         cc = self.rng.choice(options)
         if cc.type is ConfChangeType.REMOVE_NODE:
             self.removed.add(cc.node_id)  # ids are never reused, whether or not this commits
+        if self.rng.random() < 0.3:
+            n = self.rng.choice(self.live())[1]  # through a follower, forwarded to the leader
         try:
             n.propose_conf_change(cc)
             self.stats["conf_changes_proposed"] += 1

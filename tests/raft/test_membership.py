@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyetcd.raft import ConfChange, ConfChangeType, EntryType, MessageType, StateType
+from pyetcd.raft import ConfChange, ConfChangeType, EntryType, MessageType, ProposalDroppedError, StateType
 
 from .cluster import Cluster
 
@@ -120,13 +120,22 @@ def test_removed_leader_steps_down_and_others_elect() -> None:
 def test_only_one_pending_conf_change() -> None:
     c = Cluster([1, 2, 3], spares=[4, 5])
     c.elect(1)
-    c.cut(1, 2)
-    c.cut(1, 3)  # nothing commits, so the first change stays pending
+    c.cut(1, 3)  # 2 stays connected so that it can forward; nothing commits without 3...
+    c.filters.append(lambda m: not (m.type is MessageType.MSG_APP_RESP and m.frm == 2))
     c.nodes[1].propose_conf_change(ConfChange(ADD, 4))
-    c.nodes[1].propose_conf_change(ConfChange(ADD, 5))
-    ents = c.raft(1).log.slice(2, c.raft(1).log.last_index() + 1)
-    assert [e.type for e in ents] == [EntryType.CONF_CHANGE, EntryType.NORMAL]
-    assert ents[1].data == b""  # the second one was refused (as an empty entry)
+    c.stabilize()
+    # A second change proposed on the leader is refused outright...
+    with pytest.raises(ProposalDroppedError):
+        c.nodes[1].propose_conf_change(ConfChange(ADD, 5))
+    # ...and one forwarded by a follower is turned into an empty entry (etcd's rule).
+    c.nodes[2].propose_conf_change(ConfChange(ADD, 5))
+    c.stabilize()
+    log = c.raft(1).log
+    ents = log.slice(2, log.last_index() + 1)
+    assert [(e.type, e.data) for e in ents] == [
+        (EntryType.CONF_CHANGE, ConfChange(ADD, 4).encode()),
+        (EntryType.NORMAL, b""),
+    ]
     c.heal()
     c.tick(3)
     assert voters(c, 1) == {1, 2, 3, 4}
@@ -142,8 +151,8 @@ def test_new_leader_waits_for_own_term_entry_before_conf_change() -> None:
     c.elect(2)
     r = c.raft(2)
     assert r.log.applied == r.log.last_index() - 1 and r.pending_conf_index == r.log.last_index()
-    c.nodes[2].propose_conf_change(ConfChange(ADD, 4))
-    assert r.log.slice(r.log.last_index(), r.log.last_index() + 1)[0].type is EntryType.NORMAL
+    with pytest.raises(ProposalDroppedError):
+        c.nodes[2].propose_conf_change(ConfChange(ADD, 4))
     c.heal()
     c.tick(2)
     change(c, 2, ADD, 4)

@@ -104,3 +104,58 @@ def test_single_voter_read_index_answers_after_commit_in_term() -> None:
     assert rd.read_states == []
     rd = handle(n, s)
     assert [(r.index, r.request_ctx) for r in rd.read_states] == [(1, b"r1")]
+
+
+def test_must_sync_only_for_term_vote_or_entries() -> None:
+    c_storage = MemoryStorage(ConfState(voters=(1, 2)))
+    n = RawNode(Config(1, c_storage))
+    n.campaign()  # pre-candidate: nothing durable changes yet
+    rd = n.ready()
+    assert rd.hard_state is None and not rd.must_sync
+    assert [m.type for m in rd.messages] == [MessageType.MSG_PRE_VOTE]
+    persist(c_storage, rd)
+    n.advance(rd)
+    n.step(Msg(type=MessageType.MSG_PRE_VOTE_RESP, frm=2, to=1, term=1))
+    rd = n.ready()  # candidate: term and vote changed, must be fsynced before the MsgVote
+    assert rd.hard_state is not None and rd.hard_state.vote == 1 and rd.must_sync
+    assert [m.type for m in rd.messages] == [MessageType.MSG_VOTE]
+    persist(c_storage, rd)
+    n.advance(rd)
+    n.step(Msg(type=MessageType.MSG_VOTE_RESP, frm=2, to=1, term=1))
+    rd = n.ready()
+    assert rd.must_sync and rd.entries  # the leader's empty entry
+    persist(c_storage, rd)
+    n.advance(rd)
+    n.step(Msg(type=MessageType.MSG_APP_RESP, frm=2, to=1, term=1, index=1))
+    rd = n.ready()  # only the commit index moved: no fsync needed
+    assert rd.hard_state is not None and rd.hard_state.commit == 1 and not rd.must_sync
+
+
+def test_single_voter_restart_keeps_log_and_campaigns_again() -> None:
+    n, s = single()
+    n.campaign()
+    for _ in range(2):
+        handle(n, s)
+    n.propose(b"before")
+    handle(n, s)
+    handle(n, s)
+    n2 = RawNode(Config(1, s, applied=s.hard_state.commit))
+    assert n2.raft.state is StateType.FOLLOWER and n2.raft.term == 1
+    n2.campaign()
+    rd = handle(n2, s)
+    assert n2.raft.state is StateType.LEADER and n2.raft.term == 2
+    assert rd.entries[0].index == 3
+    n2.propose(b"after")
+    applied = [e for _ in range(2) for e in handle(n2, s).committed_entries]
+    assert [(e.index, e.term, e.data) for e in applied] == [(3, 2, b""), (4, 2, b"after")]
+
+
+def test_status_reports_progress_on_leader() -> None:
+    n, s = single()
+    n.campaign()
+    handle(n, s)
+    handle(n, s)
+    st = n.status()
+    assert st.id == 1 and st.soft_state.raft_state is StateType.LEADER and st.applied == 1
+    assert st.progress[1].match == 1 and st.progress[1].next == 2
+    assert st.conf_state.voters == (1,)

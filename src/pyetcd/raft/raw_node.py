@@ -43,6 +43,7 @@ from .types import (
     ReadState,
     Snapshot,
     SoftState,
+    StateType,
     StepLocalMsgError,
 )
 
@@ -88,8 +89,13 @@ class RawNode:
         self._propose(Entry(0, 0, EntryType.NORMAL, data))
 
     def propose_conf_change(self, cc: ConfChange) -> None:
-        """Propose a membership change. Only one may be pending: while an earlier one is not
-        yet applied, the leader replaces it by an empty entry (etcd's rule)."""
+        """Propose a membership change. Only one may be pending at a time: a leader with an
+        unapplied change (or no applied entry of its own term yet) raises
+        ProposalDroppedError; one forwarded from a follower in that state is replaced by an
+        empty entry instead (etcd's rule), so it never applies."""
+        r = self.raft
+        if r.state is StateType.LEADER and r.pending_conf_index > r.log.applied:
+            raise ProposalDroppedError("a membership change is already pending")
         self._propose(Entry(0, 0, EntryType.CONF_CHANGE, cc.encode()))
 
     def _propose(self, e: Entry) -> None:

@@ -161,7 +161,7 @@ class Message:
     several times.
     """
 
-    type: MessageType
+    type: MessageType = MessageType.MSG_HUP
     to: int = 0
     frm: int = 0
     term: int = 0
