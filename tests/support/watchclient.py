@@ -52,6 +52,7 @@ class WatchConn:
         self.log: list[rpc_pb2.WatchResponse] = []
         self.last_recv = 0.0
         self._new = asyncio.Event()
+        self._gate = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         if read:
             self.resume_reading()
@@ -63,21 +64,23 @@ class WatchConn:
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
-            async for resp in self.call:
+            while True:
+                await self._gate.wait()
+                resp = await self.call.read()
+                if resp is grpc.aio.EOF:
+                    return
                 self.last_recv = loop.time()
                 self.log.append(resp)
                 self._new.set()
 
     def resume_reading(self) -> None:
+        self._gate.set()
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read())
 
-    async def pause_reading(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+    def pause_reading(self) -> None:
+        """Stop reading (the client's buffers fill, then the server's flow control holds its writes)."""
+        self._gate.clear()
 
     async def send(self, req: rpc_pb2.WatchRequest) -> None:
         await self._requests.put(req)
@@ -112,4 +115,7 @@ class WatchConn:
     async def close(self) -> None:
         await self._requests.put(None)
         self.call.cancel()
-        await self.pause_reading()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader

@@ -55,6 +55,12 @@ class WatchStream:
         self._room = asyncio.Event()
         self._deferred_progress = False
         self._progress_task: asyncio.Task[None] | None = None
+        hub.streams.add(self)
+
+    @property
+    def queued(self) -> int:
+        """Event responses waiting to be sent."""
+        return self._queued
 
     # ---- requests ---------------------------------------------------------------------------------
     def handle(self, req: rpc_pb2.WatchRequest) -> None:
@@ -201,6 +207,7 @@ class WatchStream:
         if self.closed:
             return
         self.closed = True
+        self.hub.streams.discard(self)
         for w in self.watchers.values():
             self.hub.remove(w)
         self.watchers.clear()
