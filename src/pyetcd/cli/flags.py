@@ -112,7 +112,7 @@ FLAGS: list[Flag] = [
     _s("trusted-ca-file", "", "Path to the client server TLS trusted CA cert file."),
     _b("client-cert-auth", "Enable client cert authentication."),
     _b("auto-tls", "Client TLS using generated certificates."),
-    _s("client-crl-file", "", "Path to the client certificate revocation list file.", supported=False),
+    _s("client-crl-file", "", "Path to the client certificate revocation list file."),
     _s("peer-cert-file", "", "Path to the peer server TLS cert file."),
     _s("peer-key-file", "", "Path to the peer server TLS key file."),
     _s("peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file."),
@@ -210,7 +210,8 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
     if v["log_level"] not in ("debug", "info", "warn", "error", "panic", "fatal"):
         raise FlagError(f"invalid value {v['log_level']!r} for --log-level: expected debug, info, warn, error, "
                         "panic or fatal")
-    client_tls = TLSInfo(v["cert_file"], v["key_file"], v["trusted_ca_file"], v["client_cert_auth"], v["auto_tls"])
+    client_tls = TLSInfo(v["cert_file"], v["key_file"], v["trusted_ca_file"], v["client_cert_auth"], v["auto_tls"],
+                         crl_file=v["client_crl_file"])
     if bool(client_tls.cert_file) != bool(client_tls.key_file):
         raise FlagError("--cert-file and --key-file must be given together")
     peer_tls = TLSInfo(v["peer_cert_file"], v["peer_key_file"], v["peer_trusted_ca_file"],

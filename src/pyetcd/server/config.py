@@ -13,6 +13,7 @@ class TLSInfo:
     trusted_ca_file: str = ""
     client_cert_auth: bool = False
     auto_tls: bool = False
+    crl_file: str = ""
 
     @property
     def empty(self) -> bool:
