@@ -1,0 +1,85 @@
+"""The pyetcd command line as an operator meets it: etcd's flags, ETCD_* variables, clear
+errors for bad input, and a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support import Member, etcdctl, free_port
+
+PYETCD = str(Path(sys.executable).parent / "pyetcd")
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYETCD, *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **(env or {})})
+
+
+def test_unknown_flag_fails_at_start_naming_it() -> None:
+    res = _run("--no-such-flag")
+    assert res.returncode == 1
+    assert "--no-such-flag" in res.stderr and "pyetcd --help" in res.stderr
+
+
+def test_bad_values_fail_at_start_naming_the_flag(tmp_path: Path) -> None:
+    cases = {
+        ("--max-txn-ops", "many"): "--max-txn-ops",
+        ("--listen-client-urls", "ftp://x:1"): "--listen-client-urls",
+        ("--client-cert-auth=maybe",): "--client-cert-auth",
+        ("--initial-cluster-state", "sideways"): "--initial-cluster-state",
+    }
+    for args, flag in cases.items():
+        res = _run("--data-dir", str(tmp_path / "d"), *args)
+        assert res.returncode == 1, args
+        assert flag in res.stderr, (args, res.stderr)
+    res = _run(env={"ETCD_MAX_REQUEST_BYTES": "lots"})
+    assert res.returncode == 1 and "ETCD_MAX_REQUEST_BYTES" in res.stderr
+
+
+def test_env_vars_configure_and_sigterm_stops_cleanly(pyetcd_member: Member, tmp_path: Path) -> None:
+    # A second member configured only through ETCD_* variables, as an ops guide would.
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    c = pyetcd_member.certs
+    env = {"ETCD_NAME": "from-env", "ETCD_DATA_DIR": str(tmp_path / "envdata"), "ETCD_LISTEN_CLIENT_URLS": url,
+           "ETCD_ADVERTISE_CLIENT_URLS": url, "ETCD_CERT_FILE": str(c.server), "ETCD_KEY_FILE": str(c.server_key),
+           "ETCD_TRUSTED_CA_FILE": str(c.ca), "ETCD_CLIENT_CERT_AUTH": "true"}
+    proc = subprocess.Popen([PYETCD], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        other = Member(kind="pyetcd", name="from-env", base_dir=tmp_path, client_port=port, peer_port=0, certs=c)
+        deadline = time.monotonic() + 20
+        out = None
+        while time.monotonic() < deadline:
+            out = etcdctl(other, "member", "list", check=False, timeout=5)
+            if out.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert out is not None and out.returncode == 0, out
+        assert "from-env" in out.stdout and url in out.stdout
+        assert (tmp_path / "envdata").is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_default_data_dir_is_name_dot_etcd(tmp_path: Path) -> None:
+    proc = subprocess.Popen([PYETCD, "--name", "infra9", "--listen-client-urls", "http://127.0.0.1:0",
+                             "--advertise-client-urls", "http://127.0.0.1:0"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not (tmp_path / "infra9.etcd").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "infra9.etcd" / "member").is_dir()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
