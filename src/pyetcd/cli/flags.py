@@ -210,6 +210,11 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
     if v["log_level"] not in ("debug", "info", "warn", "error", "panic", "fatal"):
         raise FlagError(f"invalid value {v['log_level']!r} for --log-level: expected debug, info, warn, error, "
                         "panic or fatal")
+    joining = v["initial_cluster_state"] == "existing" and not Path(
+        v["data_dir"] or f"{v['name']}.etcd", "member").exists()
+    if len([m for m in v["initial_cluster"].split(",") if m.strip()]) > 1 or joining:
+        raise FlagError("pyetcd serves single-member clusters only for now (the peer transport is not built "
+                        "yet): drop --initial-cluster's other members and --initial-cluster-state=existing")
     client_tls = TLSInfo(v["cert_file"], v["key_file"], v["trusted_ca_file"], v["client_cert_auth"], v["auto_tls"],
                          crl_file=v["client_crl_file"])
     if bool(client_tls.cert_file) != bool(client_tls.key_file):
