@@ -12,30 +12,18 @@ import time
 import pytest
 
 from conftest import MemberFactory
-from support import ETCDCTL_BIN, Member, etcdctl
+from support import Member, etcdctl, etcdctl_argv, etcdctl_env
 
 KINDS = ["etcd", "pyetcd"]
 GRANTED = re.compile(r"^lease ([0-9a-f]{16}) granted with TTL\((\d+)s\)$")
-
-
-def argv(m: Member, *args: str) -> list[str]:
-    tls = m.client_tls()
-    return [ETCDCTL_BIN, f"--endpoints={m.client_url}", f"--cacert={tls.ca}", f"--cert={tls.cert}",
-            f"--key={tls.key}", *args]
-
-
-def ctl_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
-    env["ETCDCTL_API"] = "3"
-    return env
 
 
 class Background:
     """An etcdctl command left running (keep-alive, watch, lock, elect): its lines as they come."""
 
     def __init__(self, m: Member, *args: str) -> None:
-        self.proc = subprocess.Popen(argv(m, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=ctl_env(), start_new_session=True)
+        self.proc = subprocess.Popen(etcdctl_argv(m, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=etcdctl_env(), start_new_session=True)
         self.lines: list[str] = []
         out = self.proc.stdout
         assert out is not None

@@ -26,17 +26,27 @@ def etcdctl(member: Member, *args: str, input: str | None = None, check: bool = 
     tls overrides the client's TLS material (e.g. no certificate, or one from another CA).
     Raises EtcdctlError on a non-zero exit when check is true.
     """
-    tls = tls or member.client_tls()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
-    env["ETCDCTL_API"] = "3"
-    cmd = [ETCDCTL_BIN, f"--endpoints={member.client_url}", f"--cacert={tls.ca}"]
-    if tls.cert and tls.key:
-        cmd += [f"--cert={tls.cert}", f"--key={tls.key}"]
-    res = subprocess.run([*cmd, *args], input=input, capture_output=True, text=True, env=env,
-                         timeout=timeout, check=False)
+    res = subprocess.run(etcdctl_argv(member, *args, tls=tls), input=input, capture_output=True, text=True,
+                         env=etcdctl_env(), timeout=timeout, check=False)
     if check and res.returncode != 0:
         raise EtcdctlError(res.returncode, res.args, res.stdout, res.stderr)
     return res
+
+
+def etcdctl_argv(member: Member, *args: str, tls: ClientTLS | None = None) -> list[str]:
+    """argv of ``etcdctl --endpoints=<member> <TLS flags> <args>`` (for commands left running)."""
+    tls = tls or member.client_tls()
+    cmd = [ETCDCTL_BIN, f"--endpoints={member.client_url}", f"--cacert={tls.ca}"]
+    if tls.cert and tls.key:
+        cmd += [f"--cert={tls.cert}", f"--key={tls.key}"]
+    return [*cmd, *args]
+
+
+def etcdctl_env() -> dict[str, str]:
+    """The environment for etcdctl: v3 API, no ETCDCTL_* settings leaking in from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    env["ETCDCTL_API"] = "3"
+    return env
 
 
 def grpc_channel(member: Member, *, tls: ClientTLS | None = None, **kw: Any) -> grpc.Channel:

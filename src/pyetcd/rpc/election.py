@@ -13,7 +13,11 @@ from .errors import stream, unary
 from .header import fill_header
 
 
-def _leader_key(k: epb.LeaderKey) -> election.LeaderKey:
+def _resumed(req: epb.ProclaimRequest | epb.ResignRequest) -> election.LeaderKey:
+    """The leader a Proclaim or Resign speaks for (etcd's ResumeElection)."""
+    if not req.HasField("leader"):
+        raise election.ErrMissingLeaderKey()
+    k = req.leader
     return election.LeaderKey(k.name, k.key, k.rev, k.lease)
 
 
@@ -31,19 +35,13 @@ class ElectionService:
 
     @unary
     async def Proclaim(self, req: epb.ProclaimRequest, context: Any) -> epb.ProclaimResponse:
-        if not req.HasField("leader"):
-            raise election.ErrMissingLeaderKey()
-        resp = epb.ProclaimResponse(header=await election.proclaim(self.r, _leader_key(req.leader), req.value))
-        fill_header(self.r.s, resp.header)
-        return resp
+        header = await election.proclaim(self.r, _resumed(req), req.value)
+        return epb.ProclaimResponse(header=fill_header(self.r.s, header))
 
     @unary
     async def Resign(self, req: epb.ResignRequest, context: Any) -> epb.ResignResponse:
-        if not req.HasField("leader"):
-            raise election.ErrMissingLeaderKey()
-        resp = epb.ResignResponse(header=await election.resign(self.r, _leader_key(req.leader)))
-        fill_header(self.r.s, resp.header)
-        return resp
+        header = await election.resign(self.r, _resumed(req))
+        return epb.ResignResponse(header=fill_header(self.r.s, header))
 
     @unary
     async def Leader(self, req: epb.LeaderRequest, context: Any) -> epb.LeaderResponse:
