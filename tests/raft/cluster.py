@@ -83,7 +83,7 @@ class Cluster:
                 check_quorum=self.check_quorum,
                 applied=applied,
                 seed=i,
-                **self.cfg,  # type: ignore[arg-type]
+                **self.cfg,
             )
         )
 

@@ -124,7 +124,7 @@ REGRESSIONS = [
     ),
 ]
 
-CI_SEEDS = range(1000, 1150)
+CI_SEEDS = range(1000, 1200)
 LONG_SEEDS = range(5000, 5006)
 
 

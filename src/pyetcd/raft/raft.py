@@ -344,7 +344,7 @@ class Raft:
             self.become_candidate()
             vote_msg = M.MSG_VOTE
             term = self.term
-        if self.poll(self.id, vote_response_type(vote_msg), True) is VoteResult.WON:
+        if self.poll(self.id, True) is VoteResult.WON:
             # A single voter wins at once, through the same path as any election.
             if t is CampaignType.PRE_ELECTION:
                 self.campaign(CampaignType.ELECTION)
@@ -360,10 +360,9 @@ class Raft:
                 Message(type=vote_msg, to=i, term=term, index=last_index, log_term=last_term, context=ctx)
             )
 
-    def poll(self, id_: int, t: M, granted: bool) -> VoteResult:
-        del t
+    def poll(self, id_: int, granted: bool) -> VoteResult:
         self.tracker.record_vote(id_, granted)
-        return self.tracker.tally_votes()[2]
+        return self.tracker.vote_result()
 
     # -- the one entry point ------------------------------------------------------------
     def step(self, m: Message) -> None:
@@ -584,7 +583,7 @@ class Raft:
             self.become_follower(m.term, m.frm)
             self._handle_snapshot(m)
         elif t is my_resp:
-            res = self.poll(m.frm, t, not m.reject)
+            res = self.poll(m.frm, not m.reject)
             if res is VoteResult.WON:
                 if self.state is StateType.PRE_CANDIDATE:
                     self.campaign(CampaignType.ELECTION)

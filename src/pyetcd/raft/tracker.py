@@ -58,10 +58,8 @@ class ProgressTracker:
     def record_vote(self, id_: int, granted: bool) -> None:
         self.votes.setdefault(id_, granted)
 
-    def tally_votes(self) -> tuple[int, int, quorum.VoteResult]:
-        granted = sum(1 for i in self.voters if self.votes.get(i) is True)
-        rejected = sum(1 for i in self.voters if self.votes.get(i) is False)
-        return granted, rejected, quorum.vote_result(self.voters, self.votes)
+    def vote_result(self) -> quorum.VoteResult:
+        return quorum.vote_result(self.voters, self.votes)
 
     def has_quorum(self, ids: set[int]) -> bool:
         return quorum.has_quorum(self.voters, ids)
