@@ -10,6 +10,8 @@ leadership and ask for ReadIndex. Invariants are checked at every step:
   predecessor term, which by induction makes the logs identical up to them (checked on
   every entry any node persists);
 * leader append-only: a leader's log never loses or rewrites an entry during its term;
+* commitment rule (§5.4.2): a leader moves its commit index only onto an entry of its
+  own term (the rule whose absence Figure 8 exploits);
 * leader completeness / no committed entry lost: every leader holds the highest entry
   any node has applied, with the same term;
 * state machine safety: every node applies the same sequence (a hash chain per index);
@@ -77,6 +79,8 @@ class SimParams:
     max_size_per_msg: int = 256
     # Faults aimed at whoever leads right now (crash it, or cut it off with a minority).
     leader_fault_rate: float = 0.0
+    # Chance that a node crashes the moment it becomes leader, before sending anything.
+    new_leader_fault: float = 0.0
     pre_vote: bool = True
     check_quorum: bool = True
     heal_bound: int = 40 * ELECTION_TICK
@@ -104,6 +108,7 @@ class SimParams:
             max_inflight_bytes=r.choice([0, 0, 200, 2000]),
             max_size_per_msg=r.choice([0, 64, 256, 1 << 20]),
             leader_fault_rate=r.choice([0.0, 0.0, 0.02, 0.08]),
+            new_leader_fault=r.choice([0.0, 0.0, 0.2, 0.5]),
             pre_vote=r.random() < 0.75,
             check_quorum=r.random() < 0.75,
         )
@@ -159,7 +164,7 @@ class Sim:
         self.removed: set[int] = set()
         # invariant bookkeeping
         self.leader_of_term: dict[int, int] = {}
-        self.leader_log: dict[int, tuple[int, int, int]] = {}  # node -> (term, last index, last term)
+        self.leader_log: dict[int, tuple[int, int, int, int]] = {}  # node -> (term, last, last term, commit)
         self.entry_at: dict[tuple[int, int], tuple[EntryType, bytes, int]] = {}
         self.chain: dict[int, bytes] = {0: GENESIS}
         self.applied_term: dict[int, int] = {0: 0}
@@ -278,8 +283,17 @@ class Sim:
             if rd.hard_state.term < st.hard_state.term:
                 raise self.fail(f"node {i}: durable term went back {st.hard_state} -> {rd.hard_state}")
             st.set_hard_state(rd.hard_state)
-        if self.faults and self.rng.random() < self.p.crash_rate / 4:
-            self.crash(i)  # persisted, but crashed before sending or applying
+        if self.faults and (
+            self.rng.random() < self.p.crash_rate / 4
+            or (
+                rd.soft_state is not None
+                and rd.soft_state.raft_state is StateType.LEADER
+                and self.rng.random() < self.p.new_leader_fault
+            )
+        ):
+            # Persisted, but crashed before sending or applying. Aimed at fresh leaders, this
+            # leaves logs ending in an entry of a term nobody else saw (Figure 8's S5).
+            self.crash(i)
             return
         for m in rd.messages:
             self.send(m)
@@ -356,15 +370,18 @@ class Sim:
             other = self.leader_of_term.setdefault(r.term, i)
             if other != i:
                 raise self.fail(f"election safety: nodes {other} and {i} both lead term {r.term}")
-            last = r.log.last_index()
+            last, committed = r.log.last_index(), r.log.committed
             prev = self.leader_log.get(i)
-            if (
-                prev is not None
-                and prev[0] == r.term
-                and (last < prev[1] or r.log.zero_term_on_compacted(prev[1]) not in (prev[2], 0))
-            ):
-                raise self.fail(f"leader append-only: node {i} log went {prev} -> last {last}")
-            self.leader_log[i] = (r.term, last, r.log.last_term())
+            if prev is not None and prev[0] == r.term:
+                if last < prev[1] or r.log.zero_term_on_compacted(prev[1]) not in (prev[2], 0):
+                    raise self.fail(f"leader append-only: node {i} log went {prev[:3]} -> last {last}")
+                if committed > prev[3] and r.log.term(committed) != r.term:
+                    # §5.4.2: counting replicas commits only entries of the leader's own term.
+                    raise self.fail(
+                        f"commitment rule: leader {i} of term {r.term} committed {committed} of term "
+                        f"{r.log.term(committed)} by counting replicas"
+                    )
+            self.leader_log[i] = (r.term, last, r.log.last_term(), committed)
             # Leader completeness: whatever leaders of earlier terms committed, we hold.
             rec = self.commit_by_term.get(r.term)
             if rec is None or r.log.committed > rec[0]:

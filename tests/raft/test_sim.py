@@ -157,13 +157,32 @@ def test_a_seed_replays_exactly() -> None:
     assert a.chain == b.chain and a.leader_of_term == b.leader_of_term
 
 
-def test_checker_catches_a_broken_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Break the core (grant votes without comparing logs): the simulator must notice within
-    a few seeds, and say how to replay the failing one."""
-    monkeypatch.setattr(RaftLog, "is_up_to_date", lambda self, lasti, term: True)
+def _commit_by_counting(self: RaftLog, max_index: int, term: int) -> bool:
+    if max_index > self.committed:
+        self.commit_to(max_index)
+        return True
+    return False
+
+
+BROKEN_CORES = {
+    # Grant votes without comparing logs: stale leaders lose committed entries.
+    "votes-ignore-logs": ("is_up_to_date", lambda self, lasti, term: True),
+    # Commit older-term entries by counting replicas (what Figure 8 warns about).
+    "commit-by-counting": ("maybe_commit", _commit_by_counting),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_CORES))
+def test_checker_catches_a_broken_core(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the core on purpose: the simulator must notice within a few dozen seeds and say
+    how to replay the failing one."""
+    attr, broken = BROKEN_CORES[name]
+    monkeypatch.setattr(RaftLog, attr, broken)
     with pytest.raises(SimFailure) as exc:
-        for seed in range(20):
+        for seed in range(50):
             run_seed(seed)
     msg = str(exc.value)
-    assert "leader completeness" in msg or "state machine safety" in msg or "log matching" in msg
+    assert any(
+        k in msg for k in ("leader completeness", "state machine safety", "log matching", "commitment rule")
+    )
     assert "replay with: python -m tests.raft.sim" in msg
