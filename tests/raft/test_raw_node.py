@@ -7,6 +7,7 @@ import pytest
 from pyetcd.raft import (
     Config,
     ConfState,
+    Entry,
     MemoryStorage,
     MessageType,
     ProposalDroppedError,
@@ -159,3 +160,23 @@ def test_status_reports_progress_on_leader() -> None:
     assert st.id == 1 and st.soft_state.raft_state is StateType.LEADER and st.applied == 1
     assert st.progress[1].match == 1 and st.progress[1].next == 2
     assert st.conf_state.voters == (1,)
+
+
+def test_step_between_ready_and_advance_replacing_entries() -> None:
+    s = MemoryStorage(ConfState(voters=(1, 2, 3)))
+    n = RawNode(Config(2, s))
+    e1, e2 = Entry(1, 1, data=b"a"), Entry(1, 2, data=b"b")
+    n.step(Msg(type=MessageType.MSG_APP, frm=1, to=2, term=1, index=0, log_term=0, entries=(e1, e2)))
+    rd = n.ready()
+    assert rd.entries == [e1, e2]
+    # While rd is being persisted, a new leader replaces entry 2.
+    e2b = Entry(2, 2, data=b"c")
+    n.step(Msg(type=MessageType.MSG_APP, frm=3, to=2, term=2, index=1, log_term=1, entries=(e2b,)))
+    persist(s, rd)
+    n.advance(rd)
+    assert n.raft.log.persisted == 0  # conservatively, nothing of the stale Ready counts as stable
+    rd = n.ready()
+    assert rd.entries == [e1, e2b]
+    persist(s, rd)
+    n.advance(rd)
+    assert n.raft.log.persisted == 2 and [s.term(i) for i in (1, 2)] == [1, 2]

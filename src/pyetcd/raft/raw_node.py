@@ -17,8 +17,9 @@ The application drives a node with a loop like::
             4. node.advance(rd).
 
 `ready()` hands out each message, read state and unstable entry once; committed entries
-are handed out until `advance` records them applied, so call `advance` before the next
-`ready`.  A leader counts its own log toward a quorum only after `advance` reports it
+are handed out until `advance` records them applied, so keep one Ready outstanding at a
+time and call `advance` before the next `ready`. `step`, `tick` and `propose` may be called
+while a Ready is being persisted (entries replaced meanwhile are simply not marked stable).  A leader counts its own log toward a quorum only after `advance` reports it
 persisted, so a single voter commits exactly when its entry is durable.
 """
 
