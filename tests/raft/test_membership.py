@@ -157,3 +157,34 @@ def test_new_leader_waits_for_own_term_entry_before_conf_change() -> None:
     c.tick(2)
     change(c, 2, ADD, 4)
     assert voters(c, 2) == {1, 2, 3, 4}
+
+
+def test_no_campaign_with_committed_but_unapplied_conf_change() -> None:
+    c = Cluster([1, 2, 3], spares=[4])
+    c.elect(1)
+    # 2 learns that the change is committed, but its application has not applied it yet.
+    c.filters.append(lambda m: not (m.to == 2 and m.type is MessageType.MSG_HEARTBEAT))
+    c.nodes[1].propose_conf_change(ConfChange(ADD, 4))
+    c.stabilize()
+    r2 = c.raft(2)
+    r2.log.applied = r2.log.committed - 1  # as if the application lagged by one entry
+    r2.log.committed = r2.log.last_index()
+    assert r2.log.slice(r2.log.applied + 1, r2.log.committed + 1)[-1].type is EntryType.CONF_CHANGE
+    c.isolate(2)
+    c.nodes[2].campaign()
+    # It would count votes with a configuration its own log already changed: it refuses.
+    assert c.state(2) is StateType.FOLLOWER and r2.term == c.raft(1).term
+
+
+def test_promoting_a_caught_up_learner_can_advance_commit() -> None:
+    c = Cluster([1, 2], learners=[3])
+    c.elect(1)
+    c.crash(2)
+    c.propose(1, b"needs-two")  # 1 of 2 voters: not committed; the learner has it
+    assert b"needs-two" not in c.data(1) and c.raft(3).log.last_index() == c.raft(1).log.last_index()
+    r1 = c.raft(1)
+    # Apply the promotion directly (the conf change itself could not commit without 2):
+    # with voters {1, 2, 3}, 1 and 3 already hold the entry, which now commits.
+    r1.apply_conf_change(ConfChange(ADD, 3))
+    c.stabilize()
+    assert b"needs-two" in c.data(1) and b"needs-two" in c.data(3)

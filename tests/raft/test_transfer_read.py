@@ -121,3 +121,16 @@ def test_read_index_waits_for_commit_in_current_term() -> None:
     c.tick(2)
     got = c.read_states[2]
     assert got and got[0].request_ctx == b"early" and got[0].index >= 3
+
+
+def test_transfer_retargeted_and_to_self_ignored() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.crash(2)
+    c.crash(3)
+    c.nodes[1].transfer_leader(2)
+    assert c.raft(1).lead_transferee == 2
+    c.nodes[1].transfer_leader(3)  # a new target replaces the old one
+    assert c.raft(1).lead_transferee == 3
+    c.nodes[1].transfer_leader(1)  # to ourselves: just abandons the transfer
+    assert c.raft(1).lead_transferee == 0 and c.state(1) is StateType.LEADER
