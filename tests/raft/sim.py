@@ -294,6 +294,7 @@ class Sim:
             # Persisted, but crashed before sending or applying. Aimed at fresh leaders, this
             # leaves logs ending in an entry of a term nobody else saw (Figure 8's S5).
             self.crash(i)
+            self.stats["crashes_before_send"] += 1
             return
         for m in rd.messages:
             self.send(m)

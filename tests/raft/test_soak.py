@@ -40,9 +40,16 @@ def test_soak(capsys: pytest.CaptureFixture[str]) -> None:
     heal_max = 0
     failures: list[str] = []
     shapes: Counter[int] = Counter()
+    modes: Counter[str] = Counter()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for seed, stats, err in pool.map(_one, [(s, ticks) for s in seeds], chunksize=8):
-            shapes[SimParams.from_seed(seed).voters] += 1
+            p = SimParams.from_seed(seed)
+            shapes[p.voters] += 1
+            modes.update(
+                k
+                for k, on in (("no pre-vote", not p.pre_vote), ("no check-quorum", not p.check_quorum))
+                if on
+            )
             if stats is None:
                 failures.append(f"seed {seed}: {err}")
                 continue
@@ -55,6 +62,7 @@ def test_soak(capsys: pytest.CaptureFixture[str]) -> None:
             f"\nraft soak: {n} seeds [{start}, {start + n}), {ticks} chaos ticks each, {elapsed:.0f}s, {jobs} jobs"
         )
         print("  voters per cluster: " + ", ".join(f"{v}: {shapes[v]}" for v in sorted(shapes)))
+        print("  seeds with " + ", ".join(f"{k}: {v}" for k, v in sorted(modes.items())))
         print(f"  longest recovery after heal: {heal_max} ticks")
         print(f"  {'event':<32}{'total':>12}{'seeds':>8}")
         for key in sorted(totals):
