@@ -29,6 +29,7 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
 
+from kv import _versions  # noqa: E402  (bench/ is the script's directory: the same record as bench/kv.py)
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 from support import CertPaths, Member, pyetcd_unavailable_reason, start_member  # noqa: E402
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(row)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"lease-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps({"quick": args.quick, "results": results}, indent=2))
+    out.write_text(json.dumps({"quick": args.quick, "versions": _versions(), "results": results}, indent=2))
     print(f"results: {out}")
     return 0
 

@@ -6,6 +6,10 @@ the same batch see it through ``batch.txn``) and schedules the in-memory change 
 ``on_publish``, which runs once the batch is durable. Attachment of keys to leases is not
 persisted, as in etcd: it follows the key space's changes and is rebuilt from the key index
 at start.
+
+A revoke reads the published attachment sets from the apply thread. That is safe because the
+node loop never applies a batch while the previous one is being published (publish, then the
+next apply); a node loop that overlapped them would have to hand the lessor a snapshot.
 """
 
 from __future__ import annotations
