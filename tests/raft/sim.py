@@ -83,6 +83,9 @@ class SimParams:
     new_leader_fault: float = 0.0
     pre_vote: bool = True
     check_quorum: bool = True
+    # Share of partitions that cut one direction only; chance a clock skips a tick.
+    one_way_share: float = 0.0
+    tick_skew: float = 0.0
     heal_bound: int = 40 * ELECTION_TICK
 
     @classmethod
@@ -111,6 +114,8 @@ class SimParams:
             new_leader_fault=r.choice([0.0, 0.0, 0.2, 0.5]),
             pre_vote=r.random() < 0.75,
             check_quorum=r.random() < 0.75,
+            one_way_share=r.choice([0.0, 0.3]),
+            tick_skew=r.choice([0.0, 0.0, 0.1, 0.3]),
         )
 
 
@@ -159,6 +164,7 @@ class Sim:
         self.seq = 0
         self.net: list[tuple[int, int, Message]] = []
         self.partition: dict[int, int] | None = None
+        self.one_way = False
         self.faults = True
         self.stats: Counter[str] = Counter()
         self.removed: set[int] = set()
@@ -224,7 +230,11 @@ class Sim:
 
     # -- network --------------------------------------------------------------------------
     def cut(self, a: int, b: int) -> bool:
-        return self.partition is not None and self.partition.get(a, 0) != self.partition.get(b, 0)
+        if self.partition is None:
+            return False
+        ga, gb = self.partition.get(a, 0), self.partition.get(b, 0)
+        # A one-way partition only loses what group 0 sends to group 1.
+        return ga != gb and (not self.one_way or ga == 0)
 
     def send(self, m: Message) -> None:
         self.stats["msgs"] += 1
@@ -402,7 +412,8 @@ class Sim:
         if self.faults:
             self.inject_faults()
         for _, n in self.live():
-            n.tick()
+            if not self.faults or self.rng.random() >= self.p.tick_skew:
+                n.tick()  # with skew, some clocks run slow this tick
         if self.faults:
             self.client_ops()
         # Healed, the network is fast next to a tick: run each tick until quiet, so that a
@@ -433,6 +444,7 @@ class Sim:
                     rng.shuffle(others)
                     minority = set(others[: rng.randint(0, (len(others) - 1) // 2)])
                     self.partition = {i: (0 if i == ld[0] or i in minority else 1) for i in self.ids}
+                    self.one_way = False
                     self.stats["leader_isolations"] += 1
         if self.partition is None:
             if rng.random() < p.partition_rate:
@@ -440,7 +452,8 @@ class Sim:
                 rng.shuffle(ids)
                 k = rng.randint(1, len(ids) - 1)
                 self.partition = {i: (0 if n < k else 1) for n, i in enumerate(ids)}
-                self.stats["partitions"] += 1
+                self.one_way = rng.random() < p.one_way_share
+                self.stats["one_way_partitions" if self.one_way else "partitions"] += 1
         elif rng.random() < 0.05:
             self.partition = None
         for i, n in list(self.nodes.items()):

@@ -104,17 +104,39 @@ def test_remove_follower_unblocks_commit() -> None:
     assert voters(c, 1) == {1, 2, 3} and b"stuck" in c.data(1)
 
 
-def test_removed_leader_steps_down_and_others_elect() -> None:
+def test_removed_leader_hands_off_and_steps_down() -> None:
     c = Cluster([1, 2, 3])
     c.elect(1)
     change(c, 1, REMOVE, 1)
+    # Everyone holds its whole log, so it hands off at once: no election timeout to wait for.
+    assert any(m.type is MessageType.MSG_TIMEOUT_NOW and m.frm == 1 for m in c.sent)
     assert c.state(1) is StateType.FOLLOWER and voters(c, 1) == {2, 3}
-    c.tick(60)
     new = c.leader()
     assert new in (2, 3)
     c.propose(new, b"after")
     assert b"after" in c.data(2) and b"after" in c.data(3)
-    assert c.state(1) is StateType.FOLLOWER  # not a voter: never campaigns
+    c.tick(60)
+    assert c.state(1) is StateType.FOLLOWER  # not a voter any more: never campaigns
+
+
+def test_removed_leader_of_two_waits_until_survivor_has_its_log() -> None:
+    # With voters {1, 2}, 1 removes itself and appends "x" before the removal applies.
+    # Had 1 stepped down at once, 2 (not yet knowing the removal committed) would need 1's
+    # vote, which 1 refuses while its log is longer: stuck for good.
+    c = Cluster([1, 2], max_size_per_msg=0)
+    c.elect(1)
+    c.filters.append(lambda m: not (m.to == 2 and any(e.data == b"x" for e in m.entries)))
+    c.nodes[1].propose_conf_change(ConfChange(REMOVE, 1))
+    c.nodes[1].propose(b"x")
+    c.stabilize()
+    assert voters(c, 1) == {2} and c.state(1) is StateType.LEADER  # removed, still replicating
+    with pytest.raises(ProposalDroppedError):
+        c.nodes[1].propose(b"refused")
+    c.heal()
+    c.tick(3)
+    assert c.state(1) is StateType.FOLLOWER and c.state(2) is StateType.LEADER
+    c.propose(2, b"after")
+    assert c.data(2)[-2:] == [b"x", b"after"]
 
 
 def test_only_one_pending_conf_change() -> None:

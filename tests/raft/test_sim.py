@@ -122,6 +122,29 @@ REGRESSIONS = [
         ),
         "without check-quorum a removed leader stays leader of its old term; heal must use the newest",
     ),
+    (
+        SimParams(
+            seed=100392,
+            voters=3,
+            spares=1,
+            drop=0.02,
+            dup=0.1,
+            max_delay=8,
+            partition_rate=0.0,
+            crash_rate=0.003,
+            propose_rate=0.5,
+            conf_change_rate=0.2,
+            transfer_rate=0.02,
+            read_rate=0.05,
+            compact_rate=0.1,
+            max_inflight_msgs=4,
+            max_inflight_bytes=200,
+            max_size_per_msg=0,
+            pre_vote=False,
+            check_quorum=True,
+        ),
+        "a leader of two removed itself and stepped down before the survivor had its log: stuck",
+    ),
 ]
 
 CI_SEEDS = range(1000, 1200)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pyetcd.raft import ConfState, MessageType, ProgressState, Snapshot, SnapshotMetadata, StateType
+from pyetcd.raft import (
+    ConfState,
+    MessageType,
+    ProgressState,
+    Snapshot,
+    SnapshotMetadata,
+    SnapshotTemporarilyUnavailableError,
+    StateType,
+)
 
 from .cluster import Cluster
 
@@ -89,3 +97,26 @@ def test_restart_from_snapshot_and_log() -> None:
     assert c.raft(2).log.first_index() == 7
     assert c.data(2) == [b"w"]
     assert c.state(2) is StateType.FOLLOWER and c.raft(2).lead == 1
+
+
+def test_snapshot_temporarily_unavailable_is_retried_later() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.leave_behind(3, 1, 3)
+    compact(c, 1)
+    st = c.storage[1]
+    real = st.snapshot
+    busy = [True]
+
+    def snapshot() -> Snapshot:
+        if busy[0]:
+            raise SnapshotTemporarilyUnavailableError("still being written")
+        return real()
+
+    st.snapshot = snapshot  # type: ignore[method-assign]
+    c.tick(3)
+    assert not [m for m in c.sent if m.type is MessageType.MSG_SNAP]
+    assert c.raft(1).tracker.progress[3].state is not ProgressState.SNAPSHOT
+    busy[0] = False
+    c.tick(3)
+    assert c.storage[3].snapshot().metadata.index == 4

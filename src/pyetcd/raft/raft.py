@@ -544,6 +544,7 @@ class Raft:
             pass
         if m.frm == self.lead_transferee and pr.match == self.log.last_index():
             self.send(Message(type=M.MSG_TIMEOUT_NOW, to=m.frm))
+        self._maybe_hand_off()
 
     def _handle_transfer_leader(self, m: Message) -> None:
         pr = self.tracker.progress[m.frm]
@@ -720,11 +721,26 @@ class Raft:
         if not tr.voters:
             return
         if self.state is StateType.LEADER:
-            if id_ == self.id:
-                # A removed leader steps down so that the remaining voters elect a new one.
-                self.become_follower(self.term, NONE)
-                return
             if self.maybe_commit():
                 self.bcast_append_soon()
             if self.lead_transferee == id_:
                 self.abort_leader_transfer()
+            if id_ == self.id:
+                self.bcast_append_soon()
+                self._maybe_hand_off()
+
+    def _maybe_hand_off(self) -> None:
+        """A leader that applied its own removal keeps replicating (taking no proposals) until a
+        remaining voter holds its whole log, then tells that voter to campaign and steps down.
+
+        Stepping down at once could leave two voters stuck: the survivor, not yet knowing the
+        removal committed, still counts the removed node, whose vote it cannot get while that
+        node's log is longer than its own."""
+        if self.state is not StateType.LEADER or self.id in self.tracker.progress:
+            return
+        last = self.log.last_index()
+        for i in sorted(self.tracker.voters):
+            if self.tracker.progress[i].match == last:
+                self.send(Message(type=M.MSG_TIMEOUT_NOW, to=i))
+                self.become_follower(self.term, NONE)
+                return
