@@ -15,6 +15,7 @@ from typing import Any
 import lmdb
 
 from pyetcd.mvcc.store import Change, StoreWriter
+from pyetcd.raft import HardState, Message, ReadState, Ready, SoftState
 
 
 @dataclass
@@ -34,6 +35,20 @@ class ApplyBatch:
     publish_hooks: list[Callable[[], None]] = field(default_factory=list)
     applied_index: int = 0
     applied_term: int = 0
+    # what the raft core handed out during the turn, acted on once the batch is durable
+    soft_state: SoftState | None = None
+    hard_state: HardState | None = None
+    read_states: list[ReadState] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+    def absorb(self, rd: Ready) -> None:
+        """Keep a Ready's outputs for after the commit (the latest soft and hard state win)."""
+        if rd.soft_state is not None:
+            self.soft_state = rd.soft_state
+        if rd.hard_state is not None:
+            self.hard_state = rd.hard_state
+        self.read_states.extend(rd.read_states)
+        self.messages.extend(rd.messages)
 
     def on_publish(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` on the event loop once this batch is durable."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -51,6 +52,8 @@ _META_APPLIED = b"consistent_index"
 _META_APPLIED_TERM = b"term"
 # Keep this many applied entries in the raft log (etcd's SnapshotCatchUpEntries).
 _LOG_KEEP = 5000
+# A turn drains Readies until the core is quiet; this bounds it should the core never be.
+_MAX_READIES_PER_TURN = 64
 
 
 @dataclass
@@ -81,6 +84,7 @@ class EtcdServer:
                                    election_tick=max(2, cfg.election_timeout_ms // cfg.heartbeat_interval_ms),
                                    heartbeat_tick=1, applied=self.applied_index))
         self.term = self.raftlog.hard_state.term
+        self.commit_index = self.raftlog.hard_state.commit
         self.leader = 0
         self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
         self._ids = itertools.count((time.time_ns() >> 16) << 16)
@@ -199,8 +203,7 @@ class EtcdServer:
         return resp
 
     def status(self) -> StatusInfo:
-        st = self.node.status()
-        return StatusInfo(leader=self.leader, raft_index=st.hard_state.commit, raft_term=st.hard_state.term,
+        return StatusInfo(leader=self.leader, raft_index=self.commit_index, raft_term=self.term,
                           applied_index=self.applied_index)
 
     @property
@@ -228,8 +231,9 @@ class EtcdServer:
                 next_tick += tick
             self._feed_proposals()
             self._feed_reads()
-            while self.node.has_ready() and not self._stopped:
-                await self._handle_ready(self.node.ready())
+            if self.node.has_ready() and not self._stopped:
+                batch = await loop.run_in_executor(self._apply_thread, self._turn)
+                self._publish(batch)
 
     def _feed_proposals(self) -> None:
         props, self._proposals = self._proposals, []
@@ -249,27 +253,30 @@ class EtcdServer:
         self._read_waiting[ctx] = (0, reads)
         self.node.read_index(ctx)
 
-    async def _handle_ready(self, rd: Ready) -> None:
-        loop = asyncio.get_running_loop()
-        batch = await loop.run_in_executor(self._apply_thread, self._persist_and_apply, rd)
-        self._publish(rd, batch)
-        # (messages to peers would be sent here, after the persist above)
-        self.node.advance(rd)
-        self._after_apply(rd)
+    def _turn(self) -> ApplyBatch:
+        """Apply thread: drain every Ready into ONE write transaction, then commit it (one fsync).
 
-    def _persist_and_apply(self, rd: Ready) -> ApplyBatch:
-        """Apply thread: persist the Ready and apply its committed entries, one durable commit."""
+        The apply thread owns the raft node for the turn (the event loop only queues proposals
+        meanwhile). Each Ready's entries and hard state are written, its committed entries
+        applied, and ``advance`` is called before the commit: the core may then commit what this
+        turn persisted (a single voter does at once) and hand it out in the next Ready of the same
+        turn. That is safe because nothing of the turn leaves the process before the commit:
+        messages, client answers and read states wait in the batch until it is durable, and if
+        the commit fails the member stops.
+        """
         txn = self.backend.begin_write()
         try:
             batch = ApplyBatch(txn=txn, kv=self.kv.writer(txn))
-            self.raftlog.persist(txn, rd.entries, rd.hard_state,
-                                 rd.snapshot.metadata if rd.snapshot is not None else None)
-            for entry in rd.committed_entries:
-                if entry.index <= self.applied_index:
-                    continue
-                if entry.type == EntryType.NORMAL and entry.data:
-                    self._apply_entry(batch, entry.data)
-                batch.applied_index, batch.applied_term = entry.index, entry.term
+            for _ in range(_MAX_READIES_PER_TURN):
+                if not self.node.has_ready():
+                    break
+                rd = self.node.ready()
+                self.raftlog.persist(txn, rd.entries, rd.hard_state,
+                                     rd.snapshot.metadata if rd.snapshot is not None else None)
+                self.raftlog.publish(rd.entries, rd.hard_state)  # the core reads its log through this
+                self._apply_committed(batch, rd)
+                batch.absorb(rd)
+                self.node.advance(rd)
             if batch.applied_index:
                 meta = self.backend.db(META)
                 txn.put(_META_APPLIED, _U64.pack(batch.applied_index), db=meta)
@@ -280,7 +287,17 @@ class EtcdServer:
             return batch
         except BaseException:
             txn.abort()
-            raise
+            log.critical("persisting a raft turn failed; the member must stop", exc_info=True)
+            os._exit(2)  # the core already advanced past state that is not on disk: never continue
+
+    def _apply_committed(self, batch: ApplyBatch, rd: Ready) -> None:
+        applied = max(self.applied_index, batch.applied_index)
+        for entry in rd.committed_entries:
+            if entry.index <= applied:
+                continue
+            if entry.type == EntryType.NORMAL and entry.data:
+                self._apply_entry(batch, entry.data)
+            batch.applied_index, batch.applied_term = entry.index, entry.term
 
     def _apply_entry(self, batch: ApplyBatch, data: bytes) -> None:
         req = internal_pb2.InternalRequest.FromString(data)
@@ -298,22 +315,23 @@ class EtcdServer:
         index = batch.applied_index - _LOG_KEEP
         term = self.raftlog.term(index)
         self.raftlog.persist_compaction(batch.txn, index, term, self.conf_state)
-        batch.on_publish(lambda: self.raftlog.publish_compaction(index, self.conf_state))
+        self.raftlog.publish_compaction(index, self.conf_state)
 
-    def _publish(self, rd: Ready, batch: ApplyBatch) -> None:
+    def _publish(self, batch: ApplyBatch) -> None:
         """Event loop, after the commit: make the batch visible and answer its clients."""
-        self.raftlog.publish(rd.entries, rd.hard_state)
+        # (messages to peers, batch.messages, would be sent here: after the persist)
         self.kv.publish(batch.kv)
         for hook in batch.publish_hooks:
             hook()
         if batch.applied_index:
             self.applied_index = batch.applied_index
-        if rd.hard_state is not None:
-            self.term = rd.hard_state.term
-        if rd.soft_state is not None:
+        if batch.hard_state is not None:
+            self.term = batch.hard_state.term
+            self.commit_index = batch.hard_state.commit
+        if batch.soft_state is not None:
             was_leader = self.is_leader
-            self.leader = rd.soft_state.lead
-            if rd.soft_state.raft_state == StateType.LEADER or self.leader:
+            self.leader = batch.soft_state.lead
+            if batch.soft_state.raft_state == StateType.LEADER or self.leader:
                 self.ready_event.set()
             if was_leader != self.is_leader:
                 for listener in self.leader_listeners:
@@ -329,9 +347,10 @@ class EtcdServer:
                 fut.set_exception(res.error)
             else:
                 fut.set_result(res.response)
+        self._serve_reads(batch)
 
-    def _after_apply(self, rd: Ready) -> None:
-        for rs in rd.read_states:
+    def _serve_reads(self, batch: ApplyBatch) -> None:
+        for rs in batch.read_states:
             waiting = self._read_waiting.pop(rs.request_ctx, None)
             if waiting is not None:
                 self._applied_waiters.extend((rs.index, f) for f in waiting[1])
