@@ -28,6 +28,31 @@ class AppliedResult:
 
 
 @dataclass
+class RaftOutput:
+    """What the raft core handed out during a turn, acted on once the turn is durable."""
+
+    soft_state: SoftState | None = None
+    hard_state: HardState | None = None
+    read_states: list[ReadState] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+    def absorb(self, rd: Ready) -> None:
+        """Keep a Ready's outputs (the latest soft and hard state win)."""
+        if rd.soft_state is not None:
+            self.soft_state = rd.soft_state
+        if rd.hard_state is not None:
+            self.hard_state = rd.hard_state
+        self.read_states.extend(rd.read_states)
+        self.messages.extend(rd.messages)
+
+
+def needs_disk(rd: Ready) -> bool:
+    """Whether a Ready has anything to persist or apply (else it is served without a txn)."""
+    return bool(rd.entries or rd.committed_entries or rd.snapshot is not None
+                or (rd.hard_state is not None))
+
+
+@dataclass
 class ApplyBatch:
     txn: lmdb.Transaction
     kv: StoreWriter
@@ -35,20 +60,7 @@ class ApplyBatch:
     publish_hooks: list[Callable[[], None]] = field(default_factory=list)
     applied_index: int = 0
     applied_term: int = 0
-    # what the raft core handed out during the turn, acted on once the batch is durable
-    soft_state: SoftState | None = None
-    hard_state: HardState | None = None
-    read_states: list[ReadState] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-
-    def absorb(self, rd: Ready) -> None:
-        """Keep a Ready's outputs for after the commit (the latest soft and hard state win)."""
-        if rd.soft_state is not None:
-            self.soft_state = rd.soft_state
-        if rd.hard_state is not None:
-            self.hard_state = rd.hard_state
-        self.read_states.extend(rd.read_states)
-        self.messages.extend(rd.messages)
+    raft: RaftOutput = field(default_factory=RaftOutput)
 
     def on_publish(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` on the event loop once this batch is durable."""

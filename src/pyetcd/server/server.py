@@ -40,7 +40,7 @@ from pyetcd.storage.raftlog import RaftLog
 
 from . import kvops
 from .apply import Applier
-from .batch import AppliedResult, ApplyBatch
+from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
 from .config import ServerConfig
 from .leases import ServerLeases
 from .membership import Membership, member_id
@@ -232,8 +232,16 @@ class EtcdServer:
             self._feed_proposals()
             self._feed_reads()
             if self.node.has_ready() and not self._stopped:
-                batch = await loop.run_in_executor(self._apply_thread, self._turn)
-                self._publish(batch)
+                rd = self.node.ready()
+                if needs_disk(rd):
+                    batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
+                    self._publish(batch)
+                else:  # only read states, leadership news or messages: no transaction needed
+                    out = RaftOutput()
+                    out.absorb(rd)
+                    self.node.advance(rd)
+                    self._publish_raft(out)
+                    self._serve_reads(out)
 
     def _feed_proposals(self) -> None:
         props, self._proposals = self._proposals, []
@@ -253,7 +261,7 @@ class EtcdServer:
         self._read_waiting[ctx] = (0, reads)
         self.node.read_index(ctx)
 
-    def _turn(self) -> ApplyBatch:
+    def _turn(self, first: Ready) -> ApplyBatch:
         """Apply thread: drain every Ready into ONE write transaction, then commit it (one fsync).
 
         The apply thread owns the raft node for the turn (the event loop only queues proposals
@@ -267,16 +275,17 @@ class EtcdServer:
         txn = self.backend.begin_write()
         try:
             batch = ApplyBatch(txn=txn, kv=self.kv.writer(txn))
+            rd: Ready | None = first
             for _ in range(_MAX_READIES_PER_TURN):
-                if not self.node.has_ready():
+                if rd is None:
                     break
-                rd = self.node.ready()
                 self.raftlog.persist(txn, rd.entries, rd.hard_state,
                                      rd.snapshot.metadata if rd.snapshot is not None else None)
                 self.raftlog.publish(rd.entries, rd.hard_state)  # the core reads its log through this
                 self._apply_committed(batch, rd)
-                batch.absorb(rd)
+                batch.raft.absorb(rd)
                 self.node.advance(rd)
+                rd = self.node.ready() if self.node.has_ready() else None
             if batch.applied_index:
                 meta = self.backend.db(META)
                 txn.put(_META_APPLIED, _U64.pack(batch.applied_index), db=meta)
@@ -319,23 +328,12 @@ class EtcdServer:
 
     def _publish(self, batch: ApplyBatch) -> None:
         """Event loop, after the commit: make the batch visible and answer its clients."""
-        # (messages to peers, batch.messages, would be sent here: after the persist)
         self.kv.publish(batch.kv)
         for hook in batch.publish_hooks:
             hook()
         if batch.applied_index:
             self.applied_index = batch.applied_index
-        if batch.hard_state is not None:
-            self.term = batch.hard_state.term
-            self.commit_index = batch.hard_state.commit
-        if batch.soft_state is not None:
-            was_leader = self.is_leader
-            self.leader = batch.soft_state.lead
-            if batch.soft_state.raft_state == StateType.LEADER or self.leader:
-                self.ready_event.set()
-            if was_leader != self.is_leader:
-                for listener in self.leader_listeners:
-                    listener(self.is_leader)
+        self._publish_raft(batch.raft)
         if batch.changes:
             for listen in self.change_listeners:
                 listen(batch.changes)
@@ -347,10 +345,25 @@ class EtcdServer:
                 fut.set_exception(res.error)
             else:
                 fut.set_result(res.response)
-        self._serve_reads(batch)
+        self._serve_reads(batch.raft)
 
-    def _serve_reads(self, batch: ApplyBatch) -> None:
-        for rs in batch.read_states:
+    def _publish_raft(self, out: RaftOutput) -> None:
+        """Act on the core's outputs once they are durable: term and leadership."""
+        # (messages to peers, out.messages, would be sent here: after the persist)
+        if out.hard_state is not None:
+            self.term = out.hard_state.term
+            self.commit_index = out.hard_state.commit
+        if out.soft_state is not None:
+            was_leader = self.is_leader
+            self.leader = out.soft_state.lead
+            if out.soft_state.raft_state == StateType.LEADER or self.leader:
+                self.ready_event.set()
+            if was_leader != self.is_leader:
+                for listener in self.leader_listeners:
+                    listener(self.is_leader)
+
+    def _serve_reads(self, out: RaftOutput) -> None:
+        for rs in out.read_states:
             waiting = self._read_waiting.pop(rs.request_ctx, None)
             if waiting is not None:
                 self._applied_waiters.extend((rs.index, f) for f in waiting[1])
