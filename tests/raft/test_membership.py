@@ -210,3 +210,24 @@ def test_promoting_a_caught_up_learner_can_advance_commit() -> None:
     r1.apply_conf_change(ConfChange(ADD, 3))
     c.stabilize()
     assert b"needs-two" in c.data(1) and b"needs-two" in c.data(3)
+
+
+def test_removed_leader_of_two_cut_off_before_handing_off_campaigns_to_hand_off() -> None:
+    c = Cluster([1, 2], max_size_per_msg=0)
+    c.elect(1)
+    c.filters.append(lambda m: not (m.to == 2 and any(e.data == b"x" for e in m.entries)))
+    c.nodes[1].propose_conf_change(ConfChange(REMOVE, 1))
+    c.nodes[1].propose(b"x")
+    c.stabilize()
+    assert voters(c, 1) == {2} and c.state(1) is StateType.LEADER
+    c.isolate(1)
+    c.tick(60)  # check-quorum makes 1 step down; 2 alone cannot win (1's vote, longer log)
+    assert c.state(1) is not StateType.LEADER and c.state(2) is not StateType.LEADER
+    c.heal()
+    c.tick(60)
+    # 1 campaigns among the remaining voters only, leads again, then hands off to 2.
+    assert c.state(2) is StateType.LEADER and c.state(1) is StateType.FOLLOWER
+    c.propose(2, b"after")
+    assert c.data(2)[-2:] == [b"x", b"after"]
+    c.tick(60)
+    assert c.leader() == 2  # 1 stays quiet now

@@ -75,6 +75,7 @@ class Raft:
         self.read_states: list[ReadState] = []
         self.lead_transferee = NONE
         self.pending_conf_index = 0
+        self.handoff_pending = False
         self.read_only = ReadOnly()
         self.pending_read_index: list[Message] = []
         self.election_elapsed = 0
@@ -110,7 +111,10 @@ class Raft:
         self.vote = hs.vote
 
     def promotable(self) -> bool:
-        """Only a voter of the configuration it has applied may campaign."""
+        """Only a voter of the configuration it has applied may campaign, or a removed leader
+        that has not handed off yet (see _maybe_hand_off); its own vote then counts for nothing."""
+        if self.handoff_pending:
+            return bool(self.tracker.voters)
         return self.id in self.tracker.voters and not self.is_learner
 
     # -- sending ----------------------------------------------------------------------
@@ -626,6 +630,7 @@ class Raft:
             self.read_states.append(ReadState(m.index, m.context))
 
     def _handle_append_entries(self, m: Message) -> None:
+        self.handoff_pending = False  # a leader exists: nothing left to hand off
         if m.index < self.log.committed:
             self.send(Message(type=M.MSG_APP_RESP, to=m.frm, index=self.log.committed))
             return
@@ -647,10 +652,12 @@ class Raft:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
+        self.handoff_pending = False
         self.log.commit_to(m.commit)
         self.send(Message(type=M.MSG_HEARTBEAT_RESP, to=m.frm, context=m.context))
 
     def _handle_snapshot(self, m: Message) -> None:
+        self.handoff_pending = False
         assert m.snapshot is not None
         if self.restore(m.snapshot):
             self.send(Message(type=M.MSG_APP_RESP, to=m.frm, index=self.log.last_index()))
@@ -726,6 +733,7 @@ class Raft:
             if self.lead_transferee == id_:
                 self.abort_leader_transfer()
             if id_ == self.id:
+                self.handoff_pending = True
                 self.bcast_append_soon()
                 self._maybe_hand_off()
 
@@ -735,12 +743,15 @@ class Raft:
 
         Stepping down at once could leave two voters stuck: the survivor, not yet knowing the
         removal committed, still counts the removed node, whose vote it cannot get while that
-        node's log is longer than its own."""
+        node's log is longer than its own. For the same reason, should it lose leadership first
+        (check-quorum, a higher term), it may still campaign, counting only the remaining voters,
+        until it hands off or hears from another leader."""
         if self.state is not StateType.LEADER or self.id in self.tracker.progress:
             return
         last = self.log.last_index()
         for i in sorted(self.tracker.voters):
             if self.tracker.progress[i].match == last:
                 self.send(Message(type=M.MSG_TIMEOUT_NOW, to=i))
+                self.handoff_pending = False
                 self.become_follower(self.term, NONE)
                 return
