@@ -231,3 +231,27 @@ def test_removed_leader_of_two_cut_off_before_handing_off_campaigns_to_hand_off(
     assert c.data(2)[-2:] == [b"x", b"after"]
     c.tick(60)
     assert c.leader() == 2  # 1 stays quiet now
+
+
+def test_removed_leader_stops_campaigning_once_the_cluster_moved_on() -> None:
+    c = Cluster([1, 2, 3], check_quorum=False, max_size_per_msg=0)
+    c.elect(1)
+    c.filters.append(lambda m: not (m.to in (2, 3) and any(e.data == b"x" for e in m.entries)))
+    c.nodes[1].propose_conf_change(ConfChange(REMOVE, 1))
+    c.nodes[1].propose(b"x")
+    c.stabilize()
+    # 1 applied its removal but no voter holds "x": it cannot hand off yet.
+    assert voters(c, 1) == {2, 3} and c.state(1) is StateType.LEADER and c.raft(1).handoff_pending
+    c.heal()
+    c.isolate(1)
+    c.tick(60, ids=[2, 3])
+    lead = c.leader()
+    assert lead in (2, 3)
+    for n in range(3):
+        c.propose(lead, b"n%d" % n)  # the others move past 1's log
+    c.heal()
+    c.tick(60)
+    # 1 learned the new term, tried to campaign, was refused by voters holding entries it
+    # lacks, and gave up: the new leader is left alone.
+    assert not c.raft(1).handoff_pending and c.state(1) is StateType.FOLLOWER
+    assert c.leader() == lead

@@ -413,7 +413,14 @@ class Raft:
                     self.election_elapsed = 0
                     self.vote = m.frm
             else:
-                self.send(Message(type=resp, to=m.frm, term=self.term, reject=True))
+                # Our last entry rides along (etcd leaves these zero): a removed leader still
+                # trying to hand off learns from it that the cluster has moved past it.
+                last_index, last_term = self.log.last_index(), self.log.last_term()
+                self.send(
+                    Message(
+                        type=resp, to=m.frm, term=self.term, reject=True, index=last_index, log_term=last_term
+                    )
+                )
         else:
             self._step(m)
 
@@ -588,6 +595,8 @@ class Raft:
             self.become_follower(m.term, m.frm)
             self._handle_snapshot(m)
         elif t is my_resp:
+            if m.reject and (m.log_term, m.index) > (self.log.last_term(), self.log.last_index()):
+                self.handoff_pending = False  # voters hold entries we lack: others lead now
             res = self.poll(m.frm, not m.reject)
             if res is VoteResult.WON:
                 if self.state is StateType.PRE_CANDIDATE:
