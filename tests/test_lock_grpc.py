@@ -79,3 +79,21 @@ def test_service_and_etcdctl_lock_exclude_each_other(member_factory: MemberFacto
     finally:
         ctl.stop()
     ch.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_lock_and_campaign_without_lease_get_a_session_lease(member_factory: MemberFactory, kind: str) -> None:
+    """Lease 0: etcd's server-side session grants its own lease (the 60 s session default)."""
+    from pyetcd.api import v3election_pb2 as epb
+    from pyetcd.api import v3election_pb2_grpc
+    m = member_factory(kind)
+    ch = grpc_channel(m)
+    lease, lock = rpc_pb2_grpc.LeaseStub(ch), v3lock_pb2_grpc.LockStub(ch)
+    key = lock.Lock(v3lock_pb2.LockRequest(name=b"nolease"), timeout=10).key
+    lid = int(key.split(b"/")[1], 16)
+    ttl = lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lid, keys=True))
+    assert ttl.grantedTTL == 60 and list(ttl.keys) == [key]
+    won = v3election_pb2_grpc.ElectionStub(ch).Campaign(epb.CampaignRequest(name=b"e0", value=b"v"), timeout=10)
+    assert won.leader.lease != 0 and won.leader.key == b"e0/%x" % won.leader.lease
+    assert lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=won.leader.lease)).grantedTTL == 60
+    ch.close()

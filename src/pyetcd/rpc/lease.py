@@ -13,8 +13,6 @@ from pyetcd.server.server import EtcdServer
 from .errors import stream, unary
 from .header import fill_header
 
-_POSITIVE = (1 << 63) - 1
-
 
 class LeaseService:
     def __init__(self, server: EtcdServer) -> None:
@@ -23,8 +21,8 @@ class LeaseService:
 
     @unary
     async def LeaseGrant(self, r: rpc_pb2.LeaseGrantRequest, context: Any) -> rpc_pb2.LeaseGrantResponse:
-        while r.ID == 0:  # no id given: the server chooses a positive one
-            r.ID = self.s.leases.ids.next() & _POSITIVE
+        if r.ID == 0:  # no id given: the server chooses one (positive, never 0)
+            r.ID = self.s.leases.ids.next()
         resp: rpc_pb2.LeaseGrantResponse = await self.s.propose(internal_pb2.InternalRequest(lease_grant=r))
         fill_header(self.s, resp.header)
         return resp

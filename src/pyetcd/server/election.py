@@ -44,6 +44,7 @@ class LeaderKey:
 
 async def campaign(r: Recipes, name: bytes, lease: int, value: bytes) -> tuple[rpc_pb2.ResponseHeader, LeaderKey]:
     """Block until elected; returns the campaign txn's header and the leader key."""
+    lease = await r.session_lease(lease)
     prefix = name + b"/"
     key = prefix + format(lease, "x").encode()
     resp = await r.txn(rpc_pb2.TxnRequest(

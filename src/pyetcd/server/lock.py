@@ -16,6 +16,7 @@ from .recipes import Recipes, create_rev_is, first_create, op_get, op_put
 
 async def lock(r: Recipes, name: bytes, lease: int) -> tuple[rpc_pb2.ResponseHeader, bytes]:
     """Block until the lock is held; returns (header, the lock key)."""
+    lease = await r.session_lease(lease)
     prefix = name + b"/"
     my_key = prefix + format(lease, "x").encode()
     owner = op_get(first_create(prefix))

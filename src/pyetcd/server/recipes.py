@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DELETE = kv_pb2.Event.DELETE
 CREATE = rpc_pb2.RangeRequest.CREATE
+SESSION_TTL = 60  # concurrency.defaultSessionTTL
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -74,6 +75,16 @@ class Recipes:
         self.s = server
         self.feed = feed
         self._cleanups: set[asyncio.Task[Any]] = set()
+
+    async def session_lease(self, lease: int) -> int:
+        """The lease a recipe runs on: the client's, or (lease 0) a new one with the session
+        default TTL, as ``concurrency.NewSession`` grants when given no lease."""
+        if lease:
+            return lease
+        req = rpc_pb2.LeaseGrantRequest(ID=self.s.leases.ids.next(), TTL=SESSION_TTL)
+        with _as_client_error():
+            resp: rpc_pb2.LeaseGrantResponse = await self.s.propose(internal_pb2.InternalRequest(lease_grant=req))
+        return resp.ID
 
     async def txn(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         with _as_client_error():
