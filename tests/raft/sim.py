@@ -1,9 +1,11 @@
 """A seeded, deterministic simulator for the Raft core.
 
 3 to 7 voters (plus spare ids that may join) run the pure core in one process. The
-network drops, delays, duplicates, reorders and partitions messages; nodes crash and
-restart from what they persisted; clients propose, change membership, transfer
-leadership and ask for ReadIndex. Invariants are checked at every step:
+network drops, delays, duplicates, reorders and partitions messages (both ways or one
+way, at random or around the current leader); clocks skew; nodes crash and restart from
+what they persisted, some the moment they win an election; clients propose, change
+membership (also through followers), transfer leadership and ask for ReadIndex. Some
+seeds turn pre-vote or check-quorum off. Invariants are checked at every step:
 
 * election safety: at most one leader per term;
 * log matching: entries that share (index, term) carry the same data and the same

@@ -7,7 +7,9 @@ clock or starts a thread; randomness comes only from the seeded `random.Random`.
 
 Membership changes take effect when the application applies them (etcd's rule), one at a
 time: a leader accepts a new conf change only after the previous one has been applied,
-and a new leader only after an entry of its own term is committed.
+and a new leader only after an entry of its own term is committed; a node does not
+campaign while a committed conf change awaits application. A leader that removes itself
+keeps replicating until a remaining voter holds its whole log, then hands leadership to it.
 """
 
 from __future__ import annotations
