@@ -11,10 +11,10 @@ import grpc
 import pytest
 
 from conftest import MemberFactory
-from pyetcd.api import rpc_pb2, rpc_pb2_grpc, v3election_pb2_grpc
+from pyetcd.api import rpc_pb2
 from pyetcd.api import v3election_pb2 as epb
-from support import grpc_channel
 from test_lease_etcdctl import KINDS
+from test_lock_grpc import connect
 
 
 def _error(fn: object, req: object) -> tuple[grpc.StatusCode, str | None]:
@@ -25,9 +25,8 @@ def _error(fn: object, req: object) -> tuple[grpc.StatusCode, str | None]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_campaign_proclaim_observe_resign(member_factory: MemberFactory, kind: str) -> None:
-    m = member_factory(kind)
-    ch = grpc_channel(m)
-    lease, el = rpc_pb2_grpc.LeaseStub(ch), v3election_pb2_grpc.ElectionStub(ch)
+    c = connect(member_factory, kind)
+    lease, el = c.lease, c.election
     l1, l2 = (lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30)).ID for _ in range(2))
     assert _error(el.Leader, epb.LeaderRequest(name=b"e")) == (grpc.StatusCode.UNKNOWN, "election: no leader")
     seen: list[tuple[bytes, bytes]] = []
@@ -56,14 +55,12 @@ def test_campaign_proclaim_observe_resign(member_factory: MemberFactory, kind: s
     time.sleep(0.5)
     stream.cancel()
     assert seen == [(c1.leader.key, b"v1"), (c1.leader.key, b"v1b"), (c2.leader.key, b"v2")]
-    ch.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_failover_on_lease_expiry(member_factory: MemberFactory, kind: str) -> None:
-    m = member_factory(kind)
-    ch = grpc_channel(m)
-    lease, el = rpc_pb2_grpc.LeaseStub(ch), v3election_pb2_grpc.ElectionStub(ch)
+    c = connect(member_factory, kind)
+    lease, el = c.lease, c.election
     short = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=2)).ID  # never kept alive: a dead leader
     long = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30)).ID
     el.Campaign(epb.CampaignRequest(name=b"f", lease=short, value=b"dead"), timeout=10)
@@ -72,4 +69,3 @@ def test_failover_on_lease_expiry(member_factory: MemberFactory, kind: str) -> N
     assert 1.0 < time.monotonic() - t0 < 6.0
     assert el.Leader(epb.LeaderRequest(name=b"f"), timeout=10).kv.key == took_over.leader.key
     assert _error(el.Resign, epb.ResignRequest()) == (grpc.StatusCode.UNKNOWN, '"leader" field must be provided')
-    ch.close()

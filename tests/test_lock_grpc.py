@@ -4,21 +4,41 @@ service): real etcd 3.4 and pyetcd must behave alike, and interoperate with ``et
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import grpc
 import pytest
 
 from conftest import MemberFactory
-from pyetcd.api import rpc_pb2, rpc_pb2_grpc, v3lock_pb2, v3lock_pb2_grpc
-from support import grpc_channel
+from pyetcd.api import rpc_pb2, rpc_pb2_grpc, v3election_pb2_grpc, v3lock_pb2, v3lock_pb2_grpc
+from pyetcd.api import v3election_pb2 as epb
+from support import Member, grpc_channel
 from test_lease_etcdctl import KINDS, Background
+
+
+@dataclass
+class Conn:
+    """A member and stubs of the services these tests use, over one mutual-TLS channel."""
+
+    member: Member
+    lease: rpc_pb2_grpc.LeaseStub
+    kv: rpc_pb2_grpc.KVStub
+    lock: v3lock_pb2_grpc.LockStub
+    election: v3election_pb2_grpc.ElectionStub
+
+
+def connect(member_factory: MemberFactory, kind: str) -> Conn:
+    """Start a member of ``kind`` (stopped at teardown) and connect to it."""
+    m = member_factory(kind)
+    ch = grpc_channel(m)
+    return Conn(m, rpc_pb2_grpc.LeaseStub(ch), rpc_pb2_grpc.KVStub(ch), v3lock_pb2_grpc.LockStub(ch),
+                v3election_pb2_grpc.ElectionStub(ch))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_lock_queue_unlock_and_keys(member_factory: MemberFactory, kind: str) -> None:
-    m = member_factory(kind)
-    ch = grpc_channel(m)
-    lease, lock, kv = rpc_pb2_grpc.LeaseStub(ch), v3lock_pb2_grpc.LockStub(ch), rpc_pb2_grpc.KVStub(ch)
+    c = connect(member_factory, kind)
+    lease, lock, kv = c.lease, c.lock, c.kv
     l1, l2, l3 = (lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30)).ID for _ in range(3))
     first = lock.Lock(v3lock_pb2.LockRequest(name=b"lk", lease=l1), timeout=10)
     assert first.key == b"lk/%x" % l1
@@ -43,14 +63,12 @@ def test_lock_queue_unlock_and_keys(member_factory: MemberFactory, kind: str) ->
     # does not (a plain Go error reaches the client as Unknown)
     assert (info.value.code(), info.value.details()) == (  # type: ignore[attr-defined]
         grpc.StatusCode.UNKNOWN, "etcdserver: requested lease not found")
-    ch.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_cancelled_waiter_leaves_queue(member_factory: MemberFactory, kind: str) -> None:
-    m = member_factory(kind)
-    ch = grpc_channel(m)
-    lease, lock, kv = rpc_pb2_grpc.LeaseStub(ch), v3lock_pb2_grpc.LockStub(ch), rpc_pb2_grpc.KVStub(ch)
+    c = connect(member_factory, kind)
+    lease, lock, kv = c.lease, c.lock, c.kv
     l1, l2 = (lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30)).ID for _ in range(2))
     lock.Lock(v3lock_pb2.LockRequest(name=b"cq", lease=l1), timeout=10)
     waiter = lock.Lock.future(v3lock_pb2.LockRequest(name=b"cq", lease=l2))
@@ -60,17 +78,15 @@ def test_cancelled_waiter_leaves_queue(member_factory: MemberFactory, kind: str)
     while time.monotonic() < deadline and kv.Range(rpc_pb2.RangeRequest(key=b"cq/%x" % l2)).count:
         time.sleep(0.1)
     assert kv.Range(rpc_pb2.RangeRequest(key=b"cq/", range_end=b"cq0")).count == 1  # only the holder
-    ch.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_service_and_etcdctl_lock_exclude_each_other(member_factory: MemberFactory, kind: str) -> None:
-    m = member_factory(kind)
-    ch = grpc_channel(m)
-    lease, lock = rpc_pb2_grpc.LeaseStub(ch), v3lock_pb2_grpc.LockStub(ch)
+    c = connect(member_factory, kind)
+    lease, lock = c.lease, c.lock
     lid = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30)).ID
     held = lock.Lock(v3lock_pb2.LockRequest(name=b"X", lease=lid), timeout=10)
-    ctl = Background(m, "lock", "X")
+    ctl = Background(c.member, "lock", "X")
     try:
         time.sleep(1.0)
         assert ctl.lines == []
@@ -78,22 +94,17 @@ def test_service_and_etcdctl_lock_exclude_each_other(member_factory: MemberFacto
         assert ctl.wait_lines(1, timeout=10)[0].startswith("X/")
     finally:
         ctl.stop()
-    ch.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_lock_and_campaign_without_lease_get_a_session_lease(member_factory: MemberFactory, kind: str) -> None:
     """Lease 0: etcd's server-side session grants its own lease (the 60 s session default)."""
-    from pyetcd.api import v3election_pb2 as epb
-    from pyetcd.api import v3election_pb2_grpc
-    m = member_factory(kind)
-    ch = grpc_channel(m)
-    lease, lock = rpc_pb2_grpc.LeaseStub(ch), v3lock_pb2_grpc.LockStub(ch)
+    c = connect(member_factory, kind)
+    lease, lock = c.lease, c.lock
     key = lock.Lock(v3lock_pb2.LockRequest(name=b"nolease"), timeout=10).key
     lid = int(key.split(b"/")[1], 16)
     ttl = lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lid, keys=True))
     assert ttl.grantedTTL == 60 and list(ttl.keys) == [key]
-    won = v3election_pb2_grpc.ElectionStub(ch).Campaign(epb.CampaignRequest(name=b"e0", value=b"v"), timeout=10)
+    won = c.election.Campaign(epb.CampaignRequest(name=b"e0", value=b"v"), timeout=10)
     assert won.leader.lease != 0 and won.leader.key == b"e0/%x" % won.leader.lease
     assert lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=won.leader.lease)).grantedTTL == 60
-    ch.close()
