@@ -123,23 +123,23 @@ def test_watchers_freed_when_stream_or_connection_goes(member: InProcess) -> Non
 
 
 def test_stalled_client_is_parked_bounded_and_caught_up(member: InProcess) -> None:
-    value = b"v" * 4096
+    value = b"v" * 8192  # 16 MiB in all: far past the stream's 4 MiB bound and gRPC's windows
     n = 2000
     with member.channel() as ch, member.channel() as slow_ch:
         gate = threading.Event()
         slow = rpc_pb2_grpc.WatchStub(slow_ch).Watch(_prefix_watch(b"s", gate))
         assert next(slow).created  # and then it reads nothing until the puts are done
         kv = rpc_pb2_grpc.KVStub(ch)
-        max_queued = 0
+        max_queued, max_bytes = 0, 0
         t0 = time.monotonic()
         for i in range(n):
             kv.Put(rpc_pb2.PutRequest(key=b"s%d" % (i % 50), value=value))
             if i % 100 == 0:
-                max_queued = max(max_queued, member.call(
-                    lambda: max(s.queued for s in member.hub.streams)))
+                queued, queued_bytes = member.call(lambda: max(s.queued for s in member.hub.streams))
+                max_queued, max_bytes = max(max_queued, queued), max(max_bytes, queued_bytes)
         elapsed = time.monotonic() - t0
         assert member.call(lambda: member.hub.victims) == 1  # parked, holding no events
-        assert max_queued <= 1024
+        assert max_queued <= 1024 and max_bytes <= (4 << 20) + len(value)  # the stream's bounds
         # writes did not wait for the stalled client (2000 puts; generous bound for a busy machine)
         assert elapsed < 60
         revs = [e.kv.mod_revision for r in _take(slow, n) for e in r.events]

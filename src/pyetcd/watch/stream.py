@@ -4,7 +4,11 @@ Every response of the stream (created, canceled, events, progress, compacted) go
 one FIFO queue, so a watcher's created response always precedes its events and a progress
 response never overtakes events it vouches for. Event responses are bounded (count and
 bytes): when the client stops reading, ``deliver`` refuses and the hub parks the watcher; once
-the queue has drained to half, the parked watchers resume from history. Control responses
+the queue has drained to half, the parked watchers resume from history. While a watcher's
+event response waits in the queue, its next events join it (a lagging watcher gets several
+revisions in one response, as etcd's catch-up does), which saves the per-message cost of gRPC
+exactly when the client falls behind; with no backlog every revision is its own response,
+as etcd sends to synced watchers. Control responses
 are few per client request, and the request reader waits while too many are queued, so the
 queue is bounded either way.
 """
@@ -32,7 +36,18 @@ ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
 ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 MAX_CONTROL_QUEUED = 256
 
-_EventItem = tuple[Watcher, int, list[Change], int]  # watcher, header revision, events, bytes
+MERGE_MAX_BYTES = 256 * 1024  # a backlogged watcher's merged response stays below this
+
+
+class PendingResponse:
+    """A watcher's queued event response. While it waits, later events of the same watcher join
+    it (until a control response is queued after it), as etcd merges a lagging watcher's events."""
+
+    __slots__ = ("epoch", "events", "owned", "rev", "size", "watcher")
+
+    def __init__(self, w: Watcher, rev: int, events: list[Change], size: int, epoch: int) -> None:
+        self.watcher, self.rev, self.events, self.size, self.epoch = w, rev, events, size, epoch
+        self.owned = False  # events may be a list shared with other watchers until copied
 
 
 class WatchStream:
@@ -48,7 +63,8 @@ class WatchStream:
         self.victims: set[Watcher] = set()
         self.closed = False
         self._next_id = 0
-        self._queue: deque[bytes | _EventItem] = deque()
+        self._queue: deque[bytes | PendingResponse] = deque()
+        self._epoch = 0  # bumped by every control response: events never merge across one
         self._queued = 0  # event responses in the queue
         self._queued_bytes = 0
         self._ready = asyncio.Event()
@@ -58,9 +74,9 @@ class WatchStream:
         hub.streams.add(self)
 
     @property
-    def queued(self) -> int:
-        """Event responses waiting to be sent."""
-        return self._queued
+    def queued(self) -> tuple[int, int]:
+        """Event responses waiting to be sent, and the bytes of their events."""
+        return self._queued, self._queued_bytes
 
     # ---- requests ---------------------------------------------------------------------------------
     def handle(self, req: rpc_pb2.WatchRequest) -> None:
@@ -154,12 +170,23 @@ class WatchStream:
                 return True
         if self.closed:
             return True
-        if self._queued >= self.max_queued or self._queued_bytes >= self.max_queued_bytes:
+        if self._queued_bytes >= self.max_queued_bytes:
             return False
         size = sum(len(e.kv) for e in events)
-        self._queue.append((w, rev, events, size))
-        self._queued += 1
+        p = w.pending
+        if p is not None and p.epoch == self._epoch and p.size < MERGE_MAX_BYTES:
+            if not p.owned:
+                p.events, p.owned = list(p.events), True
+            p.events.extend(events)
+            p.rev, p.size = rev, p.size + size
+            self._queued_bytes += size
+            return True
+        if self._queued >= self.max_queued:
+            return False
         self._queued_bytes += size
+        w.pending = PendingResponse(w, rev, events, size, self._epoch)
+        self._queue.append(w.pending)
+        self._queued += 1
         self._ready.set()
         return True
 
@@ -168,6 +195,7 @@ class WatchStream:
         self._push(encode.response(self._header(0), w.id, canceled=True, compact_revision=compact_rev))
 
     def _push(self, msg: bytes) -> None:
+        self._epoch += 1
         self._queue.append(msg)
         self._ready.set()
 
@@ -183,14 +211,16 @@ class WatchStream:
         if isinstance(item, bytes):
             self._room.set()
             return [item]
-        w, rev, events, size = item
+        w = item.watcher
+        if w.pending is item:
+            w.pending = None
         self._queued -= 1
-        self._queued_bytes -= size
+        self._queued_bytes -= item.size
         w.progress_idle = False
         if self.victims and self._queued <= self.max_queued // 2 and self._queued_bytes <= self.max_queued_bytes // 2:
             victims, self.victims = self.victims, set()
             self.hub.resume(victims)
-        return self._encode(w, rev, events)
+        return self._encode(w, item.rev, item.events)
 
     def _encode(self, w: Watcher, rev: int, events: list[Change]) -> list[bytes]:
         get_at = self.hub.kv.get_at

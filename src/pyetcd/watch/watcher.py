@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pyetcd.api import kv_pb2, rpc_pb2
 
 if TYPE_CHECKING:
-    from .stream import WatchStream
+    from .stream import PendingResponse, WatchStream
 
 PUT = kv_pb2.Event.PUT
 DELETE = kv_pb2.Event.DELETE
@@ -43,7 +43,7 @@ def prefix_end(key: bytes) -> bytes:
 class Watcher:
     """``end`` is None for a single key, b"" for every key >= ``key``, else the exclusive end."""
 
-    __slots__ = ("end", "fragment", "id", "key", "min_rev", "no_delete", "no_put", "prev_kv", "progress",
+    __slots__ = ("end", "fragment", "id", "key", "min_rev", "no_delete", "no_put", "pending", "prev_kv", "progress",
                  "progress_idle", "state", "stream")
 
     def __init__(self, stream: WatchStream, wid: int, key: bytes, end: bytes | None, *, filters: tuple[int, ...] = (),
@@ -60,6 +60,7 @@ class Watcher:
         self.progress_idle = True  # no events sent since the last progress tick
         self.fragment = fragment
         self.state = State.UNSYNCED
+        self.pending: PendingResponse | None = None  # its event response still in the stream's queue
 
     def matches(self, key: bytes) -> bool:
         if self.end is None:
