@@ -30,7 +30,7 @@ class Subscription:
         return await self.queue.get()
 
     def close(self) -> None:
-        self.feed.subs.discard(self)
+        self.feed.unsubscribe(self)
 
     def __enter__(self) -> Subscription:
         return self
@@ -40,19 +40,38 @@ class Subscription:
 
 
 class ChangeFeed:
+    """Subscriptions by exact key (a lock waiter's one predecessor) are looked up per change;
+    only range subscriptions (Observe) are scanned, so many waiters cost little per write."""
+
     def __init__(self, change_listeners: list[Callable[[list[Change]], None]]) -> None:
-        self.subs: set[Subscription] = set()
+        self.by_key: dict[bytes, set[Subscription]] = {}
+        self.ranges: set[Subscription] = set()
         change_listeners.append(self.publish)
 
     def subscribe(self, key: bytes, end: bytes | None = None) -> Subscription:
         sub = Subscription(self, key, end)
-        self.subs.add(sub)
+        if end is None:
+            self.by_key.setdefault(key, set()).add(sub)
+        else:
+            self.ranges.add(sub)
         return sub
 
+    def unsubscribe(self, sub: Subscription) -> None:
+        if sub.end is not None:
+            self.ranges.discard(sub)
+            return
+        subs = self.by_key.get(sub.key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self.by_key[sub.key]
+
     def publish(self, changes: Iterable[Change]) -> None:
-        if not self.subs:
+        if not self.by_key and not self.ranges:
             return
         for ch in changes:
-            for sub in self.subs:
+            for sub in self.by_key.get(ch.key, ()):
+                sub.queue.put_nowait(ch)
+            for sub in self.ranges:
                 if sub.matches(ch.key):
                     sub.queue.put_nowait(ch)
