@@ -108,3 +108,22 @@ def test_lock_and_campaign_without_lease_get_a_session_lease(member_factory: Mem
     won = c.election.Campaign(epb.CampaignRequest(name=b"e0", value=b"v"), timeout=10)
     assert won.leader.lease != 0 and won.leader.key == b"e0/%x" % won.leader.lease
     assert lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=won.leader.lease)).grantedTTL == 60
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_many_waiters_served_in_queue_order(member_factory: MemberFactory, kind: str) -> None:
+    c = connect(member_factory, kind)
+    leases = [c.lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60)).ID for _ in range(20)]
+    holder = c.lock.Lock(v3lock_pb2.LockRequest(name=b"q", lease=leases[0]), timeout=10)
+    waiting = {}
+    for lid in leases[1:]:
+        waiting[lid] = c.lock.Lock.future(v3lock_pb2.LockRequest(name=b"q", lease=lid), timeout=60)
+        time.sleep(0.02)
+    queued = c.kv.Range(rpc_pb2.RangeRequest(key=b"q/", range_end=b"q0", sort_target=rpc_pb2.RangeRequest.CREATE))
+    order = [int(kv.key.split(b"/")[1], 16) for kv in queued.kvs]
+    assert order[0] == leases[0] and sorted(order[1:]) == sorted(leases[1:])
+    for lid in order[1:]:
+        c.lock.Unlock(v3lock_pb2.UnlockRequest(key=holder.key), timeout=10)
+        holder = waiting[lid].result(timeout=10)
+        assert holder.key == b"q/%x" % lid
+        assert sum(f.done() for f in waiting.values()) == order.index(lid)  # the next ones still wait
