@@ -20,7 +20,11 @@ _ID = struct.Struct(">q")
 class LeaseRecords:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.db = backend.db(LEASE)
+
+    @property
+    def db(self) -> lmdb._Database:
+        """Looked up at use: defragmentation reopens the environment."""
+        return self.backend.db(LEASE)
 
     def exists(self, txn: lmdb.Transaction, lease_id: int) -> bool:
         return txn.get(_ID.pack(lease_id), db=self.db) is not None

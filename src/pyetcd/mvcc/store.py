@@ -95,8 +95,6 @@ class KVStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.db = backend.db(KEY)
-        self.meta = backend.db(META)
         self.index = TreeIndex()
         self.current_rev = 1  # an empty etcd store is at revision 1
         self.compact_rev = -1
@@ -126,6 +124,14 @@ class KVStore:
                     ki.restore(Revision(kv.create_revision, 0), rev, kv.version)
                     ki.lease = kv.lease
                 self.current_rev = max(self.current_rev, rev.main)
+
+    @property
+    def db(self) -> lmdb._Database:
+        return self.backend.db(KEY)
+
+    @property
+    def meta(self) -> lmdb._Database:
+        return self.backend.db(META)
 
     def first_rev(self) -> int:
         return self.compact_rev
@@ -232,19 +238,17 @@ class StoreWriter:
             ki = self.index.get(key)
             if ki is not None:
                 ki.copy().compact(at_rev, keep)
-        db = self.store.db
-        cursor = self.txn.cursor(db=db)
-        if cursor.first():
-            while True:
-                rev, _ = decode_revision(bytes(cursor.key()))
-                if rev.main > at_rev:
-                    break
-                if rev not in keep:
-                    if not cursor.delete():
-                        break
-                    continue
-                if not cursor.next():
-                    break
+        cursor = self.txn.cursor(db=self.store.db)
+        positioned = cursor.first()
+        while positioned:
+            raw = bytes(cursor.key())
+            if not raw:  # a delete moved the cursor past the last row
+                break
+            rev, _ = decode_revision(raw)
+            if rev.main > at_rev:
+                break
+            # delete() moves to the next row itself
+            positioned = cursor.delete() if rev not in keep else cursor.next()
         self.compact_rev = at_rev
         self.compactions.append(at_rev)
         self.txn.put(_META_COMPACT_REV, _I64.pack(at_rev), db=self.store.meta)

@@ -35,6 +35,7 @@ class KVService:
     @unary
     async def Put(self, r: rpc_pb2.PutRequest, context: Any) -> rpc_pb2.PutResponse:
         validate.check_put(r)
+        await self.s.quota.check(r)
         return self._fill(await self.s.propose(internal_pb2.InternalRequest(put=r)))
 
     @unary
@@ -49,6 +50,7 @@ class KVService:
             if not _txn_serializable(r):
                 await self.s.linearizable_read()
             return self._fill(self.s.txn_read_only(r))
+        await self.s.quota.check(r)
         return self._fill(await self.s.propose(internal_pb2.InternalRequest(txn=r)))
 
     @unary

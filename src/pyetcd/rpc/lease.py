@@ -23,6 +23,7 @@ class LeaseService:
     async def LeaseGrant(self, r: rpc_pb2.LeaseGrantRequest, context: Any) -> rpc_pb2.LeaseGrantResponse:
         if r.ID == 0:  # no id given: the server chooses one (positive, never 0)
             r.ID = self.s.leases.ids.next()
+        await self.s.quota.check(r)
         resp: rpc_pb2.LeaseGrantResponse = await self.s.propose(internal_pb2.InternalRequest(lease_grant=r))
         fill_header(self.s, resp.header)
         return resp

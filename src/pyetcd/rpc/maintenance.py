@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyetcd.api import rpc_pb2
+from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.server.server import EtcdServer
 
 from .errors import unary
@@ -21,10 +21,22 @@ class MaintenanceService:
         return rpc_pb2.StatusResponse(
             header=self.s.header(), version=self.s.version, dbSize=sizes.db_size, dbSizeInUse=sizes.db_size_in_use,
             leader=st.leader, raftIndex=st.raft_index, raftTerm=st.raft_term, raftAppliedIndex=st.applied_index,
-            isLearner=False,
+            isLearner=False, errors=[_alarm_text(a) for a in self.s.alarms.members()],
         )
 
     @unary
+    async def Defragment(self, r: rpc_pb2.DefragmentRequest, context: Any) -> rpc_pb2.DefragmentResponse:
+        await self.s.defragment()
+        return rpc_pb2.DefragmentResponse(header=self.s.header())
+
+    @unary
     async def Alarm(self, r: rpc_pb2.AlarmRequest, context: Any) -> rpc_pb2.AlarmResponse:
-        # No alarm can be raised yet (no quota enforcement, no corruption check): GET lists none.
-        return rpc_pb2.AlarmResponse(header=self.s.header())
+        # every alarm request, GET included, goes through raft as in etcd
+        resp: rpc_pb2.AlarmResponse = await self.s.propose(internal_pb2.InternalRequest(alarm=r))
+        resp.header.CopyFrom(self.s.header())
+        return resp
+
+
+def _alarm_text(a: rpc_pb2.AlarmMember) -> str:
+    """etcd's AlarmMember.String(), as Status lists raised alarms in ``errors``."""
+    return f"memberID:{a.memberID} alarm:{rpc_pb2.AlarmType.Name(a.alarm)} "

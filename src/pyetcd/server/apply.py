@@ -50,12 +50,15 @@ class Applier:
     def __init__(self, lessor: LeaseApplier | None = None) -> None:
         self.lessor: LeaseApplier = lessor or NoLeases()
         self.extra: dict[str, Any] = {}  # request kind -> callable(batch, request), for other subsystems
+        self.guards: list[Any] = []  # callables(request) that may refuse a request before it applies
 
     def register(self, kind: str, handler: Any) -> None:
         """Let a subsystem (auth, alarms, membership) apply its own request kind."""
         self.extra[kind] = handler
 
     def apply(self, batch: ApplyBatch, req: internal_pb2.InternalRequest) -> Any:
+        for guard in self.guards:
+            guard(req)
         kind = req.WhichOneof("request")
         if kind == "put":
             return self.put(batch, req.put)

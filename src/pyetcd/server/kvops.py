@@ -15,6 +15,7 @@ from typing import Protocol
 from pyetcd import errors
 from pyetcd.api import kv_pb2, rpc_pb2
 from pyetcd.mvcc.store import RangeResult, normalize_end
+from pyetcd.watch.encode import varint
 
 RangeRequest = rpc_pb2.RangeRequest
 
@@ -47,7 +48,7 @@ class RangeReply:
         head = rpc_pb2.RangeResponse(header=header, more=self.more, count=self.count).SerializeToString()
         parts = [head]
         for kv in self.kvs:
-            parts.append(b"\x12" + _varint(len(kv)) + kv)  # field 2 (kvs), length-delimited
+            parts.append(b"\x12" + varint(len(kv)) + kv)  # field 2 (kvs), length-delimited
         return b"".join(parts)
 
     def to_message(self) -> rpc_pb2.RangeResponse:
@@ -56,15 +57,6 @@ class RangeReply:
         for kv in self.kvs:
             resp.kvs.add().ParseFromString(kv)
         return resp
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 _SORT_KEYS: dict[int, Callable[[kv_pb2.KeyValue], object]] = {

@@ -31,7 +31,6 @@ class Membership:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.db = backend.db(MEMBERS)
         self.members: dict[int, internal_pb2.MemberRecord] = {}
         with backend.read() as txn:
             for k, v in txn.cursor(db=self.db).iternext():
@@ -41,6 +40,10 @@ class Membership:
                 self.members[rec.ID] = rec
             raw = txn.get(b"cluster_id", db=self.db)
             self.cluster_id = _ID.unpack(bytes(raw))[0] if raw is not None else 0
+
+    @property
+    def db(self) -> lmdb._Database:
+        return self.backend.db(MEMBERS)
 
     def bootstrap(self, txn: lmdb.Transaction, initial: dict[str, list[str]], token: str) -> None:
         ids = []

@@ -39,6 +39,7 @@ from pyetcd.storage.backend import DEFAULT_QUOTA, META, Backend
 from pyetcd.storage.raftlog import RaftLog
 
 from . import kvops
+from .alarms import Alarms, Quota
 from .apply import Applier
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
 from .config import ServerConfig
@@ -74,10 +75,14 @@ class EtcdServer:
         self.members = Membership(self.backend)
         self.applier = Applier()
         self.applier.register("member_attributes", self.members.apply_attributes)
+        self.alarms = Alarms(self.backend)
+        self.applier.register("alarm", self.alarms.apply)
+        self.applier.guards.append(self.alarms.check_capped)
         initial = cfg.initial_members()
         self.id = member_id(initial.get(cfg.name, cfg.initial_advertise_peer_urls), cfg.initial_cluster_token)
         if self.raftlog.is_new:
             self._bootstrap(initial)
+        self.quota = Quota(self.backend, cfg.quota_backend_bytes or DEFAULT_QUOTA, self.id, self.propose)
         self.conf_state = self.raftlog.snapshot().metadata.conf_state
         self.applied_index, self.applied_term = self._load_applied()
         self.node = RawNode(Config(id=self.id, storage=self.raftlog,
@@ -95,6 +100,7 @@ class EtcdServer:
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._read_seq = itertools.count(1)
         self._wake = asyncio.Event()
+        self._disk = asyncio.Lock()  # held by a turn's write transaction, or by defragmentation
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self.change_listeners: list[Callable[[list[Change]], None]] = []
@@ -202,6 +208,15 @@ class EtcdServer:
         resp.header.revision = self.kv.current_rev
         return resp
 
+    async def defragment(self) -> None:
+        """Rewrite the backend compactly, as etcd's defrag: writes wait, reads go on meanwhile.
+
+        The copy runs on the apply thread while no turn can start; the swap (close, rename,
+        reopen) runs on the event loop, where no read transaction can be open at that moment."""
+        async with self._disk:
+            tmp = await asyncio.get_running_loop().run_in_executor(self._apply_thread, self.backend.defrag_copy)
+            self.backend.defrag_swap(tmp)
+
     def status(self) -> StatusInfo:
         return StatusInfo(leader=self.leader, raft_index=self.commit_index, raft_term=self.term,
                           applied_index=self.applied_index)
@@ -234,7 +249,8 @@ class EtcdServer:
             if self.node.has_ready() and not self._stopped:
                 rd = self.node.ready()
                 if needs_disk(rd):
-                    batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
+                    async with self._disk:
+                        batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
                     self._publish(batch)
                 else:  # only read states, leadership news or messages: no transaction needed
                     out = RaftOutput()

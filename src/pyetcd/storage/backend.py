@@ -10,6 +10,7 @@ the application of committed entries) into a single write transaction: group com
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,14 +50,19 @@ class Backend:
 
     def __init__(self, path: Path, quota_bytes: int = DEFAULT_QUOTA) -> None:
         self.path = path
+        self.map_size = max(MIN_MAP_SIZE, quota_bytes * 2)
         path.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    def _open(self) -> None:
         self.env = lmdb.open(
-            str(path), map_size=max(MIN_MAP_SIZE, quota_bytes * 2), max_dbs=len(BUCKETS) + 2,
+            str(self.path), map_size=self.map_size, max_dbs=len(BUCKETS) + 2,
             subdir=True, sync=True, metasync=False, readahead=False, max_readers=1024,
         )
         self.dbs = {name: self.env.open_db(name) for name in BUCKETS}
 
     def db(self, name: bytes) -> lmdb._Database:
+        """A bucket's handle. Look it up at use: defragmentation reopens the environment."""
         return self.dbs[name]
 
     @contextmanager
@@ -84,6 +90,22 @@ class Backend:
         """Write a consistent copy of the environment (a snapshot, or defragmentation)."""
         dest.mkdir(parents=True, exist_ok=True)
         self.env.copy(str(dest), compact=compact)
+
+    def defrag_copy(self) -> Path:
+        """Write a compact copy beside the live file (runs while the member keeps serving reads)."""
+        tmp = self.path / "defrag.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self.env.copy(str(tmp), compact=True)
+        return tmp
+
+    def defrag_swap(self, tmp: Path) -> None:
+        """Replace the live file with the compact copy and reopen. No transaction may be open."""
+        self.env.close()
+        os.replace(tmp / "data.mdb", self.path / "data.mdb")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.fsync_dir()
+        self._open()
 
     def close(self) -> None:
         self.env.close()

@@ -50,8 +50,14 @@ class RaftLog(MemoryStorage):
     def __init__(self, backend: Backend) -> None:
         super().__init__()
         self.backend = backend
-        self.log_db = backend.db(RAFT_LOG)
-        self.state_db = backend.db(RAFT_STATE)
+
+    @property
+    def log_db(self) -> lmdb._Database:
+        return self.backend.db(RAFT_LOG)
+
+    @property
+    def state_db(self) -> lmdb._Database:
+        return self.backend.db(RAFT_STATE)
 
     @property
     def is_new(self) -> bool:
@@ -94,10 +100,12 @@ class RaftLog(MemoryStorage):
         """Drop stored entries up to ``index``, recorded as the snapshot point."""
         txn.put(_SNAP_KEY, _encode_snapshot_meta(SnapshotMetadata(index, term, conf_state)), db=self.state_db)
         cursor = txn.cursor(db=self.log_db)
-        if cursor.first():
-            while _INDEX.unpack(bytes(cursor.key()))[0] <= index:
-                if not cursor.delete():
-                    break
+        positioned = cursor.first()
+        while positioned:
+            raw = bytes(cursor.key())
+            if not raw or _INDEX.unpack(raw)[0] > index:
+                break
+            positioned = cursor.delete()  # moves to the next row
 
     # -- the event loop's side: mirror what is now durable ----------------------------------
     def publish(self, entries: list[Entry], hard_state: HardState | None) -> None:
