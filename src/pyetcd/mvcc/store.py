@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import crc32c
 import lmdb
 
 from pyetcd import errors
@@ -57,6 +58,16 @@ class _IndexView(Protocol):
     def get(self, key: bytes) -> KeyIndex | None: ...
 
     def keys_in_range(self, key: bytes, end: bytes | None) -> object: ...
+
+
+def revisions_to_keep(index: _IndexView, at_rev: int) -> set[Revision]:
+    """The revisions at or below ``at_rev`` that a compaction at ``at_rev`` keeps (etcd's Keep)."""
+    keep: set[Revision] = set()
+    for key in index.keys_in_range(b"", b""):  # type: ignore[attr-defined]
+        ki = index.get(key)
+        if ki is not None:
+            ki.copy().compact(at_rev, keep)
+    return keep
 
 
 def normalize_end(range_end: bytes) -> bytes | None:
@@ -191,6 +202,30 @@ class KVStore:
                     break
         return out
 
+    def hash_kv(self, rev: int) -> tuple[int, int, int]:
+        """etcd's HashKV: CRC-32C of the key bucket's rows up to ``rev``, skipping rows the last
+        compaction scheduled for deletion. Our rows are byte-identical to etcd's (revision keys,
+        KeyValue values), so equal histories hash equally. Returns (hash, revision, compact rev)."""
+        compact, current = self.compact_rev, self.current_rev
+        if 0 < rev <= compact:
+            raise errors.ErrCompacted()
+        if rev > current:
+            raise errors.ErrFutureRev()
+        rev = rev or current
+        keep = revisions_to_keep(self.index, rev)
+        h = crc32c.crc32c(KEY)
+        with self.backend.read() as txn:
+            for raw_key, raw_value in txn.cursor(db=self.db).iternext():
+                k = bytes(raw_key)
+                r, _ = decode_revision(k)
+                if r.main > rev:
+                    break
+                if r.main <= compact and keep and (r.main, r.sub) not in keep:
+                    continue
+                h = crc32c.crc32c(k, h)
+                h = crc32c.crc32c(bytes(raw_value), h)
+        return h, current, compact
+
     def writer(self, txn: lmdb.Transaction) -> StoreWriter:
         return StoreWriter(self, txn)
 
@@ -233,11 +268,7 @@ class StoreWriter:
             raise errors.ErrCompacted()
         if at_rev > self.rev:
             raise errors.ErrFutureRev()
-        keep: set[Revision] = set()
-        for key in self.index.keys_in_range(b"", b""):
-            ki = self.index.get(key)
-            if ki is not None:
-                ki.copy().compact(at_rev, keep)
+        keep = revisions_to_keep(self.index, at_rev)
         cursor = self.txn.cursor(db=self.store.db)
         positioned = cursor.first()
         while positioned:

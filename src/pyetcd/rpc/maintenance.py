@@ -25,6 +25,13 @@ class MaintenanceService:
         )
 
     @unary
+    async def HashKV(self, r: rpc_pb2.HashKVRequest, context: Any) -> rpc_pb2.HashKVResponse:
+        h, rev, compact = self.s.kv.hash_kv(r.revision)
+        resp = rpc_pb2.HashKVResponse(hash=h, compact_revision=compact)
+        resp.header.CopyFrom(self.s.header(rev))
+        return resp
+
+    @unary
     async def Defragment(self, r: rpc_pb2.DefragmentRequest, context: Any) -> rpc_pb2.DefragmentResponse:
         await self.s.defragment()
         return rpc_pb2.DefragmentResponse(header=self.s.header())
