@@ -12,6 +12,8 @@ visible, on the readers' thread, all at once.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -261,6 +263,15 @@ class StoreWriter:
     def begin(self) -> TxnWrite:
         """One etcd write transaction: all its changes share one main revision."""
         return TxnWrite(self)
+
+    @contextmanager
+    def etcd_txn(self) -> Iterator[TxnWrite]:
+        """``begin`` as a context: the txn is ended (its revision taken if it wrote) on exit."""
+        t = TxnWrite(self)
+        try:
+            yield t
+        finally:
+            t.end()
 
     def compact(self, at_rev: int) -> int:
         """Compact history before ``at_rev``; returns the current revision (etcd's header)."""

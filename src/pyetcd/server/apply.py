@@ -82,30 +82,21 @@ class Applier:
     def put(self, batch: ApplyBatch, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
         if p.lease and not self.lessor.exists(batch, p.lease):
             raise errors.ErrLeaseNotFound()
-        txn = batch.kv.begin()
-        try:
+        with batch.kv.etcd_txn() as txn:
             return kvops.execute_put(txn, p)
-        finally:
-            txn.end()
 
     def delete_range(self, batch: ApplyBatch, d: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
-        txn = batch.kv.begin()
-        try:
+        with batch.kv.etcd_txn() as txn:
             return kvops.execute_delete(txn, d)
-        finally:
-            txn.end()
 
     def txn(self, batch: ApplyBatch, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
-        txn = batch.kv.begin()
-        try:
+        with batch.kv.etcd_txn() as txn:
             path = kvops.compare_path(txn, t)
             kvops.check_txn(txn, t, path, lambda lease: self.lessor.exists(batch, lease))
             resp = rpc_pb2.TxnResponse()
             kvops.execute_txn_ops(txn, t, path, resp)
             resp.header.revision = txn.read_rev()
             return resp
-        finally:
-            txn.end()
 
     def compaction(self, batch: ApplyBatch, c: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
         resp = rpc_pb2.CompactionResponse()
