@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import struct
 import sys
 import tempfile
@@ -37,13 +36,13 @@ sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 from support import CertPaths, Member, pyetcd_unavailable_reason, start_member  # noqa: E402
+from support.procstat import cpu_seconds, rss_kib  # noqa: E402
 from support.watchclient import aio_channel, create_req  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 KINDS = {"real": "etcd", "pyetcd": "pyetcd"}
 KEY = b"bench/watched"
 _TS = struct.Struct("<d")
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -73,20 +72,6 @@ class Result:
     p99_ms: float = 0.0
     failure: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / _TICK  # utime + stime
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class RawStream:

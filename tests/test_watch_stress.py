@@ -18,6 +18,7 @@ import pytest
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from support import Member
+from support.procstat import rss_kib
 from support.watchclient import WatchConn, aio_channel
 
 N_KEYS = 1000
@@ -41,14 +42,6 @@ def spec(g: int) -> tuple[bytes, bytes]:
         p = b"k%02d" % (g % 100)
         return p, p[:-1] + bytes([p[-1] + 1])
     return key(g % N_KEYS), b""
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 async def stress(m: Member, scale: Scale) -> dict[str, float]:
