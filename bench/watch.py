@@ -12,7 +12,10 @@ connections) all watch one key:
 * memory: server RSS growth per idle watcher, over 10,000 watchers on 100 streams.
 
 The client is Python too: against real etcd the rate is often the client's limit (noted in the
-table when the client used more CPU than the server). Compare ratios within one run only.
+table when the client used more CPU than the server). With one watcher the rate is the put
+rate and the CPU per event includes the put. Under backlog pyetcd merges a watcher's queued
+events into one response (etcd does the same for watchers it catches up), so with 10,000
+watchers it sends fewer, larger messages. Compare ratios within one run only.
 
     .venv/bin/python bench/watch.py [--quick] [--target real|pyetcd|both]
 """
@@ -192,28 +195,28 @@ def _ratio(a: float, b: float) -> str:
 
 def print_table(results: dict[str, list[Result]], memory: dict[str, float]) -> None:
     targets = list(results)
-    head = f"{'watchers':>9}" + "".join(f"{t + ' ev/s':>14}{t + ' cpu us/ev':>17}{t + ' p50 ms':>13}{t + ' p99 ms':>13}"
-                                        for t in targets)
     both = len(targets) == 2
+    cols = [f"{t} {m}" for t in targets for m in ("ev/s", "cpu us/ev", "p50 ms", "p99 ms")]
     if both:
-        head += f"{'ev/s py/etcd':>14}{'cpu/ev py/etcd':>16}{'p50 py/etcd':>13}{'p99 py/etcd':>13}"
+        cols += [f"{m} py/etcd" for m in ("ev/s", "cpu/ev", "p50", "p99")]
+    widths = [max(len(c) + 2, 11) for c in cols]
+    head = f"{'watchers':>9}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))
     print(head)
     print("-" * len(head))
     for i, sc in enumerate(SCENARIOS):
-        row = f"{sc.watchers:>9}"
+        cells: list[str] = []
         for t in targets:
             r = results[t][i]
-            row += (f"{'FAILED':>14}{'':>17}{'':>13}{'':>13}" if r.failure else
-                    f"{r.events_per_sec:>14,.0f}{r.server_cpu_us_per_event:>17.1f}{r.p50_ms:>13.2f}{r.p99_ms:>13.2f}")
+            cells += (["FAILED", "", "", ""] if r.failure else
+                      [f"{r.events_per_sec:,.0f}", f"{r.server_cpu_us_per_event:.1f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}"])
         if both:
             p, e = results["pyetcd"][i], results["real"][i]
-            row += (f"{_ratio(p.events_per_sec, e.events_per_sec):>14}"
-                    f"{_ratio(p.server_cpu_us_per_event, e.server_cpu_us_per_event):>16}"
-                    f"{_ratio(p.p50_ms, e.p50_ms):>13}{_ratio(p.p99_ms, e.p99_ms):>13}")
-        print(row)
+            cells += [_ratio(p.events_per_sec, e.events_per_sec), _ratio(p.server_cpu_us_per_event, e.server_cpu_us_per_event),
+                      _ratio(p.p50_ms, e.p50_ms), _ratio(p.p99_ms, e.p99_ms)]
+        print(f"{sc.watchers:>9}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
     print("memory per idle watcher (server RSS growth / 10,000 watchers): "
           + ", ".join(f"{t} {v:,.0f} B" for t, v in memory.items())
-          + (f", ratio {_ratio(memory['pyetcd'], memory['real'])}" if both else ""))
+          + (f", ratio py/etcd {_ratio(memory['pyetcd'], memory['real'])}" if both else ""))
     for t in targets:
         for r in results[t]:
             for note in ([r.failure] if r.failure else []) + r.notes:

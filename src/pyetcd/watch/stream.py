@@ -2,15 +2,16 @@
 
 Every response of the stream (created, canceled, events, progress, compacted) goes through
 one FIFO queue, so a watcher's created response always precedes its events and a progress
-response never overtakes events it vouches for. Event responses are bounded (count and
-bytes): when the client stops reading, ``deliver`` refuses and the hub parks the watcher; once
-the queue has drained to half, the parked watchers resume from history. While a watcher's
-event response waits in the queue, its next events join it (a lagging watcher gets several
-revisions in one response, as etcd's catch-up does), which saves the per-message cost of gRPC
-exactly when the client falls behind; with no backlog every revision is its own response,
-as etcd sends to synced watchers. Control responses
-are few per client request, and the request reader waits while too many are queued, so the
-queue is bounded either way.
+response never overtakes events it vouches for.
+
+Event responses are bounded (count and bytes): when the client stops reading, ``deliver``
+refuses and the hub parks the watcher; once the queue has drained to half, the parked
+watchers resume from history. While a watcher's event response waits in the queue, its next
+events join it (a lagging watcher gets several revisions in one response, as etcd's catch-up
+does), which saves gRPC's per-message cost exactly when the client falls behind; with no
+backlog every revision is its own response, as etcd sends to synced watchers. Control
+responses are few per client request, and the request reader waits while too many are
+queued, so the queue is bounded either way.
 """
 
 from __future__ import annotations
