@@ -66,3 +66,21 @@ def test_group_matches_like_brute_force() -> None:
         assert len(found) == len(set(found))
         assert set(found) == {w for w in watchers if w.matches(key)}, key
     assert set(group) == set(watchers)
+
+
+def test_progress_interval_flag_parses_go_durations() -> None:
+    import pytest
+
+    from pyetcd.cli.flags import FlagError, parse_duration, resolve, to_config
+
+    assert [parse_duration(v) for v in ("100ms", "5s", "10m", "1m30s", "0", "1.5h")] == [0.1, 5.0, 600.0, 90.0, 0.0, 5400.0]
+    for bad in ("", "5", "5x", "ms"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert to_config(resolve([], {}).values).watch_progress_notify_interval == 600.0  # etcd's 10m
+    flag = "--experimental-watch-progress-notify-interval"
+    assert to_config(resolve([flag, "250ms"], {}).values).watch_progress_notify_interval == 0.25
+    env = {"ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL": "2s"}
+    assert to_config(resolve([], env).values).watch_progress_notify_interval == 2.0
+    with pytest.raises(FlagError, match="experimental-watch-progress-notify-interval"):
+        resolve([flag, "soon"], {})
