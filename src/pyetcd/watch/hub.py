@@ -84,6 +84,17 @@ class WatchHub:
                 self.victims -= 1
                 self._make_unsynced(w)
 
+    def restore(self, seen_rev: int) -> None:
+        """The key space was replaced (a snapshot from the leader). Synced watchers had every
+        event up to ``seen_rev``, the revision before the swap: they re-check the new history
+        after it (etcd's watchableStore.Restore), and a watcher whose next revision is still in
+        the future simply returns to SYNCED."""
+        watchers = list(self.synced)
+        self.synced = WatcherGroup()
+        for w in watchers:
+            w.min_rev = max(w.min_rev, seen_rev + 1)
+            self._make_unsynced(w)
+
     def _make_unsynced(self, w: Watcher) -> None:
         w.state = State.UNSYNCED
         self.unsynced.add(w)
