@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
+from urllib.parse import urlsplit
 
 import lmdb
 
+from pyetcd import errors
 from pyetcd.api import internal_pb2, rpc_pb2
+from pyetcd.raft import ConfChange, ConfChangeType
 from pyetcd.storage.backend import MEMBERS, Backend
 
 from .batch import ApplyBatch
@@ -19,6 +23,18 @@ def member_id(peer_urls: list[str], cluster_token: str) -> int:
     """etcd's NewMember id: sha1 of the sorted peer URLs and the cluster token."""
     digest = hashlib.sha1(("".join(sorted(peer_urls)) + cluster_token).encode()).digest()
     return int(_ID.unpack(digest[:8])[0])
+
+
+MAX_LEARNERS = 1  # etcd's default --experimental-max-learners
+
+
+def _check_urls(urls: list[str]) -> None:
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
+            raise errors.ErrMemberBadURLs()
+    if not urls:
+        raise errors.ErrMemberBadURLs()
 
 
 def cluster_id(member_ids: list[int]) -> int:
@@ -40,6 +56,7 @@ class Membership:
                 self.members[rec.ID] = rec
             raw = txn.get(b"cluster_id", db=self.db)
             self.cluster_id = _ID.unpack(bytes(raw))[0] if raw is not None else 0
+        self._latest = dict(self.members)  # the apply thread's view, ahead of ``members`` within a batch
 
     @property
     def db(self) -> lmdb._Database:
@@ -52,6 +69,7 @@ class Membership:
             txn.put(_ID.pack(rec.ID), rec.SerializeToString(), db=self.db)
             self.members[rec.ID] = rec
             ids.append(rec.ID)
+        self._latest = dict(self.members)
         self.cluster_id = cluster_id(ids)
         txn.put(b"cluster_id", _ID.pack(self.cluster_id), db=self.db)
 
@@ -65,9 +83,88 @@ class Membership:
         del rec.client_urls[:]
         rec.client_urls.extend(attrs.client_urls)
         batch.txn.put(_ID.pack(rec.ID), rec.SerializeToString(), db=self.db)
-        batch.on_publish(lambda: self.members.__setitem__(rec.ID, rec))
+        self._stage(batch, {**self._latest, rec.ID: rec})
         return rpc_pb2.ResponseHeader()
 
+    # ---- changes: validated on the event loop, applied through raft -------------------------
+    def new_member(self, peer_urls: list[str], is_learner: bool) -> internal_pb2.MemberRecord:
+        """A member to add, checked as etcd checks MemberAdd (URLs, duplicates, learner limit)."""
+        _check_urls(peer_urls)
+        self._check_urls_free(peer_urls, except_id=0)
+        if is_learner and sum(m.is_learner for m in self.members.values()) >= MAX_LEARNERS:
+            raise errors.ErrTooManyLearners()
+        # etcd's v3 MemberAdd: NewMember("", urls, "", now): the add time makes the id unique
+        rec = internal_pb2.MemberRecord(ID=member_id(peer_urls, str(int(time.time()))), peer_urls=peer_urls,
+                                        is_learner=is_learner)
+        if rec.ID in self.members:
+            raise errors.ErrMemberExist()
+        return rec
+
+    def check_update(self, r: rpc_pb2.MemberUpdateRequest) -> None:
+        _check_urls(list(r.peerURLs))
+        if r.ID not in self.members:
+            raise errors.ErrMemberNotFound()
+        self._check_urls_free(list(r.peerURLs), except_id=r.ID)
+
+    def check_remove(self, member: int, self_id: int) -> None:
+        if member not in self.members:
+            raise errors.ErrMemberNotFound()
+        voters = [m for m in self.members.values() if not m.is_learner]
+        if member == self_id and len(voters) == 1:
+            raise errors.ErrMemberNotEnoughStarted()
+
+    def check_promote(self, member: int) -> None:
+        rec = self.members.get(member)
+        if rec is None:
+            raise errors.ErrMemberNotFound()
+        if not rec.is_learner:
+            raise errors.ErrMemberNotLearner()
+        # a learner is ready once it caught up with the leader; no peer transport yet means never
+        raise errors.ErrLearnerNotReady()
+
+    def _check_urls_free(self, peer_urls: list[str], except_id: int) -> None:
+        taken = {u for m in self.members.values() if except_id != m.ID for u in m.peer_urls}
+        if taken & set(peer_urls):
+            raise errors.ErrPeerURLExist()
+
+    def apply_conf_change(self, batch: ApplyBatch, cc: ConfChange,
+                          ctx: internal_pb2.ConfChangeContext) -> list[rpc_pb2.Member]:
+        """Apply thread: record a committed conf change; returns the members after it."""
+        members = dict(self._latest)
+        if cc.type == ConfChangeType.REMOVE_NODE:
+            batch.txn.delete(_ID.pack(cc.node_id), db=self.db)
+            members.pop(cc.node_id, None)
+        else:
+            rec = internal_pb2.MemberRecord()
+            rec.CopyFrom(members.get(cc.node_id) or ctx.member)
+            rec.is_learner = cc.type == ConfChangeType.ADD_LEARNER_NODE
+            batch.txn.put(_ID.pack(rec.ID), rec.SerializeToString(), db=self.db)
+            members[rec.ID] = rec
+        self._stage(batch, members)
+        return _as_proto(members)
+
+    def apply_update(self, batch: ApplyBatch, r: rpc_pb2.MemberUpdateRequest) -> rpc_pb2.MemberUpdateResponse:
+        rec = self._latest.get(r.ID)
+        if rec is None:
+            raise errors.ErrMemberNotFound()
+        updated = internal_pb2.MemberRecord()
+        updated.CopyFrom(rec)
+        del updated.peer_urls[:]
+        updated.peer_urls.extend(r.peerURLs)
+        batch.txn.put(_ID.pack(r.ID), updated.SerializeToString(), db=self.db)
+        members = {**self._latest, r.ID: updated}
+        self._stage(batch, members)
+        return rpc_pb2.MemberUpdateResponse(members=_as_proto(members))
+
+    def _stage(self, batch: ApplyBatch, members: dict[int, internal_pb2.MemberRecord]) -> None:
+        """Later entries of the batch see ``members`` at once; readers once it is durable."""
+        self._latest = members
+        batch.on_publish(lambda: setattr(self, "members", members))
+
     def as_proto(self) -> list[rpc_pb2.Member]:
-        return [rpc_pb2.Member(ID=m.ID, name=m.name, peerURLs=list(m.peer_urls), clientURLs=list(m.client_urls),
-                               isLearner=m.is_learner) for m in sorted(self.members.values(), key=lambda m: m.ID)]
+        return _as_proto(self.members)
+
+
+def _as_proto(members: dict[int, internal_pb2.MemberRecord]) -> list[rpc_pb2.Member]:
+    return [rpc_pb2.Member(ID=m.ID, name=m.name, peerURLs=list(m.peer_urls), clientURLs=list(m.client_urls),
+                           isLearner=m.is_learner) for m in sorted(members.values(), key=lambda m: m.ID)]

@@ -24,9 +24,13 @@ from typing import Any
 
 from pyetcd import ETCD_API_VERSION, errors
 from pyetcd.api import internal_pb2, rpc_pb2
+from pyetcd.auth import context as auth_context
+from pyetcd.auth.store import AuthStore
 from pyetcd.mvcc import KVStore
 from pyetcd.mvcc.store import Change
 from pyetcd.raft import (
+    ConfChange,
+    ConfChangeType,
     Config,
     ConfState,
     EntryType,
@@ -75,9 +79,12 @@ class EtcdServer:
         self.members = Membership(self.backend)
         self.applier = Applier()
         self.applier.register("member_attributes", self.members.apply_attributes)
+        self.applier.register("member_update", self.members.apply_update)
         self.alarms = Alarms(self.backend)
         self.applier.register("alarm", self.alarms.apply)
         self.applier.guards.append(self.alarms.check_capped)
+        self.auth = AuthStore(self.backend)
+        self.auth.register(self.applier)
         initial = cfg.initial_members()
         self.id = member_id(initial.get(cfg.name, cfg.initial_advertise_peer_urls), cfg.initial_cluster_token)
         if self.raftlog.is_new:
@@ -95,6 +102,7 @@ class EtcdServer:
         self._ids = itertools.count((time.time_ns() >> 16) << 16)
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._proposals: list[tuple[int, bytes]] = []
+        self._conf_proposals: list[tuple[int, ConfChange]] = []
         self._reads: list[asyncio.Future[None]] = []
         self._read_waiting: dict[bytes, tuple[int, list[asyncio.Future[None]]]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -173,6 +181,9 @@ class EtcdServer:
             raise errors.ErrStopped()
         rid = next(self._ids)
         req.header.ID = rid
+        who = auth_context.current.get()
+        if who is not None:  # the caller as the rpc guard resolved it: re-checked at apply
+            req.header.username, req.header.auth_revision = who.username, who.revision
         data = req.SerializeToString()
         if len(data) > self.cfg.max_request_bytes:
             raise errors.ErrRequestTooLarge()
@@ -182,6 +193,25 @@ class EtcdServer:
         self._wake.set()
         try:
             return await asyncio.wait_for(fut, self.cfg.request_timeout)
+        except TimeoutError:
+            raise errors.ErrTimeout() from None
+        finally:
+            self._waiters.pop(rid, None)
+
+    async def change_membership(self, kind: ConfChangeType, node_id: int,
+                                member: internal_pb2.MemberRecord | None = None) -> list[rpc_pb2.Member]:
+        """Replicate a raft conf change and wait until it is applied; returns the members after it."""
+        if self._stopped:
+            raise errors.ErrStopped()
+        rid = next(self._ids)
+        ctx = internal_pb2.ConfChangeContext(request_id=rid, member=member)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = fut
+        self._conf_proposals.append((rid, ConfChange(kind, node_id, ctx.SerializeToString())))
+        self._wake.set()
+        try:
+            members: list[rpc_pb2.Member] = await asyncio.wait_for(fut, self.cfg.request_timeout)
+            return members
         except TimeoutError:
             raise errors.ErrTimeout() from None
         finally:
@@ -265,9 +295,18 @@ class EtcdServer:
             try:
                 self.node.propose(data)
             except ProposalDroppedError:
-                fut = self._waiters.get(rid)
-                if fut is not None and not fut.done():
-                    fut.set_exception(errors.ErrNoLeader())
+                self._fail(rid, errors.ErrNoLeader())
+        confs, self._conf_proposals = self._conf_proposals, []
+        for rid, cc in confs:
+            try:
+                self.node.propose_conf_change(cc)
+            except ProposalDroppedError:  # no leader, or a change is still pending
+                self._fail(rid, errors.ErrNoLeader() if not self.leader else errors.ErrTimeout())
+
+    def _fail(self, rid: int, err: errors.EtcdError) -> None:
+        fut = self._waiters.get(rid)
+        if fut is not None and not fut.done():
+            fut.set_exception(err)
 
     def _feed_reads(self) -> None:
         if not self._reads:
@@ -321,8 +360,21 @@ class EtcdServer:
             if entry.index <= applied:
                 continue
             if entry.type == EntryType.NORMAL and entry.data:
+                batch.entry_index = entry.index
                 self._apply_entry(batch, entry.data)
+            elif entry.type == EntryType.CONF_CHANGE:
+                self._apply_conf_change(batch, entry.data)
             batch.applied_index, batch.applied_term = entry.index, entry.term
+
+    def _apply_conf_change(self, batch: ApplyBatch, data: bytes) -> None:
+        """Apply thread (which owns the node during a turn): the core and the member list change together."""
+        cc = ConfChange.decode(data)
+        ctx = internal_pb2.ConfChangeContext.FromString(cc.context)
+        conf_state = self.node.apply_conf_change(cc)
+        self.raftlog.persist_conf_state(batch.txn, conf_state)
+        members = self.members.apply_conf_change(batch, cc, ctx)
+        batch.on_publish(lambda: setattr(self, "conf_state", conf_state))
+        batch.results.append(AppliedResult(ctx.request_id, response=members))
 
     def _apply_entry(self, batch: ApplyBatch, data: bytes) -> None:
         req = internal_pb2.InternalRequest.FromString(data)

@@ -21,6 +21,7 @@ _ENTRY_HEAD = struct.Struct(">QB")
 _HARD_STATE = struct.Struct(">QQQ")
 _HS_KEY = b"hardstate"
 _SNAP_KEY = b"snapshot"
+_CONF_KEY = b"confstate"  # membership as of the last applied conf change
 
 
 def encode_entry(e: Entry) -> bytes:
@@ -33,15 +34,21 @@ def decode_entry(index: int, raw: bytes) -> Entry:
     return Entry(term=term, index=index, type=etype, data=bytes(raw[_ENTRY_HEAD.size:]))
 
 
+def _conf_state_dict(cs: ConfState) -> dict[str, list[int]]:
+    return {"voters": list(cs.voters), "learners": list(cs.learners)}
+
+
+def _conf_state(d: dict[str, list[int]]) -> ConfState:
+    return ConfState(voters=tuple(d["voters"]), learners=tuple(d["learners"]))
+
+
 def _encode_snapshot_meta(meta: SnapshotMetadata) -> bytes:
-    return json.dumps({"index": meta.index, "term": meta.term, "voters": list(meta.conf_state.voters),
-                       "learners": list(meta.conf_state.learners)}).encode()
+    return json.dumps({"index": meta.index, "term": meta.term, **_conf_state_dict(meta.conf_state)}).encode()
 
 
 def _decode_snapshot_meta(raw: bytes) -> SnapshotMetadata:
     d = json.loads(raw)
-    return SnapshotMetadata(d["index"], d["term"], ConfState(voters=tuple(d["voters"]),
-                                                             learners=tuple(d["learners"])))
+    return SnapshotMetadata(d["index"], d["term"], _conf_state(d))
 
 
 class RaftLog(MemoryStorage):
@@ -50,6 +57,7 @@ class RaftLog(MemoryStorage):
     def __init__(self, backend: Backend) -> None:
         super().__init__()
         self.backend = backend
+        self._applied_conf: ConfState | None = None
 
     @property
     def log_db(self) -> lmdb._Database:
@@ -71,6 +79,9 @@ class RaftLog(MemoryStorage):
                 meta = _decode_snapshot_meta(bytes(raw))
                 self._snapshot = Snapshot(b"", meta)
                 self._ents = [Entry(meta.term, meta.index)]
+            raw = txn.get(_CONF_KEY, db=self.state_db)
+            if raw is not None:
+                self._applied_conf = _conf_state(json.loads(bytes(raw)))
             raw = txn.get(_HS_KEY, db=self.state_db)
             if raw is not None:
                 self.set_hard_state(HardState(*_HARD_STATE.unpack(bytes(raw))))
@@ -79,7 +90,17 @@ class RaftLog(MemoryStorage):
                 ents = [decode_entry(_INDEX.unpack(bytes(k))[0], bytes(v)) for k, v in cursor.iternext()]
                 self.append(ents)
 
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        """The membership of the last applied conf change: entries up to the applied index are
+        not handed to the core again after a restart, so their conf changes must be remembered."""
+        hs, cs = super().initial_state()
+        return hs, self._applied_conf or cs
+
     # -- the apply thread's side: write into the batch transaction ---------------------------
+    def persist_conf_state(self, txn: lmdb.Transaction, cs: ConfState) -> None:
+        txn.put(_CONF_KEY, json.dumps(_conf_state_dict(cs)).encode(), db=self.state_db)
+        self._applied_conf = cs
+
     def persist(self, txn: lmdb.Transaction, entries: list[Entry], hard_state: HardState | None,
                 snapshot_meta: SnapshotMetadata | None = None) -> None:
         if snapshot_meta is not None:
