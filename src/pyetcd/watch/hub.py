@@ -73,6 +73,7 @@ class WatchHub:
             self.unsynced.discard(w)
         if w.state != State.VICTIM:
             self.victims += 1
+            log.debug("watcher %d parked at revision %d: its stream's queue is full", w.id, next_rev)
         w.state = State.VICTIM
         w.min_rev = next_rev
         w.stream.victims.add(w)
