@@ -11,6 +11,7 @@ from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
 from pyetcd.server.config import TLSInfo
 from pyetcd.server.server import EtcdServer
 
+from .authguard import CallGuard
 from .crl import RevocationCheck
 from .service import generic_handler
 from .services import client_services
@@ -60,10 +61,11 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
     descriptors = {**rpc_pb2.DESCRIPTOR.services_by_name, **v3lock_pb2.DESCRIPTOR.services_by_name,
                    **v3election_pb2.DESCRIPTOR.services_by_name}
     try:
-        peer_check = RevocationCheck(s.cfg.client_tls.crl_file).check if s.cfg.client_tls.crl_file else None
+        crl = RevocationCheck(s.cfg.client_tls.crl_file) if s.cfg.client_tls.crl_file else None
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load --client-crl-file {s.cfg.client_tls.crl_file}: {e}") from e
-    server.add_generic_rpc_handlers([generic_handler(descriptors[name], impl, peer_check)
+    guard = CallGuard(s, crl)
+    server.add_generic_rpc_handlers([generic_handler(descriptors[name], impl, guard)
                                      for name, impl in services])
     creds = None
     for url in s.cfg.listen_client_urls:

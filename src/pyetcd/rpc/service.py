@@ -23,35 +23,38 @@ def _serialize(msg: Any) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()  # type: ignore[no-any-return]
 
 
-PeerCheck = Callable[[Any], Awaitable[None]]
+# (method name, request — or the request iterator of a client stream —, context); it aborts
+# the call to refuse it (the CRL check, auth: rpc/authguard.py)
+CallGuard = Callable[[str, Any, Any], Awaitable[None]]
 
 
-def _guarded(fn: Any, check: PeerCheck) -> Any:
-    """Run ``check(context)`` before the handler (it aborts the call to refuse it)."""
+def _guarded(fn: Any, name: str, guard: CallGuard) -> Any:
+    """Run ``guard`` before the handler, in the handler's task (so what it learns, the caller,
+    is visible to the handler through context variables)."""
     if inspect.isasyncgenfunction(fn):
         @functools.wraps(fn)
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            await check(context)
+            await guard(name, request, context)
             async for item in fn(request, context):
                 yield item
         return stream
 
     @functools.wraps(fn)
     async def unary(request: Any, context: Any) -> Any:
-        await check(context)
+        await guard(name, request, context)
         return await fn(request, context)
     return unary
 
 
 def generic_handler(service: ServiceDescriptor, servicer: object,
-                    peer_check: PeerCheck | None = None) -> grpc.GenericRpcHandler:
+                    guard: CallGuard | None = None) -> grpc.GenericRpcHandler:
     handlers = {}
     for method in service.methods:
         fn = getattr(servicer, method.name, None)
         if fn is None:
             continue
-        if peer_check is not None:
-            fn = _guarded(fn, peer_check)
+        if guard is not None:
+            fn = _guarded(fn, method.name, guard)
         request_type = _db.GetSymbol(method.input_type.full_name)
         kind = {
             (False, False): grpc.unary_unary_rpc_method_handler,

@@ -6,6 +6,7 @@ from pyetcd.server.changefeed import ChangeFeed
 from pyetcd.server.recipes import Recipes
 from pyetcd.server.server import EtcdServer
 
+from .auth import AuthService
 from .cluster import ClusterService
 from .election import ElectionService
 from .kv import KVService
@@ -24,6 +25,7 @@ def client_services(s: EtcdServer) -> list[tuple[str, object]]:
         ("Cluster", ClusterService(s)),
         ("Watch", WatchService(s)),
         ("Lease", LeaseService(s)),
+        ("Auth", AuthService(s)),
         ("Lock", LockService(recipes)),
         ("Election", ElectionService(recipes)),
     ]

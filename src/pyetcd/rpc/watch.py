@@ -17,6 +17,8 @@ from pyetcd.api import rpc_pb2
 from pyetcd.server.server import EtcdServer
 from pyetcd.watch import WatchHub, WatchStream, encode
 
+from .authguard import watch_refusal
+
 log = logging.getLogger("pyetcd.rpc.watch")
 MIN_PROGRESS_INTERVAL = 0.1  # etcd's minWatchProgressInterval
 
@@ -48,7 +50,7 @@ class WatchService:
     async def Watch(self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: Any) -> AsyncIterator[bytes]:
         stream = WatchStream(self.hub, self._header, max_response_bytes=self.max_response_bytes,
                              progress_interval=self.progress_interval)
-        reader = asyncio.get_running_loop().create_task(self._recv(stream, request_iterator))
+        reader = asyncio.get_running_loop().create_task(self._recv(stream, request_iterator, self.s))
         try:
             while (msgs := await stream.next_messages()) is not None:
                 for msg in msgs:
@@ -58,9 +60,12 @@ class WatchService:
             stream.close()
 
     @staticmethod
-    async def _recv(stream: WatchStream, requests: AsyncIterator[rpc_pb2.WatchRequest]) -> None:
+    async def _recv(stream: WatchStream, requests: AsyncIterator[rpc_pb2.WatchRequest], s: EtcdServer) -> None:
         try:
             async for req in requests:
+                if req.HasField("create_request") and (refusal := watch_refusal(s, req.create_request)):
+                    stream.refuse(refusal)
+                    continue
                 stream.handle(req)
                 await stream.wait_room()
         except asyncio.CancelledError:

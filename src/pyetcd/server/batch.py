@@ -59,6 +59,7 @@ class ApplyBatch:
     results: list[AppliedResult] = field(default_factory=list)
     publish_hooks: list[Callable[[], None]] = field(default_factory=list)
     applied_index: int = 0
+    entry_index: int = 0  # raft index of the entry being applied (auth tokens carry it)
     applied_term: int = 0
     raft: RaftOutput = field(default_factory=RaftOutput)
 

@@ -109,6 +109,11 @@ class WatchStream:
         if w.progress and self._progress_task is None and self.progress_interval > 0:
             self._progress_task = asyncio.get_running_loop().create_task(self._progress_loop())
 
+    def refuse(self, reason: str) -> None:
+        """Answer a create request that may not be served (auth) with etcd's canceled reply."""
+        self._push(encode.response(self._header(self.hub.kv.current_rev), INVALID_WATCH_ID, created=True,
+                                   canceled=True, cancel_reason=reason))
+
     def _pick_id(self, requested: int) -> tuple[int, str | None]:
         if requested != AUTO_WATCH_ID:
             if requested in self.watchers:

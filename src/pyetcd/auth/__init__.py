@@ -1,0 +1,1 @@
+"""etcd's authentication and authorization: users, roles, range permissions, simple tokens."""

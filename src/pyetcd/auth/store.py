@@ -1,0 +1,378 @@
+"""The auth store: users, roles, the enabled flag and the auth revision (etcd's auth/store.go).
+
+Persisted in the ``auth`` (authEnabled, authRevision), ``authUsers`` (name -> authpb.User) and
+``authRoles`` (name -> authpb.Role) buckets, in etcd's encodings. Every change arrives as a
+committed raft entry and is applied on the apply thread inside the batch's transaction; the
+apply thread works on ``applied`` and the event loop reads ``state``, an immutable snapshot
+swapped in by the batch's publish hook once the change is durable.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import bcrypt
+
+from pyetcd import errors
+from pyetcd.api import auth_pb2, internal_pb2, rpc_pb2
+from pyetcd.storage.backend import AUTH, AUTH_ROLES, AUTH_USERS, Backend
+
+from .context import AuthInfo
+from .perms import READ, WRITE, UserPerms
+from .tokens import SimpleTokens
+
+ROOT = "root"
+_ENABLED_KEY = b"authEnabled"
+_REVISION_KEY = b"authRevision"
+_U64 = struct.Struct(">Q")
+BCRYPT_COST = 10  # etcd's default --bcrypt-cost (bcrypt.DefaultCost)
+
+
+
+class ApplyBatch(Protocol):
+    """What the store needs of an apply batch (``pyetcd.server.batch.ApplyBatch``)."""
+
+    txn: Any  # the batch's LMDB write transaction
+    entry_index: int  # raft index of the entry being applied
+
+    def on_publish(self, hook: Callable[[], None]) -> None: ...
+
+
+Users = MappingProxyType[str, auth_pb2.User]
+Roles = MappingProxyType[str, auth_pb2.Role]
+
+
+def hash_password(password: str, cost: int = BCRYPT_COST) -> str:
+    """A bcrypt hash in Go's ``$2a$`` form, so a data dir's hashes read like etcd's."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost, prefix=b"2a")).decode()
+
+
+def has_root_role(user: auth_pb2.User) -> bool:
+    return ROOT in user.roles
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """One consistent view of the store. Never mutated: changes build a new one."""
+
+    enabled: bool = False
+    revision: int = 0
+    users: Users = field(default_factory=lambda: MappingProxyType({}))
+    roles: Roles = field(default_factory=lambda: MappingProxyType({}))
+    perms: MappingProxyType[str, UserPerms] = field(default_factory=lambda: MappingProxyType({}))
+
+    def with_changes(self, users: dict[str, auth_pb2.User] | None = None,
+                     roles: dict[str, auth_pb2.Role] | None = None, **kw: Any) -> AuthState:
+        u = MappingProxyType(users) if users is not None else self.users
+        r = MappingProxyType(roles) if roles is not None else self.roles
+        perms = self.perms
+        if users is not None or roles is not None:
+            perms = MappingProxyType({name: UserPerms.merge(r[role] for role in user.roles if role in r)
+                                      for name, user in u.items()})
+        return replace(self, users=u, roles=r, perms=perms, **kw)
+
+    # ---- checks (etcd's isOpPermitted, IsAdminPermitted) -------------------------------------
+    def check_op(self, info: AuthInfo, key: bytes, range_end: bytes, perm: int) -> None:
+        if not self.enabled:
+            return
+        if info.revision == 0:
+            raise errors.ErrUserEmpty()
+        if info.revision < self.revision:
+            raise errors.ErrAuthOldRevision()
+        user = self.users.get(info.username)
+        if user is None:
+            raise errors.ErrPermissionDenied()
+        if has_root_role(user):
+            return
+        perms = self.perms.get(info.username)
+        if perms is None or not perms.allows(key, range_end, perm):
+            raise errors.ErrPermissionDenied()
+
+    def check_admin(self, info: AuthInfo | None) -> None:
+        if not self.enabled:
+            return
+        if info is None or not info.username:
+            raise errors.ErrUserEmpty()
+        user = self.users.get(info.username)
+        if user is None:
+            raise errors.ErrUserNotFound()
+        if not has_root_role(user):
+            raise errors.ErrPermissionDenied()
+
+    def check_txn(self, info: AuthInfo, t: rpc_pb2.TxnRequest) -> None:
+        """Every compare needs read; every op its own permission (etcd's checkTxnAuth)."""
+        for c in t.compare:
+            self.check_op(info, c.key, c.range_end, READ)
+        for op in (*t.success, *t.failure):
+            kind = op.WhichOneof("request")
+            if kind == "request_range":
+                self.check_op(info, op.request_range.key, op.request_range.range_end, READ)
+            elif kind == "request_put":
+                self.check_op(info, op.request_put.key, b"", WRITE)
+            elif kind == "request_delete_range":
+                d = op.request_delete_range
+                if d.prev_kv:
+                    self.check_op(info, d.key, d.range_end, READ)
+                self.check_op(info, d.key, d.range_end, WRITE)
+            elif kind == "request_txn":
+                self.check_txn(info, op.request_txn)
+
+
+def _admin_kinds() -> frozenset[str]:
+    return frozenset(f.name for f in internal_pb2.InternalRequest.DESCRIPTOR.oneofs_by_name["request"].fields
+                     if f.name.startswith("auth_"))
+
+
+ADMIN_KINDS = _admin_kinds()
+
+
+class AuthStore:
+    """Loads the store, applies its raft entries, and re-checks writes at apply time."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.tokens = SimpleTokens()
+        with backend.read() as txn:
+            raw_enabled = txn.get(_ENABLED_KEY, db=backend.db(AUTH))
+            raw_rev = txn.get(_REVISION_KEY, db=backend.db(AUTH))
+            users = {bytes(k).decode(): auth_pb2.User.FromString(bytes(v))
+                     for k, v in txn.cursor(db=backend.db(AUTH_USERS)).iternext()}
+            roles = {bytes(k).decode(): auth_pb2.Role.FromString(bytes(v))
+                     for k, v in txn.cursor(db=backend.db(AUTH_ROLES)).iternext()}
+        self.state = AuthState(enabled=raw_enabled == b"\x01",
+                               revision=_U64.unpack(bytes(raw_rev))[0] if raw_rev else 0).with_changes(users, roles)
+        self.applied = self.state  # the apply thread's view; ahead of ``state`` until published
+
+    def register(self, applier: Any) -> None:
+        """Hook the store into the applier: its request kinds, and the apply-time permission check."""
+        for kind in ADMIN_KINDS:
+            applier.register(kind, getattr(self, "apply_" + kind.removeprefix("auth_")))
+        applier.register("authenticate", self.apply_authenticate)
+        applier.guards.append(self.check_apply)
+
+    # ---- the apply-time check (etcd's authApplierV3) -----------------------------------------
+    def check_apply(self, req: internal_pb2.InternalRequest) -> None:
+        st = self.applied
+        if not st.enabled:
+            return
+        kind = req.WhichOneof("request")
+        info = AuthInfo(req.header.username, req.header.auth_revision)
+        if kind in ADMIN_KINDS:
+            st.check_admin(info)
+        elif kind == "put":
+            st.check_op(info, req.put.key, b"", WRITE)
+            if req.put.prev_kv:
+                st.check_op(info, req.put.key, b"", READ)
+        elif kind == "delete_range":
+            d = req.delete_range
+            st.check_op(info, d.key, d.range_end, WRITE)
+            if d.prev_kv:
+                st.check_op(info, d.key, d.range_end, READ)
+        elif kind == "txn":
+            st.check_txn(info, req.txn)
+
+    # ---- persistence ------------------------------------------------------------------------
+    def _commit(self, batch: ApplyBatch, new: AuthState, bump: bool = True,
+                after: Any = None) -> None:
+        """Write the revision (bumped, as etcd's commitRevision), swap views, publish later."""
+        if bump:
+            new = replace(new, revision=new.revision + 1)
+            batch.txn.put(_REVISION_KEY, _U64.pack(new.revision), db=self.backend.db(AUTH))
+        self.applied = new
+
+        def publish() -> None:
+            self.state = new
+            if after is not None:
+                after()
+        batch.on_publish(publish)
+
+    def _put_user(self, batch: ApplyBatch, user: auth_pb2.User) -> None:
+        batch.txn.put(user.name, user.SerializeToString(), db=self.backend.db(AUTH_USERS))
+
+    def _put_role(self, batch: ApplyBatch, role: auth_pb2.Role) -> None:
+        batch.txn.put(role.name, role.SerializeToString(), db=self.backend.db(AUTH_ROLES))
+
+    def _user(self, name: str) -> auth_pb2.User:
+        user = self.applied.users.get(name)
+        if user is None:
+            raise errors.ErrUserNotFound()
+        return user
+
+    def _role(self, name: str) -> auth_pb2.Role:
+        role = self.applied.roles.get(name)
+        if role is None:
+            raise errors.ErrRoleNotFound()
+        return role
+
+    def _replace_user(self, batch: ApplyBatch, user: auth_pb2.User, after: Any = None) -> None:
+        self._put_user(batch, user)
+        users = dict(self.applied.users)
+        users[user.name.decode()] = user
+        self._commit(batch, self.applied.with_changes(users=users), after=after)
+
+    # ---- apply handlers, one per request kind -------------------------------------------------
+    def apply_enable(self, batch: ApplyBatch, r: rpc_pb2.AuthEnableRequest) -> rpc_pb2.AuthEnableResponse:
+        st = self.applied
+        if not st.enabled:
+            root = st.users.get(ROOT)
+            if root is None:
+                raise errors.ErrRootUserNotExist()
+            if not has_root_role(root):
+                raise errors.ErrRootRoleNotExist()
+            batch.txn.put(_ENABLED_KEY, b"\x01", db=self.backend.db(AUTH))
+            self._commit(batch, replace(st, enabled=True), bump=False)
+        return rpc_pb2.AuthEnableResponse()
+
+    def apply_disable(self, batch: ApplyBatch, r: rpc_pb2.AuthDisableRequest) -> rpc_pb2.AuthDisableResponse:
+        st = self.applied
+        if st.enabled:
+            batch.txn.put(_ENABLED_KEY, b"\x00", db=self.backend.db(AUTH))
+            self._commit(batch, replace(st, enabled=False), after=self.tokens.clear)
+        return rpc_pb2.AuthDisableResponse()
+
+    def apply_authenticate(self, batch: ApplyBatch, r: rpc_pb2.AuthenticateRequest) -> rpc_pb2.AuthenticateResponse:
+        """Issue a token. The proposer checked the password; ``r.password`` carries the token
+        prefix it drew instead (the password itself never enters the log)."""
+        st = self.applied
+        if not st.enabled:
+            raise errors.ErrAuthNotEnabled()
+        user = st.users.get(r.name)
+        if user is None or user.options.no_password:
+            raise errors.ErrAuthFailed()
+        name, prefix, index = r.name, r.password, batch.entry_index
+
+        def assign() -> None:
+            self.tokens.assign(name, prefix, index)
+        batch.on_publish(assign)
+        return rpc_pb2.AuthenticateResponse(token=f"{prefix}.{index}")
+
+    def apply_user_add(self, batch: ApplyBatch, r: rpc_pb2.AuthUserAddRequest) -> rpc_pb2.AuthUserAddResponse:
+        if not r.name:
+            raise errors.ErrUserEmpty()
+        if r.name in self.applied.users:
+            raise errors.ErrUserAlreadyExist()
+        user = auth_pb2.User(name=r.name.encode(), options=r.options)
+        if not r.options.no_password:
+            user.password = r.hashedPassword.encode()
+        self._replace_user(batch, user)
+        return rpc_pb2.AuthUserAddResponse()
+
+    def apply_user_delete(self, batch: ApplyBatch,
+                          r: rpc_pb2.AuthUserDeleteRequest) -> rpc_pb2.AuthUserDeleteResponse:
+        if self.applied.enabled and r.name == ROOT:
+            raise errors.ErrInvalidAuthMgmt()
+        self._user(r.name)
+        batch.txn.delete(r.name.encode(), db=self.backend.db(AUTH_USERS))
+        users = dict(self.applied.users)
+        del users[r.name]
+        self._commit(batch, self.applied.with_changes(users=users),
+                     after=lambda: self.tokens.invalidate_user(r.name))
+        return rpc_pb2.AuthUserDeleteResponse()
+
+    def apply_user_change_password(self, batch: ApplyBatch, r: rpc_pb2.AuthUserChangePasswordRequest
+                                   ) -> rpc_pb2.AuthUserChangePasswordResponse:
+        user = auth_pb2.User()
+        user.CopyFrom(self._user(r.name))
+        user.password = r.hashedPassword.encode()
+        self._replace_user(batch, user, after=lambda: self.tokens.invalidate_user(r.name))
+        return rpc_pb2.AuthUserChangePasswordResponse()
+
+    def apply_user_grant_role(self, batch: ApplyBatch,
+                              r: rpc_pb2.AuthUserGrantRoleRequest) -> rpc_pb2.AuthUserGrantRoleResponse:
+        old = self._user(r.user)
+        if r.role != ROOT:
+            self._role(r.role)  # the root role may be granted before it exists, as in etcd
+        if r.role not in old.roles:
+            user = auth_pb2.User()
+            user.CopyFrom(old)
+            del user.roles[:]
+            user.roles.extend(sorted([*old.roles, r.role]))
+            self._replace_user(batch, user)
+        return rpc_pb2.AuthUserGrantRoleResponse()
+
+    def apply_user_revoke_role(self, batch: ApplyBatch,
+                               r: rpc_pb2.AuthUserRevokeRoleRequest) -> rpc_pb2.AuthUserRevokeRoleResponse:
+        if self.applied.enabled and r.name == ROOT and r.role == ROOT:
+            raise errors.ErrInvalidAuthMgmt()
+        old = self._user(r.name)
+        if r.role not in old.roles:
+            raise errors.ErrRoleNotGranted()
+        user = auth_pb2.User()
+        user.CopyFrom(old)
+        del user.roles[:]
+        user.roles.extend(role for role in old.roles if role != r.role)
+        self._replace_user(batch, user)
+        return rpc_pb2.AuthUserRevokeRoleResponse()
+
+    def apply_role_add(self, batch: ApplyBatch, r: rpc_pb2.AuthRoleAddRequest) -> rpc_pb2.AuthRoleAddResponse:
+        if not r.name:
+            raise errors.ErrRoleEmpty()
+        if r.name in self.applied.roles:
+            raise errors.ErrRoleAlreadyExist()
+        role = auth_pb2.Role(name=r.name.encode())
+        self._put_role(batch, role)
+        self._commit(batch, self.applied.with_changes(roles={**self.applied.roles, r.name: role}))
+        return rpc_pb2.AuthRoleAddResponse()
+
+    def apply_role_delete(self, batch: ApplyBatch,
+                          r: rpc_pb2.AuthRoleDeleteRequest) -> rpc_pb2.AuthRoleDeleteResponse:
+        if self.applied.enabled and r.role == ROOT:
+            raise errors.ErrInvalidAuthMgmt()
+        self._role(r.role)
+        batch.txn.delete(r.role.encode(), db=self.backend.db(AUTH_ROLES))
+        roles = dict(self.applied.roles)
+        del roles[r.role]
+        users = dict(self.applied.users)
+        for name, old in self.applied.users.items():
+            if r.role in old.roles:  # the role goes from every user that had it
+                user = auth_pb2.User()
+                user.CopyFrom(old)
+                del user.roles[:]
+                user.roles.extend(role for role in old.roles if role != r.role)
+                self._put_user(batch, user)
+                users[name] = user
+        self._commit(batch, self.applied.with_changes(users=users, roles=roles))
+        return rpc_pb2.AuthRoleDeleteResponse()
+
+    def apply_role_grant_permission(self, batch: ApplyBatch, r: rpc_pb2.AuthRoleGrantPermissionRequest
+                                    ) -> rpc_pb2.AuthRoleGrantPermissionResponse:
+        old = self._role(r.name)
+        perms = [p for p in old.keyPermission if (p.key, p.range_end) != (r.perm.key, r.perm.range_end)]
+        perms.append(auth_pb2.Permission(permType=r.perm.permType, key=r.perm.key, range_end=r.perm.range_end))
+        perms.sort(key=lambda p: p.key)
+        role = auth_pb2.Role(name=old.name, keyPermission=perms)
+        self._put_role(batch, role)
+        self._commit(batch, self.applied.with_changes(roles={**self.applied.roles, r.name: role}))
+        return rpc_pb2.AuthRoleGrantPermissionResponse()
+
+    def apply_role_revoke_permission(self, batch: ApplyBatch, r: rpc_pb2.AuthRoleRevokePermissionRequest
+                                     ) -> rpc_pb2.AuthRoleRevokePermissionResponse:
+        old = self._role(r.role)
+        perms = [p for p in old.keyPermission if (p.key, p.range_end) != (r.key, r.range_end)]
+        if len(perms) == len(old.keyPermission):
+            raise errors.ErrPermissionNotGranted()
+        role = auth_pb2.Role(name=old.name, keyPermission=perms)
+        self._put_role(batch, role)
+        self._commit(batch, self.applied.with_changes(roles={**self.applied.roles, r.role: role}))
+        return rpc_pb2.AuthRoleRevokePermissionResponse()
+
+
+def check_password(st: AuthState, name: str, password: str) -> int:
+    """The auth revision the password was checked at (etcd's CheckPassword). Slow (bcrypt):
+    run it off the event loop, on a published snapshot."""
+    if not st.enabled:
+        raise errors.ErrAuthNotEnabled()
+    user = st.users.get(name)
+    if user is None or user.options.no_password:
+        raise errors.ErrAuthFailed()
+    try:
+        ok = bcrypt.checkpw(password.encode(), user.password)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise errors.ErrAuthFailed()
+    return st.revision

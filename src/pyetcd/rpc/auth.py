@@ -1,0 +1,132 @@
+"""etcdserverpb.Auth over gRPC. Changes and Authenticate go through raft, as in etcd; the reads
+(user/role get and list, status) are answered from the store after a linearizable read.
+
+Passwords are bcrypt-hashed here, before proposing (etcd 3.5's AuthUserAdd), so neither the
+log nor the apply thread ever sees a clear password or pays for hashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pyetcd import errors
+from pyetcd.api import internal_pb2, rpc_pb2
+from pyetcd.auth.store import check_password, hash_password
+from pyetcd.auth.tokens import token_prefix
+from pyetcd.server.server import EtcdServer
+
+from .errors import unary
+from .header import fill_header
+
+
+class AuthService:
+    def __init__(self, server: EtcdServer) -> None:
+        self.s = server
+        self.store = server.auth
+
+    async def _propose(self, **request: Any) -> Any:
+        resp = await self.s.propose(internal_pb2.InternalRequest(**request))
+        fill_header(self.s, resp.header)
+        return resp
+
+    @unary
+    async def AuthEnable(self, r: rpc_pb2.AuthEnableRequest, context: Any) -> rpc_pb2.AuthEnableResponse:
+        return await self._propose(auth_enable=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def AuthDisable(self, r: rpc_pb2.AuthDisableRequest, context: Any) -> rpc_pb2.AuthDisableResponse:
+        return await self._propose(auth_disable=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def AuthStatus(self, r: rpc_pb2.AuthStatusRequest, context: Any) -> rpc_pb2.AuthStatusResponse:
+        await self.s.linearizable_read()
+        st = self.store.state
+        return rpc_pb2.AuthStatusResponse(header=self.s.header(), enabled=st.enabled, authRevision=st.revision)
+
+    @unary
+    async def Authenticate(self, r: rpc_pb2.AuthenticateRequest, context: Any) -> rpc_pb2.AuthenticateResponse:
+        """Check the password here, then let raft issue the token on every member (the entry
+        carries a fresh token prefix in place of the password); retry should the auth store
+        change in between, as etcd does."""
+        await self.s.linearizable_read()
+        while True:
+            checked = await asyncio.to_thread(check_password, self.store.state, r.name, r.password)
+            resp = await self._propose(authenticate=rpc_pb2.AuthenticateRequest(name=r.name, password=token_prefix()))
+            if checked == self.store.state.revision:
+                return resp  # type: ignore[no-any-return]
+
+    @unary
+    async def UserAdd(self, r: rpc_pb2.AuthUserAddRequest, context: Any) -> rpc_pb2.AuthUserAddResponse:
+        if not r.name:
+            raise errors.ErrUserEmpty()
+        if not r.options.no_password and not r.hashedPassword:
+            r.hashedPassword = await asyncio.to_thread(hash_password, r.password)
+        r.password = ""
+        return await self._propose(auth_user_add=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def UserGet(self, r: rpc_pb2.AuthUserGetRequest, context: Any) -> rpc_pb2.AuthUserGetResponse:
+        await self.s.linearizable_read()
+        user = self.store.state.users.get(r.name)
+        if user is None:
+            raise errors.ErrUserNotFound()
+        return rpc_pb2.AuthUserGetResponse(header=self.s.header(), roles=list(user.roles))
+
+    @unary
+    async def UserList(self, r: rpc_pb2.AuthUserListRequest, context: Any) -> rpc_pb2.AuthUserListResponse:
+        await self.s.linearizable_read()
+        return rpc_pb2.AuthUserListResponse(header=self.s.header(), users=sorted(self.store.state.users))
+
+    @unary
+    async def UserDelete(self, r: rpc_pb2.AuthUserDeleteRequest, context: Any) -> rpc_pb2.AuthUserDeleteResponse:
+        return await self._propose(auth_user_delete=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def UserChangePassword(self, r: rpc_pb2.AuthUserChangePasswordRequest,
+                                 context: Any) -> rpc_pb2.AuthUserChangePasswordResponse:
+        if not r.hashedPassword:
+            r.hashedPassword = await asyncio.to_thread(hash_password, r.password)
+        r.password = ""
+        return await self._propose(auth_user_change_password=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def UserGrantRole(self, r: rpc_pb2.AuthUserGrantRoleRequest,
+                            context: Any) -> rpc_pb2.AuthUserGrantRoleResponse:
+        return await self._propose(auth_user_grant_role=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def UserRevokeRole(self, r: rpc_pb2.AuthUserRevokeRoleRequest,
+                             context: Any) -> rpc_pb2.AuthUserRevokeRoleResponse:
+        return await self._propose(auth_user_revoke_role=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def RoleAdd(self, r: rpc_pb2.AuthRoleAddRequest, context: Any) -> rpc_pb2.AuthRoleAddResponse:
+        return await self._propose(auth_role_add=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def RoleGet(self, r: rpc_pb2.AuthRoleGetRequest, context: Any) -> rpc_pb2.AuthRoleGetResponse:
+        await self.s.linearizable_read()
+        role = self.store.state.roles.get(r.role)
+        if role is None:
+            raise errors.ErrRoleNotFound()
+        return rpc_pb2.AuthRoleGetResponse(header=self.s.header(), perm=list(role.keyPermission))
+
+    @unary
+    async def RoleList(self, r: rpc_pb2.AuthRoleListRequest, context: Any) -> rpc_pb2.AuthRoleListResponse:
+        await self.s.linearizable_read()
+        return rpc_pb2.AuthRoleListResponse(header=self.s.header(), roles=sorted(self.store.state.roles))
+
+    @unary
+    async def RoleDelete(self, r: rpc_pb2.AuthRoleDeleteRequest, context: Any) -> rpc_pb2.AuthRoleDeleteResponse:
+        return await self._propose(auth_role_delete=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def RoleGrantPermission(self, r: rpc_pb2.AuthRoleGrantPermissionRequest,
+                                  context: Any) -> rpc_pb2.AuthRoleGrantPermissionResponse:
+        return await self._propose(auth_role_grant_permission=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def RoleRevokePermission(self, r: rpc_pb2.AuthRoleRevokePermissionRequest,
+                                   context: Any) -> rpc_pb2.AuthRoleRevokePermissionResponse:
+        return await self._propose(auth_role_revoke_permission=r)  # type: ignore[no-any-return]
