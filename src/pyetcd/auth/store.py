@@ -55,6 +55,15 @@ def has_root_role(user: auth_pb2.User) -> bool:
     return ROOT in user.roles
 
 
+def with_roles(user: auth_pb2.User, roles: list[str]) -> auth_pb2.User:
+    """A copy of ``user`` holding ``roles`` (sorted, as etcd keeps them)."""
+    new = auth_pb2.User()
+    new.CopyFrom(user)
+    del new.roles[:]
+    new.roles.extend(sorted(roles))
+    return new
+
+
 @dataclass(frozen=True)
 class AuthState:
     """One consistent view of the store. Never mutated: changes build a new one."""
@@ -287,11 +296,7 @@ class AuthStore:
         if r.role != ROOT:
             self._role(r.role)  # the root role may be granted before it exists, as in etcd
         if r.role not in old.roles:
-            user = auth_pb2.User()
-            user.CopyFrom(old)
-            del user.roles[:]
-            user.roles.extend(sorted([*old.roles, r.role]))
-            self._replace_user(batch, user)
+            self._replace_user(batch, with_roles(old, [*old.roles, r.role]))
         return rpc_pb2.AuthUserGrantRoleResponse()
 
     def apply_user_revoke_role(self, batch: ApplyBatch,
@@ -301,11 +306,7 @@ class AuthStore:
         old = self._user(r.name)
         if r.role not in old.roles:
             raise errors.ErrRoleNotGranted()
-        user = auth_pb2.User()
-        user.CopyFrom(old)
-        del user.roles[:]
-        user.roles.extend(role for role in old.roles if role != r.role)
-        self._replace_user(batch, user)
+        self._replace_user(batch, with_roles(old, [role for role in old.roles if role != r.role]))
         return rpc_pb2.AuthUserRevokeRoleResponse()
 
     def apply_role_add(self, batch: ApplyBatch, r: rpc_pb2.AuthRoleAddRequest) -> rpc_pb2.AuthRoleAddResponse:
@@ -329,10 +330,7 @@ class AuthStore:
         users = dict(self.applied.users)
         for name, old in self.applied.users.items():
             if r.role in old.roles:  # the role goes from every user that had it
-                user = auth_pb2.User()
-                user.CopyFrom(old)
-                del user.roles[:]
-                user.roles.extend(role for role in old.roles if role != r.role)
+                user = with_roles(old, [role for role in old.roles if role != r.role])
                 self._put_user(batch, user)
                 users[name] = user
         self._commit(batch, self.applied.with_changes(users=users, roles=roles))

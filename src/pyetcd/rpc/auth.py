@@ -20,23 +20,34 @@ from .errors import unary
 from .header import fill_header
 
 
+def _proposer(kind: str) -> Any:
+    """A handler that proposes its request as the InternalRequest field ``kind``, unchanged."""
+    @unary
+    async def propose(self: AuthService, r: Any, context: Any) -> Any:
+        return await self._propose(**{kind: r})
+    return propose
+
+
 class AuthService:
     def __init__(self, server: EtcdServer) -> None:
         self.s = server
         self.store = server.auth
 
+    # the changes that go to raft as they come
+    AuthEnable = _proposer("auth_enable")
+    AuthDisable = _proposer("auth_disable")
+    UserDelete = _proposer("auth_user_delete")
+    UserGrantRole = _proposer("auth_user_grant_role")
+    UserRevokeRole = _proposer("auth_user_revoke_role")
+    RoleAdd = _proposer("auth_role_add")
+    RoleDelete = _proposer("auth_role_delete")
+    RoleGrantPermission = _proposer("auth_role_grant_permission")
+    RoleRevokePermission = _proposer("auth_role_revoke_permission")
+
     async def _propose(self, **request: Any) -> Any:
         resp = await self.s.propose(internal_pb2.InternalRequest(**request))
         fill_header(self.s, resp.header)
         return resp
-
-    @unary
-    async def AuthEnable(self, r: rpc_pb2.AuthEnableRequest, context: Any) -> rpc_pb2.AuthEnableResponse:
-        return await self._propose(auth_enable=r)  # type: ignore[no-any-return]
-
-    @unary
-    async def AuthDisable(self, r: rpc_pb2.AuthDisableRequest, context: Any) -> rpc_pb2.AuthDisableResponse:
-        return await self._propose(auth_disable=r)  # type: ignore[no-any-return]
 
     @unary
     async def AuthStatus(self, r: rpc_pb2.AuthStatusRequest, context: Any) -> rpc_pb2.AuthStatusResponse:
@@ -79,30 +90,12 @@ class AuthService:
         return rpc_pb2.AuthUserListResponse(header=self.s.header(), users=sorted(self.store.state.users))
 
     @unary
-    async def UserDelete(self, r: rpc_pb2.AuthUserDeleteRequest, context: Any) -> rpc_pb2.AuthUserDeleteResponse:
-        return await self._propose(auth_user_delete=r)  # type: ignore[no-any-return]
-
-    @unary
     async def UserChangePassword(self, r: rpc_pb2.AuthUserChangePasswordRequest,
                                  context: Any) -> rpc_pb2.AuthUserChangePasswordResponse:
         if not r.hashedPassword:
             r.hashedPassword = await asyncio.to_thread(hash_password, r.password)
         r.password = ""
         return await self._propose(auth_user_change_password=r)  # type: ignore[no-any-return]
-
-    @unary
-    async def UserGrantRole(self, r: rpc_pb2.AuthUserGrantRoleRequest,
-                            context: Any) -> rpc_pb2.AuthUserGrantRoleResponse:
-        return await self._propose(auth_user_grant_role=r)  # type: ignore[no-any-return]
-
-    @unary
-    async def UserRevokeRole(self, r: rpc_pb2.AuthUserRevokeRoleRequest,
-                             context: Any) -> rpc_pb2.AuthUserRevokeRoleResponse:
-        return await self._propose(auth_user_revoke_role=r)  # type: ignore[no-any-return]
-
-    @unary
-    async def RoleAdd(self, r: rpc_pb2.AuthRoleAddRequest, context: Any) -> rpc_pb2.AuthRoleAddResponse:
-        return await self._propose(auth_role_add=r)  # type: ignore[no-any-return]
 
     @unary
     async def RoleGet(self, r: rpc_pb2.AuthRoleGetRequest, context: Any) -> rpc_pb2.AuthRoleGetResponse:
@@ -117,16 +110,3 @@ class AuthService:
         await self.s.linearizable_read()
         return rpc_pb2.AuthRoleListResponse(header=self.s.header(), roles=sorted(self.store.state.roles))
 
-    @unary
-    async def RoleDelete(self, r: rpc_pb2.AuthRoleDeleteRequest, context: Any) -> rpc_pb2.AuthRoleDeleteResponse:
-        return await self._propose(auth_role_delete=r)  # type: ignore[no-any-return]
-
-    @unary
-    async def RoleGrantPermission(self, r: rpc_pb2.AuthRoleGrantPermissionRequest,
-                                  context: Any) -> rpc_pb2.AuthRoleGrantPermissionResponse:
-        return await self._propose(auth_role_grant_permission=r)  # type: ignore[no-any-return]
-
-    @unary
-    async def RoleRevokePermission(self, r: rpc_pb2.AuthRoleRevokePermissionRequest,
-                                   context: Any) -> rpc_pb2.AuthRoleRevokePermissionResponse:
-        return await self._propose(auth_role_revoke_permission=r)  # type: ignore[no-any-return]
