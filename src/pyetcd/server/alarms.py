@@ -100,7 +100,7 @@ class Quota:
         self.backend, self.quota, self.member_id, self.propose = backend, quota_bytes, member_id, propose
 
     async def check(self, req: Any) -> None:
-        if self.backend.sizes().db_size + request_cost(req) < self.quota:
+        if self.backend.size_in_use + request_cost(req) < self.quota:
             return
         alarm = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=NOSPACE)
         await self.propose(internal_pb2.InternalRequest(alarm=alarm))

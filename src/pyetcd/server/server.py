@@ -348,6 +348,7 @@ class EtcdServer:
                 self._maybe_compact_log(batch)
             batch.kv.finish()
             txn.commit()
+            self.backend.refresh_size()
             return batch
         except BaseException:
             txn.abort()

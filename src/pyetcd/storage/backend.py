@@ -60,6 +60,11 @@ class Backend:
             subdir=True, sync=True, metasync=False, readahead=False, max_readers=1024,
         )
         self.dbs = {name: self.env.open_db(name) for name in BUCKETS}
+        self.refresh_size()
+
+    def refresh_size(self) -> None:
+        """Note the bytes in use after a commit, so a quota check per request costs nothing."""
+        self.size_in_use = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
 
     def db(self, name: bytes) -> lmdb._Database:
         """A bucket's handle. Look it up at use: defragmentation reopens the environment."""
