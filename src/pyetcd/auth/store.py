@@ -243,16 +243,17 @@ class AuthStore:
             self._commit(batch, replace(st, enabled=False), after=self.tokens.clear)
         return rpc_pb2.AuthDisableResponse()
 
-    def apply_authenticate(self, batch: ApplyBatch, r: rpc_pb2.AuthenticateRequest) -> rpc_pb2.AuthenticateResponse:
-        """Issue a token. The proposer checked the password; ``r.password`` carries the token
-        prefix it drew instead (the password itself never enters the log)."""
+    def apply_authenticate(self, batch: ApplyBatch,
+                           r: internal_pb2.InternalAuthenticateRequest) -> rpc_pb2.AuthenticateResponse:
+        """Issue the token ``<prefix>.<entry index>``: the same on every member (the proposer
+        checked the password and drew the prefix)."""
         st = self.applied
         if not st.enabled:
             raise errors.ErrAuthNotEnabled()
         user = st.users.get(r.name)
         if user is None or user.options.no_password:
             raise errors.ErrAuthFailed()
-        name, prefix, index = r.name, r.password, batch.entry_index
+        name, prefix, index = r.name, r.simple_token, batch.entry_index
 
         def assign() -> None:
             self.tokens.assign(name, prefix, index)

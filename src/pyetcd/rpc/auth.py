@@ -58,12 +58,13 @@ class AuthService:
     @unary
     async def Authenticate(self, r: rpc_pb2.AuthenticateRequest, context: Any) -> rpc_pb2.AuthenticateResponse:
         """Check the password here, then let raft issue the token on every member (the entry
-        carries a fresh token prefix in place of the password); retry should the auth store
-        change in between, as etcd does."""
+        carries a fresh token prefix, never the password); retry should the auth store change
+        in between, as etcd does."""
         await self.s.linearizable_read()
         while True:
             checked = await asyncio.to_thread(check_password, self.store.state, r.name, r.password)
-            resp = await self._propose(authenticate=rpc_pb2.AuthenticateRequest(name=r.name, password=token_prefix()))
+            issue = internal_pb2.InternalAuthenticateRequest(name=r.name, simple_token=token_prefix())
+            resp = await self._propose(authenticate=issue)
             if checked == self.store.state.revision:
                 return resp  # type: ignore[no-any-return]
 
