@@ -9,7 +9,7 @@ from pyetcd import errors
 from pyetcd.api import auth_pb2
 from pyetcd.auth.context import AuthInfo
 from pyetcd.auth.perms import READ, READWRITE, WRITE, RangeSet, UserPerms
-from pyetcd.auth.store import AuthState
+from pyetcd.auth.store import AuthState, hash_password
 from pyetcd.auth.tokens import SimpleTokens, token_prefix
 
 
@@ -77,3 +77,14 @@ def test_simple_tokens_expire_and_die_with_their_user() -> None:
     assert t.user(a) is None and t.user(b) == "v"
     t.clear()
     assert t.user(b) is None
+
+
+def test_bcrypt_cost_and_token_ttl_flags() -> None:
+    from pyetcd.cli.flags import resolve, to_config
+
+    default = to_config(resolve([], {}).values)
+    assert (default.bcrypt_cost, default.auth_token_ttl) == (10, 300)
+    cfg = to_config(resolve(["--bcrypt-cost", "4"], {"ETCD_AUTH_TOKEN_TTL": "2"}).values)
+    assert (cfg.bcrypt_cost, cfg.auth_token_ttl) == (4, 2)
+    assert to_config(resolve(["--bcrypt-cost", "99"], {}).values).bcrypt_cost == 10  # out of range: etcd's default
+    assert hash_password("pw", 4).startswith("$2a$04$")  # Go's bcrypt form, as etcd stores it

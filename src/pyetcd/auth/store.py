@@ -23,7 +23,7 @@ from pyetcd.storage.backend import AUTH, AUTH_ROLES, AUTH_USERS, Backend
 
 from .context import AuthInfo
 from .perms import READ, WRITE, UserPerms
-from .tokens import SimpleTokens
+from .tokens import TOKEN_TTL, SimpleTokens
 
 ROOT = "root"
 _ENABLED_KEY = b"authEnabled"
@@ -142,9 +142,9 @@ ADMIN_KINDS = _admin_kinds()
 class AuthStore:
     """Loads the store, applies its raft entries, and re-checks writes at apply time."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, token_ttl: float = TOKEN_TTL) -> None:
         self.backend = backend
-        self.tokens = SimpleTokens()
+        self.tokens = SimpleTokens(token_ttl)
         with backend.read() as txn:
             raw_enabled = txn.get(_ENABLED_KEY, db=backend.db(AUTH))
             raw_rev = txn.get(_REVISION_KEY, db=backend.db(AUTH))

@@ -140,6 +140,8 @@ FLAGS: list[Flag] = [
     _b("force-new-cluster", "Force to create a new one member cluster.", supported=False),
     _b("experimental-initial-corrupt-check", "Check data corruption before serving.", supported=False),
     _s("auth-token", "simple", "Auth token type: 'simple' or 'jwt,...'.", supported=False),
+    Flag("bcrypt-cost", int, 10, "Specify bcrypt algorithm cost factor for auth password hashing."),
+    Flag("auth-token-ttl", int, 300, "The lifetime in seconds of the auth token."),
     Flag("max-concurrent-streams", int, 2**32 - 1, "Maximum concurrent streams per gRPC connection.", supported=False),
     _s("config-file", "", "Path to the server configuration file.", supported=False),
     Flag("experimental-watch-progress-notify-interval", parse_duration, 600.0,
@@ -242,4 +244,7 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
         listen_metrics_urls=v["listen_metrics_urls"],
         log_level="debug" if v["debug"] else v["log_level"],
         watch_progress_notify_interval=v["experimental_watch_progress_notify_interval"],
+        # etcd falls back to the default cost when the given one is outside bcrypt's range
+        bcrypt_cost=v["bcrypt_cost"] if 4 <= v["bcrypt_cost"] <= 31 else 10,
+        auth_token_ttl=v["auth_token_ttl"],
     )

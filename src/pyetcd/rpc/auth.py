@@ -73,7 +73,7 @@ class AuthService:
         if not r.name:
             raise errors.ErrUserEmpty()
         if not r.options.no_password and not r.hashedPassword:
-            r.hashedPassword = await asyncio.to_thread(hash_password, r.password)
+            r.hashedPassword = await asyncio.to_thread(hash_password, r.password, self.s.cfg.bcrypt_cost)
         r.password = ""
         return await self._propose(auth_user_add=r)  # type: ignore[no-any-return]
 
@@ -94,7 +94,7 @@ class AuthService:
     async def UserChangePassword(self, r: rpc_pb2.AuthUserChangePasswordRequest,
                                  context: Any) -> rpc_pb2.AuthUserChangePasswordResponse:
         if not r.hashedPassword:
-            r.hashedPassword = await asyncio.to_thread(hash_password, r.password)
+            r.hashedPassword = await asyncio.to_thread(hash_password, r.password, self.s.cfg.bcrypt_cost)
         r.password = ""
         return await self._propose(auth_user_change_password=r)  # type: ignore[no-any-return]
 

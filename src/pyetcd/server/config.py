@@ -44,6 +44,8 @@ class ServerConfig:
     auto_compaction_mode: str = "periodic"
     log_level: str = "info"
     watch_progress_notify_interval: float = 600.0  # seconds; etcd's default 10m
+    bcrypt_cost: int = 10  # etcd's default (bcrypt.DefaultCost)
+    auth_token_ttl: int = 300  # seconds a simple token lives after its last use
 
     @property
     def request_timeout(self) -> float:

@@ -83,7 +83,7 @@ class EtcdServer:
         self.alarms = Alarms(self.backend)
         self.applier.register("alarm", self.alarms.apply)
         self.applier.guards.append(self.alarms.check_capped)
-        self.auth = AuthStore(self.backend)
+        self.auth = AuthStore(self.backend, token_ttl=cfg.auth_token_ttl)
         self.auth.register(self.applier)
         initial = cfg.initial_members()
         self.id = member_id(initial.get(cfg.name, cfg.initial_advertise_peer_urls), cfg.initial_cluster_token)
