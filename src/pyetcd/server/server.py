@@ -11,7 +11,6 @@ waiting clients are answered, and the core is told with ``advance``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -49,6 +48,7 @@ from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
 from .config import ServerConfig
 from .leases import ServerLeases
 from .membership import Membership, member_id
+from .waiting import Deadlines, Wakeup
 
 log = logging.getLogger("pyetcd.server")
 
@@ -107,7 +107,8 @@ class EtcdServer:
         self._read_waiting: dict[bytes, tuple[int, list[asyncio.Future[None]]]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._read_seq = itertools.count(1)
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
+        self._deadlines = Deadlines(cfg.request_timeout, errors.ErrTimeout)
         self._disk = asyncio.Lock()  # held by a turn's write transaction, or by defragmentation
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -164,9 +165,7 @@ class EtcdServer:
         await self.leases.stop()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        for fut in list(self._waiters.values()) + self._reads:
-            if not fut.done():
-                fut.set_exception(errors.ErrStopped())
+        self._deadlines.fail_all(errors.ErrStopped())
         self._apply_thread.shutdown(wait=True)
         self.backend.close()
 
@@ -192,9 +191,7 @@ class EtcdServer:
         self._proposals.append((rid, data))
         self._wake.set()
         try:
-            return await asyncio.wait_for(fut, self.cfg.request_timeout)
-        except TimeoutError:
-            raise errors.ErrTimeout() from None
+            return await self._deadlines.track(fut)
         finally:
             self._waiters.pop(rid, None)
 
@@ -210,10 +207,8 @@ class EtcdServer:
         self._conf_proposals.append((rid, ConfChange(kind, node_id, ctx.SerializeToString())))
         self._wake.set()
         try:
-            members: list[rpc_pb2.Member] = await asyncio.wait_for(fut, self.cfg.request_timeout)
+            members: list[rpc_pb2.Member] = await self._deadlines.track(fut)
             return members
-        except TimeoutError:
-            raise errors.ErrTimeout() from None
         finally:
             self._waiters.pop(rid, None)
 
@@ -222,10 +217,7 @@ class EtcdServer:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reads.append(fut)
         self._wake.set()
-        try:
-            await asyncio.wait_for(fut, self.cfg.request_timeout)
-        except TimeoutError:
-            raise errors.ErrTimeout() from None
+        await self._deadlines.track(fut)
 
     def range(self, r: rpc_pb2.RangeRequest) -> kvops.RangeReply:
         return kvops.execute_range(self.kv, r)
@@ -265,12 +257,10 @@ class EtcdServer:
         tick = self.cfg.heartbeat_interval_ms / 1000.0
         next_tick = loop.time() + tick
         while not self._stopped:
-            timeout = max(0.0, next_tick - loop.time())
-            if not self._wake.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+            await self._wake.wait(max(0.0, next_tick - loop.time()))
             now = loop.time()
+            if now >= next_tick:
+                self._deadlines.expire(now)
             while now >= next_tick:
                 self.node.tick()
                 next_tick += tick
