@@ -57,6 +57,10 @@ _META_APPLIED = b"consistent_index"
 _META_APPLIED_TERM = b"term"
 # Keep this many applied entries in the raft log (etcd's SnapshotCatchUpEntries).
 _LOG_KEEP = 5000
+# ... but never more than this many bytes of them: large values would otherwise fill the
+# environment and memory (etcd keeps its WAL in separate files; ours shares the LMDB map).
+_LOG_MAX_BYTES = 64 * 1024 * 1024
+_LOG_KEEP_WHEN_LARGE = 16
 # A turn drains Readies until the core is quiet; this bounds it should the core never be.
 _MAX_READIES_PER_TURN = 64
 
@@ -378,9 +382,10 @@ class EtcdServer:
 
     def _maybe_compact_log(self, batch: ApplyBatch) -> None:
         first = self.raftlog.first_index()
-        if batch.applied_index - first < 2 * _LOG_KEEP:
+        too_large = self.raftlog.bytes_since_compaction >= _LOG_MAX_BYTES
+        if batch.applied_index - first < 2 * _LOG_KEEP and not too_large:
             return
-        index = batch.applied_index - _LOG_KEEP
+        index = max(first, batch.applied_index - (_LOG_KEEP_WHEN_LARGE if too_large else _LOG_KEEP))
         term = self.raftlog.term(index)
         self.raftlog.persist_compaction(batch.txn, index, term, self.conf_state)
         self.raftlog.publish_compaction(index, self.conf_state)

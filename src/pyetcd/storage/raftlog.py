@@ -58,6 +58,7 @@ class RaftLog(MemoryStorage):
         super().__init__()
         self.backend = backend
         self._applied_conf: ConfState | None = None
+        self.bytes_since_compaction = 0  # entry data written since the log was last compacted
 
     @property
     def log_db(self) -> lmdb._Database:
@@ -113,6 +114,7 @@ class RaftLog(MemoryStorage):
                     pass
             for e in entries:
                 txn.put(_INDEX.pack(e.index), encode_entry(e), db=self.log_db, append=True)
+                self.bytes_since_compaction += len(e.data)
         if hard_state is not None:
             txn.put(_HS_KEY, _HARD_STATE.pack(hard_state.term, hard_state.vote, hard_state.commit),
                     db=self.state_db)
@@ -138,6 +140,7 @@ class RaftLog(MemoryStorage):
     def publish_compaction(self, index: int, conf_state: ConfState) -> None:
         self.create_snapshot(index, conf_state, b"")
         self.compact(index)
+        self.bytes_since_compaction = 0
 
     def bootstrap(self, txn: lmdb.Transaction, conf_state: ConfState) -> None:
         """A new cluster: membership at index 0, so the core knows its voters."""
