@@ -1,4 +1,4 @@
-"""``pyetcdutl``: offline tools (certificates for now)."""
+"""``pyetcdutl``: offline tools: certificates, snapshots."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ USAGE = """usage: pyetcdutl COMMAND [ARGS]
 
 commands:
   certs     write a CA and server, peer and client certificates (see pyetcdutl certs --help)
+  snapshot  restore a snapshot into a new member's data dir, or describe it (pyetcdutl snapshot --help)
 """
 
 
@@ -21,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
         from pyetcd.tools import certs
 
         return certs.main(rest)
+    if command == "snapshot":
+        from pyetcd.cli import snapshot
+
+        return snapshot.main(rest)
     print(f"pyetcdutl: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -96,6 +96,11 @@ class Backend:
         dest.mkdir(parents=True, exist_ok=True)
         self.env.copy(str(dest), compact=compact)
 
+    def snapshot_to(self, dest: Path) -> None:
+        """A consistent, compact copy of the whole environment into file ``dest`` (a backup)."""
+        with dest.open("wb") as f:
+            self.env.copyfd(f.fileno(), compact=True)
+
     def defrag_copy(self) -> Path:
         """Write a compact copy beside the live file (runs while the member keeps serving reads)."""
         tmp = self.path / "defrag.tmp"
