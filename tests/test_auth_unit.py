@@ -8,8 +8,9 @@ import pytest
 from pyetcd import errors
 from pyetcd.api import auth_pb2
 from pyetcd.auth.context import AuthInfo
+from pyetcd.auth.passwords import hash_password
 from pyetcd.auth.perms import READ, READWRITE, WRITE, RangeSet, UserPerms
-from pyetcd.auth.store import AuthState, hash_password
+from pyetcd.auth.state import AuthState
 from pyetcd.auth.tokens import SimpleTokens, token_prefix
 
 

@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from types import MappingProxyType
+from dataclasses import replace
 from typing import Any, Protocol
-
-import bcrypt
 
 from pyetcd import errors
 from pyetcd.api import auth_pb2, internal_pb2, rpc_pb2
 from pyetcd.storage.backend import AUTH, AUTH_ROLES, AUTH_USERS, Backend
 
 from .context import AuthInfo
-from .perms import READ, WRITE, UserPerms
+from .perms import READ, WRITE
+from .state import ROOT, AuthState, has_root_role, with_roles
 from .tokens import TOKEN_TTL, SimpleTokens
 
-ROOT = "root"
 _ENABLED_KEY = b"authEnabled"
 _REVISION_KEY = b"authRevision"
 _U64 = struct.Struct(">Q")
-BCRYPT_COST = 10  # etcd's default --bcrypt-cost (bcrypt.DefaultCost)
-
 
 
 class ApplyBatch(Protocol):
@@ -40,95 +35,6 @@ class ApplyBatch(Protocol):
     entry_index: int  # raft index of the entry being applied
 
     def on_publish(self, hook: Callable[[], None]) -> None: ...
-
-
-Users = MappingProxyType[str, auth_pb2.User]
-Roles = MappingProxyType[str, auth_pb2.Role]
-
-
-def hash_password(password: str, cost: int = BCRYPT_COST) -> str:
-    """A bcrypt hash in Go's ``$2a$`` form, so a data dir's hashes read like etcd's."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost, prefix=b"2a")).decode()
-
-
-def has_root_role(user: auth_pb2.User) -> bool:
-    return ROOT in user.roles
-
-
-def with_roles(user: auth_pb2.User, roles: list[str]) -> auth_pb2.User:
-    """A copy of ``user`` holding ``roles`` (sorted, as etcd keeps them)."""
-    new = auth_pb2.User()
-    new.CopyFrom(user)
-    del new.roles[:]
-    new.roles.extend(sorted(roles))
-    return new
-
-
-@dataclass(frozen=True)
-class AuthState:
-    """One consistent view of the store. Never mutated: changes build a new one."""
-
-    enabled: bool = False
-    revision: int = 0
-    users: Users = field(default_factory=lambda: MappingProxyType({}))
-    roles: Roles = field(default_factory=lambda: MappingProxyType({}))
-    perms: MappingProxyType[str, UserPerms] = field(default_factory=lambda: MappingProxyType({}))
-
-    def with_changes(self, users: dict[str, auth_pb2.User] | None = None,
-                     roles: dict[str, auth_pb2.Role] | None = None, **kw: Any) -> AuthState:
-        u = MappingProxyType(users) if users is not None else self.users
-        r = MappingProxyType(roles) if roles is not None else self.roles
-        perms = self.perms
-        if users is not None or roles is not None:
-            perms = MappingProxyType({name: UserPerms.merge(r[role] for role in user.roles if role in r)
-                                      for name, user in u.items()})
-        return replace(self, users=u, roles=r, perms=perms, **kw)
-
-    # ---- checks (etcd's isOpPermitted, IsAdminPermitted) -------------------------------------
-    def check_op(self, info: AuthInfo, key: bytes, range_end: bytes, perm: int) -> None:
-        if not self.enabled:
-            return
-        if info.revision == 0:
-            raise errors.ErrUserEmpty()
-        if info.revision < self.revision:
-            raise errors.ErrAuthOldRevision()
-        user = self.users.get(info.username)
-        if user is None:
-            raise errors.ErrPermissionDenied()
-        if has_root_role(user):
-            return
-        perms = self.perms.get(info.username)
-        if perms is None or not perms.allows(key, range_end, perm):
-            raise errors.ErrPermissionDenied()
-
-    def check_admin(self, info: AuthInfo | None) -> None:
-        if not self.enabled:
-            return
-        if info is None or not info.username:
-            raise errors.ErrUserEmpty()
-        user = self.users.get(info.username)
-        if user is None:
-            raise errors.ErrUserNotFound()
-        if not has_root_role(user):
-            raise errors.ErrPermissionDenied()
-
-    def check_txn(self, info: AuthInfo, t: rpc_pb2.TxnRequest) -> None:
-        """Every compare needs read; every op its own permission (etcd's checkTxnAuth)."""
-        for c in t.compare:
-            self.check_op(info, c.key, c.range_end, READ)
-        for op in (*t.success, *t.failure):
-            kind = op.WhichOneof("request")
-            if kind == "request_range":
-                self.check_op(info, op.request_range.key, op.request_range.range_end, READ)
-            elif kind == "request_put":
-                self.check_op(info, op.request_put.key, b"", WRITE)
-            elif kind == "request_delete_range":
-                d = op.request_delete_range
-                if d.prev_kv:
-                    self.check_op(info, d.key, d.range_end, READ)
-                self.check_op(info, d.key, d.range_end, WRITE)
-            elif kind == "request_txn":
-                self.check_txn(info, op.request_txn)
 
 
 def _admin_kinds() -> frozenset[str]:
@@ -358,20 +264,3 @@ class AuthStore:
         self._put_role(batch, role)
         self._commit(batch, self.applied.with_changes(roles={**self.applied.roles, r.role: role}))
         return rpc_pb2.AuthRoleRevokePermissionResponse()
-
-
-def check_password(st: AuthState, name: str, password: str) -> int:
-    """The auth revision the password was checked at (etcd's CheckPassword). Slow (bcrypt):
-    run it off the event loop, on a published snapshot."""
-    if not st.enabled:
-        raise errors.ErrAuthNotEnabled()
-    user = st.users.get(name)
-    if user is None or user.options.no_password:
-        raise errors.ErrAuthFailed()
-    try:
-        ok = bcrypt.checkpw(password.encode(), user.password)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise errors.ErrAuthFailed()
-    return st.revision

@@ -12,7 +12,7 @@ from typing import Any
 
 from pyetcd import errors
 from pyetcd.api import internal_pb2, rpc_pb2
-from pyetcd.auth.store import check_password, hash_password
+from pyetcd.auth.passwords import check_password, hash_password
 from pyetcd.auth.tokens import token_prefix
 from pyetcd.server.server import EtcdServer
 

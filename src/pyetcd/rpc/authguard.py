@@ -18,7 +18,7 @@ from pyetcd.api import rpc_pb2
 from pyetcd.auth import context as auth_context
 from pyetcd.auth.context import NOBODY, AuthInfo
 from pyetcd.auth.perms import READ, WRITE
-from pyetcd.auth.store import AuthState
+from pyetcd.auth.state import AuthState
 from pyetcd.server.server import EtcdServer
 
 from .crl import RevocationCheck
