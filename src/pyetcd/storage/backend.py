@@ -1,8 +1,9 @@
 """The LMDB environment that holds everything a member persists.
 
 One environment, several named databases ("buckets", as etcd calls them). Commits are
-durable: the environment syncs data on every write commit (``metasync=False`` keeps LMDB's
-integrity guarantee with one flush instead of two; the next commit flushes the meta page).
+durable when ``commit()`` returns: LMDB flushes the data pages and then the meta page
+(``metasync=True``; with it off, a power loss could undo the last acknowledged transaction —
+measured here, keeping it on costs nothing visible beside the grpc overhead).
 The node loop makes each commit count by batching everything ready (raft log, hard state and
 the application of committed entries) into a single write transaction: group commit.
 """
@@ -57,7 +58,7 @@ class Backend:
     def _open(self) -> None:
         self.env = lmdb.open(
             str(self.path), map_size=self.map_size, max_dbs=len(BUCKETS) + 2,
-            subdir=True, sync=True, metasync=False, readahead=False, max_readers=1024,
+            subdir=True, sync=True, metasync=True, readahead=False, max_readers=1024,
         )
         self.dbs = {name: self.env.open_db(name) for name in BUCKETS}
         self.refresh_size()
