@@ -108,6 +108,11 @@ class Backend:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         self.env.copy(str(tmp), compact=True)
+        fd = os.open(tmp / "data.mdb", os.O_RDONLY)
+        try:
+            os.fsync(fd)  # durable before it replaces the live file
+        finally:
+            os.close(fd)
         return tmp
 
     def defrag_swap(self, tmp: Path) -> None:
