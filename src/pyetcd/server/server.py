@@ -108,7 +108,7 @@ class EtcdServer:
         self._proposals: list[tuple[int, bytes]] = []
         self._conf_proposals: list[tuple[int, ConfChange]] = []
         self._reads: list[asyncio.Future[None]] = []
-        self._read_waiting: dict[bytes, tuple[int, list[asyncio.Future[None]]]] = {}
+        self._read_waiting: dict[bytes, list[asyncio.Future[None]]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._read_seq = itertools.count(1)
         self._wake = Wakeup()
@@ -180,9 +180,7 @@ class EtcdServer:
 
     async def propose(self, req: internal_pb2.InternalRequest) -> Any:
         """Replicate ``req`` and wait until it is applied; returns its response or raises its error."""
-        if self._stopped:
-            raise errors.ErrStopped()
-        rid = next(self._ids)
+        rid = self._request_id()
         req.header.ID = rid
         who = auth_context.current.get()
         if who is not None:  # the caller as the rpc guard resolved it: re-checked at apply
@@ -190,29 +188,30 @@ class EtcdServer:
         data = req.SerializeToString()
         if len(data) > self.cfg.max_request_bytes:
             raise errors.ErrRequestTooLarge()
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters[rid] = fut
         self._proposals.append((rid, data))
-        self._wake.set()
-        try:
-            return await self._deadlines.track(fut)
-        finally:
-            self._waiters.pop(rid, None)
+        return await self._wait_applied(rid)
 
     async def change_membership(self, kind: ConfChangeType, node_id: int,
                                 member: internal_pb2.MemberRecord | None = None) -> list[rpc_pb2.Member]:
         """Replicate a raft conf change and wait until it is applied; returns the members after it."""
+        rid = self._request_id()
+        ctx = internal_pb2.ConfChangeContext(request_id=rid, member=member)
+        self._conf_proposals.append((rid, ConfChange(kind, node_id, ctx.SerializeToString())))
+        members: list[rpc_pb2.Member] = await self._wait_applied(rid)
+        return members
+
+    def _request_id(self) -> int:
         if self._stopped:
             raise errors.ErrStopped()
-        rid = next(self._ids)
-        ctx = internal_pb2.ConfChangeContext(request_id=rid, member=member)
+        return next(self._ids)
+
+    async def _wait_applied(self, rid: int) -> Any:
+        """Wake the node loop for the request just queued and wait for its applied result."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
-        self._conf_proposals.append((rid, ConfChange(kind, node_id, ctx.SerializeToString())))
         self._wake.set()
         try:
-            members: list[rpc_pb2.Member] = await self._deadlines.track(fut)
-            return members
+            return await self._deadlines.track(fut)
         finally:
             self._waiters.pop(rid, None)
 
@@ -307,7 +306,7 @@ class EtcdServer:
             return
         reads, self._reads = self._reads, []
         ctx = _U64.pack(next(self._read_seq))
-        self._read_waiting[ctx] = (0, reads)
+        self._read_waiting[ctx] = reads
         self.node.read_index(ctx)
 
     def _turn(self, first: Ready) -> ApplyBatch:
@@ -430,7 +429,7 @@ class EtcdServer:
         for rs in out.read_states:
             waiting = self._read_waiting.pop(rs.request_ctx, None)
             if waiting is not None:
-                self._applied_waiters.extend((rs.index, f) for f in waiting[1])
+                self._applied_waiters.extend((rs.index, f) for f in waiting)
         if self._applied_waiters:
             still = []
             for index, fut in self._applied_waiters:
