@@ -1,7 +1,8 @@
-"""design.md's package table, enforced: imports point down the table, never up.
+"""design.md's package table, enforced: imports point down the table, each package imports only
+what its "may import" column allows, and no module imports itself back through others.
 
-Each package may import only packages listed before it (and the shared top-level modules).
-raft/ and mvcc/ never import grpc; the rpc layer never touches LMDB.
+raft/ and mvcc/ never import grpc; the rpc layer never touches LMDB; nothing imports in a circle
+(an import under ``if TYPE_CHECKING`` counts: a cycle of types is still a tangle).
 """
 
 from __future__ import annotations
@@ -10,10 +11,25 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "pyetcd"
-# design.md's order, top to bottom: a package may depend only on those before it.
+# design.md's order, top to bottom: a package may depend only on those before it ...
 LAYERS = ["api", "tools", "raft", "storage", "mvcc", "watch", "lease", "auth", "server", "transport", "rpc",
           "gateway", "cli"]
-SHARED = {"errors", "__init__"}  # pyetcd.errors, pyetcd (version constants): usable everywhere
+# ... and, of those, only on what its "may import" column names (api and the shared modules aside).
+MAY_IMPORT: dict[str, set[str]] = {
+    "tools": set(),
+    "raft": set(),
+    "storage": {"raft"},  # the durable raft log implements the core's Storage
+    "mvcc": {"storage"},
+    "watch": {"mvcc", "storage"},
+    "lease": {"storage", "mvcc"},
+    "auth": {"storage"},
+    "server": {"raft", "storage", "mvcc", "watch", "lease", "auth", "tools"},
+    "transport": {"raft", "server"},  # the server's ports (Protocols) and config, never its internals' state
+    "rpc": {"server", "auth", "watch", "mvcc", "raft"},
+    "gateway": {"rpc", "server", "auth", "watch"},
+    "cli": set(LAYERS),
+}
+SHARED = {"errors", "__init__", "tls", "failpoints"}  # pyetcd.errors, pyetcd.tls, ...: usable everywhere
 FORBIDDEN_THIRD_PARTY = {"raft": {"grpc", "lmdb", "google"}, "mvcc": {"grpc"}, "rpc": {"lmdb"}}
 
 
@@ -28,10 +44,19 @@ def _imports(rel: Path, source: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                names.add(".".join([*base, node.module] if node.module else base))
-            elif node.module:
-                names.add(node.module)
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            subs = [f"{module}.{a.name}" for a in node.names if _is_module(f"{module}.{a.name}")]
+            names.update(subs)  # `from pkg import module` depends on the module, not on pkg's __init__
+            if len(subs) < len(node.names):
+                names.add(module)
     return names
+
+
+def _is_module(name: str) -> bool:
+    path = PKG.parent.joinpath(*name.split("."))
+    return path.is_dir() or path.with_suffix(".py").exists()
 
 
 def _violations(rel: Path, source: str) -> list[str]:
@@ -40,25 +65,94 @@ def _violations(rel: Path, source: str) -> list[str]:
     if layer is None or layer == "api":
         return found
     assert layer in LAYERS, f"package {layer!r} is not in design.md's table: add it to LAYERS"
-    allowed = set(LAYERS[: LAYERS.index(layer) + 1]) | SHARED
-    for name in _imports(rel, source):
+    below = set(LAYERS[: LAYERS.index(layer) + 1])
+    allowed = (below & (MAY_IMPORT[layer] | {layer, "api"})) | SHARED
+    for name in sorted(_imports(rel, source)):
         parts = name.split(".")
         if parts[0] == "pyetcd":
             target = parts[1] if len(parts) > 1 else "__init__"
-            if target not in allowed:
-                found.append(f"{rel} imports {name} ({layer} may not depend on {target})")
+            if target not in allowed and (PKG / target).is_dir() | (PKG / f"{target}.py").exists():
+                why = "up the table" if target not in below else "not in its may-import column"
+                found.append(f"{rel} imports {'.'.join(parts[:2])} ({layer} may not depend on {target}: {why})")
         elif parts[0] in FORBIDDEN_THIRD_PARTY.get(layer, set()):
             found.append(f"{rel} imports {name} ({layer} must not use {parts[0]})")
-    return found
+    return sorted(set(found))
 
 
-def test_imports_point_down_the_design_table() -> None:
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PKG.rglob("*.py") if "api" not in p.relative_to(PKG).parts[:1]}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps = {n for n in _imports(path.relative_to(PKG), path.read_text()) if n in modules and n != name}
+        graph[name] = deps
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_imports_follow_the_design_table() -> None:
     found = [v for path in sorted(PKG.rglob("*.py"))
              for v in _violations(path.relative_to(PKG), path.read_text())]
     assert found == []
 
 
+def test_no_import_cycles() -> None:
+    assert find_cycles(_graph()) == []
+
+
 def test_the_check_catches_an_upward_import() -> None:
     found = _violations(Path("raft/probe.py"), "from pyetcd.server import server\nimport grpc\n")
-    assert set(found) == {"raft/probe.py imports pyetcd.server (raft may not depend on server)",
+    assert set(found) == {"raft/probe.py imports pyetcd.server (raft may not depend on server: up the table)",
                           "raft/probe.py imports grpc (raft must not use grpc)"}
+
+
+def test_the_check_catches_an_import_outside_the_column() -> None:
+    found = _violations(Path("mvcc/probe.py"), "from pyetcd.raft import Entry\n")
+    assert found == ["mvcc/probe.py imports pyetcd.raft (mvcc may not depend on raft: not in its may-import column)"]
+
+
+def test_the_cycle_finder_finds_a_ring() -> None:
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

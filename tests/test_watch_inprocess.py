@@ -21,7 +21,7 @@ import pytest
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from pyetcd.rpc.grpcserver import build_server
 from pyetcd.server.config import ServerConfig, TLSInfo
-from pyetcd.server.server import EtcdServer
+from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.watch import WatchHub
 from support import CertPaths, free_port
 from support.member import grpc_channel_for
@@ -45,8 +45,7 @@ class InProcess:
         err = self._ready.get(timeout=30)
         if err is not None:
             raise err
-        self.hub: WatchHub = next(fn.__self__ for fn in self.server.change_listeners
-                                  if isinstance(getattr(fn, "__self__", None), WatchHub))
+        self.hub: WatchHub = self.server.watch_hub
 
     async def _main(self) -> None:
         try:

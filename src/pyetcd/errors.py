@@ -94,3 +94,5 @@ ErrNotSupportedForLearner = _error("ErrNotSupportedForLearner", "UNAVAILABLE",
                                    "etcdserver: rpc not supported for learner")
 ErrBadLeaderTransferee = _error("ErrBadLeaderTransferee", "FAILED_PRECONDITION",
                                 "etcdserver: bad leader transferee")
+ErrTimeoutLeaderTransfer = _error("ErrTimeoutLeaderTransfer", "UNKNOWN",  # unmapped in etcd: code Unknown
+                                  "etcdserver: request timed out, leader transfer took too long")

@@ -51,6 +51,12 @@ class AuthStore:
     def __init__(self, backend: Backend, token_ttl: float = TOKEN_TTL) -> None:
         self.backend = backend
         self.tokens = SimpleTokens(token_ttl)
+        self.reload()
+
+    def reload(self) -> None:
+        """Read users, roles and the enabled flag from the backend (at start, or after the
+        store was replaced by a leader's snapshot)."""
+        backend = self.backend
         with backend.read() as txn:
             raw_enabled = txn.get(_ENABLED_KEY, db=backend.db(AUTH))
             raw_rev = txn.get(_REVISION_KEY, db=backend.db(AUTH))

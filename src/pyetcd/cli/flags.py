@@ -118,7 +118,7 @@ FLAGS: list[Flag] = [
     _s("peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file."),
     _b("peer-client-cert-auth", "Enable peer client cert authentication."),
     _b("peer-auto-tls", "Peer TLS using generated certificates."),
-    _s("peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication.", supported=False),
+    _s("peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication."),
     _s("peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication.", supported=False),
     _s("cipher-suites", "", "Comma-separated list of supported TLS cipher suites.", supported=False),
     Flag("max-txn-ops", int, 128, "Maximum number of operations permitted in a transaction."),
@@ -127,6 +127,8 @@ FLAGS: list[Flag] = [
     Flag("heartbeat-interval", int, 100, "Time (in milliseconds) of a heartbeat interval."),
     Flag("election-timeout", int, 1000, "Time (in milliseconds) for an election to timeout."),
     Flag("snapshot-count", int, 100000, "Number of committed transactions to trigger a snapshot to disk."),
+    Flag("experimental-snapshot-catchup-entries", int, 5000,
+         "Number of entries for a slow follower to catch up after compacting the raft storage entries."),
     _s("log-level", "info", "Configures log level: debug, info, warn, error, panic, or fatal."),
     _s("logger", "zap", "'zap' for structured logging or 'capnslog'."),
     _s("log-outputs", "default", "'default', 'stderr', 'stdout', or file paths (comma-separated)."),
@@ -136,8 +138,9 @@ FLAGS: list[Flag] = [
     _s("auto-compaction-mode", "periodic", "'periodic' or 'revision'.", supported=False),
     _b("enable-v2", "Accept etcd V2 client requests (pyetcd serves v3 only).", supported=False),
     _b("enable-pprof", "Enable runtime profiling data via HTTP server.", supported=False),
-    _b("strict-reconfig-check", "Reject reconfiguration requests that would cause quorum loss.", supported=False),
-    _b("force-new-cluster", "Force to create a new one member cluster.", supported=False),
+    Flag("strict-reconfig-check", parse_bool, True, "Reject reconfiguration requests that would cause quorum loss.",
+         boolean=True),
+    _b("force-new-cluster", "Force to create a new one member cluster."),
     _b("experimental-initial-corrupt-check", "Check data corruption before serving.", supported=False),
     _s("auth-token", "simple", "Auth token type: 'simple' or 'jwt,...'.", supported=False),
     Flag("bcrypt-cost", int, 10, "Specify bcrypt algorithm cost factor for auth password hashing."),
@@ -212,17 +215,14 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
     if v["log_level"] not in ("debug", "info", "warn", "error", "panic", "fatal"):
         raise FlagError(f"invalid value {v['log_level']!r} for --log-level: expected debug, info, warn, error, "
                         "panic or fatal")
-    joining = v["initial_cluster_state"] == "existing" and not Path(
-        v["data_dir"] or f"{v['name']}.etcd", "member").exists()
-    if len([m for m in v["initial_cluster"].split(",") if m.strip()]) > 1 or joining:
-        raise FlagError("pyetcd serves single-member clusters only for now (the peer transport is not built "
-                        "yet): drop --initial-cluster's other members and --initial-cluster-state=existing")
     client_tls = TLSInfo(v["cert_file"], v["key_file"], v["trusted_ca_file"], v["client_cert_auth"], v["auto_tls"],
                          crl_file=v["client_crl_file"])
     if bool(client_tls.cert_file) != bool(client_tls.key_file):
         raise FlagError("--cert-file and --key-file must be given together")
     peer_tls = TLSInfo(v["peer_cert_file"], v["peer_key_file"], v["peer_trusted_ca_file"],
-                       v["peer_client_cert_auth"], v["peer_auto_tls"])
+                       v["peer_client_cert_auth"], v["peer_auto_tls"], allowed_cn=v["peer_cert_allowed_cn"])
+    if bool(peer_tls.cert_file) != bool(peer_tls.key_file):
+        raise FlagError("--peer-cert-file and --peer-key-file must be given together")
     return ServerConfig(
         name=v["name"],
         data_dir=Path(v["data_dir"] or f"{v['name']}.etcd"),
@@ -241,6 +241,9 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
         heartbeat_interval_ms=v["heartbeat_interval"],
         election_timeout_ms=v["election_timeout"],
         snapshot_count=v["snapshot_count"],
+        strict_reconfig_check=v["strict_reconfig_check"],
+        force_new_cluster=v["force_new_cluster"],
+        snapshot_catchup_entries=v["experimental_snapshot_catchup_entries"],
         listen_metrics_urls=v["listen_metrics_urls"],
         log_level="debug" if v["debug"] else v["log_level"],
         watch_progress_notify_interval=v["experimental_watch_progress_notify_interval"],

@@ -9,9 +9,12 @@ import sys
 from urllib.parse import urlsplit
 
 from pyetcd import ETCD_API_VERSION, __version__
-from pyetcd.rpc.grpcserver import ConfigError, build_server
-from pyetcd.server.config import ServerConfig, TLSInfo
-from pyetcd.server.server import EtcdServer
+from pyetcd.rpc.grpcserver import build_server
+from pyetcd.server.config import ServerConfig
+from pyetcd.server.etcd_server import EtcdServer
+from pyetcd.storage.raftlog import RaftLog
+from pyetcd.tls import ConfigError, TLSInfo
+from pyetcd.transport import PeerTransport, fetch_remote_cluster
 
 from .flags import FlagError, resolve, to_config
 
@@ -34,33 +37,70 @@ def setup_logging(level: str, outputs: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def auto_tls(cfg: ServerConfig) -> None:
-    """--auto-tls: a self-signed certificate for the listen hosts, kept in the data dir (as etcd does)."""
+def _self_signed(cfg: ServerConfig, urls: list[str], kind: str) -> TLSInfo:
+    """--auto-tls / --peer-auto-tls: a self-signed certificate for the listen hosts, kept in
+    the data dir (as etcd does)."""
     from pyetcd.tools.certs import write_certs
 
-    hosts = sorted({urlsplit(u).hostname or "localhost" for u in cfg.listen_client_urls} | {"localhost"})
-    folder = cfg.data_dir / "fixtures" / "client"
+    hosts = sorted({urlsplit(u).hostname or "localhost" for u in urls} | {"localhost"})
+    folder = cfg.data_dir / "fixtures" / kind
     if not (folder / "server.pem").exists():
         write_certs(folder, hosts, force=True)
-    cfg.client_tls = TLSInfo(str(folder / "server.pem"), str(folder / "server-key.pem"), "",
-                             client_cert_auth=False, auto_tls=True)
+    return TLSInfo(str(folder / "server.pem"), str(folder / "server-key.pem"), "", client_cert_auth=False,
+                   auto_tls=True)
 
 
-async def serve(cfg: ServerConfig) -> None:
-    server = EtcdServer(cfg)
-    grpc_server = build_server(server)
-    await grpc_server.start()
-    log.info("serving client traffic on %s", ",".join(cfg.listen_client_urls))
-    await server.start()
-    log.info("ready to serve client requests; member %x in cluster %x", server.id, server.cluster_id)
+def auto_tls(cfg: ServerConfig) -> None:
+    if cfg.client_tls.auto_tls and not cfg.client_tls.cert_file:
+        cfg.client_tls = _self_signed(cfg, cfg.listen_client_urls, "client")
+    if cfg.peer_tls.auto_tls and not cfg.peer_tls.cert_file:
+        cfg.peer_tls = _self_signed(cfg, cfg.listen_peer_urls, "peer")
+
+
+async def serve(cfg: ServerConfig) -> int:
+    """Run one member until SIGTERM/SIGINT (exit 0) or until it is removed from the cluster (1)."""
+    transport = PeerTransport(cfg)
+    remote = None
+    if cfg.initial_cluster_state == "existing" and not RaftLog.exists(cfg.data_dir / "member" / "raft"):
+        remote = await fetch_remote_cluster(cfg)
+    server = EtcdServer(cfg, transport, remote)
+    transport.attach(server)
     stop = asyncio.Event()
+    exit_code = 0
+
+    def removed(why: str) -> None:
+        nonlocal exit_code
+        log.error("%s; the data-dir used by this member must be removed before it can rejoin", why)
+        exit_code = 1
+        stop.set()
+
+    transport.on_removed = removed
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("received signal; shutting down")
+    await transport.serve()
+    grpc_server = build_server(server)  # (config errors surface before we join the cluster)
+    starting = asyncio.create_task(server.start())
+    removal = asyncio.create_task(server.removed.wait())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done() and not starting.exception():
+        # as etcd: clients are served once the member knows a leader (until then they retry
+        # another endpoint rather than get "no leader")
+        await grpc_server.start()
+        log.info("serving client traffic on %s", ",".join(cfg.listen_client_urls))
+        log.info("ready to serve client requests; member %x in cluster %x", server.id, server.cluster_id)
+        await asyncio.wait({removal, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if removal.done():
+            removed("the member has been permanently removed from the cluster")
+    else:
+        log.info("received signal; shutting down")
+    for task in (starting, removal, stopping):
+        task.cancel()
     await grpc_server.stop(grace=1.0)
+    await transport.close()
     await server.stop()
+    return exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,14 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("unrecognized environment variable %s", name)
     for name in resolved.unsupported:
         log.warning("--%s is accepted for compatibility but has no effect in pyetcd yet", name)
-    if cfg.client_tls.auto_tls and not cfg.client_tls.cert_file:
-        auto_tls(cfg)
+    auto_tls(cfg)
     try:
-        asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg))
     except ConfigError as e:
         log.error("%s", e)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ pyetcd) into the data dir of a new single-member cluster, or describe it.
 
 The snapshot is our LMDB environment, followed by the SHA-256 of it as etcd appends one. A
 restore keeps the key space, leases and auth, and drops what belonged to the old cluster: the
-raft log and state, the members and alarms; the member bootstraps a new cluster on first start.
+members and alarms (the raft log lives apart from the store); the member bootstraps a new cluster on first start.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from pyetcd.mvcc import KVStore
-from pyetcd.storage.backend import ALARM, KEY, LEASE, MEMBERS, META, RAFT_LOG, RAFT_STATE, Backend
+from pyetcd.storage.backend import ALARM, KEY, LEASE, MEMBERS, META, Backend
 
 _PAGE = 4096
 _DIGEST = hashlib.sha256().digest_size
@@ -52,7 +52,7 @@ def restore(snapshot: Path, data_dir: Path, skip_hash_check: bool = False) -> in
     backend = Backend(snap_dir)
     try:
         txn = backend.begin_write()
-        for bucket in (RAFT_LOG, RAFT_STATE, MEMBERS, ALARM):
+        for bucket in (MEMBERS, ALARM):
             txn.drop(backend.db(bucket), delete=False)
         for key in _APPLIED_KEYS:
             txn.delete(key, db=backend.db(META))

@@ -83,8 +83,18 @@ class Lessor:
         self.primary = False
         self.queue = ExpiryQueue()
         self._demoted = asyncio.Event()
-        for rec in self.records.load():
-            self.leases[rec.ID] = Lease(rec.ID, max(rec.TTL, min_ttl), rec.RemainingTTL)
+        self._load()
+
+    def _load(self) -> None:
+        self.leases = {rec.ID: Lease(rec.ID, max(rec.TTL, self.min_ttl), rec.RemainingTTL)
+                       for rec in self.records.load()}
+
+    def reload(self, live_keys: Iterable[tuple[bytes, int]]) -> None:
+        """The store was replaced by the leader's snapshot: take its leases. Only a follower
+        installs snapshots, and a follower runs no lease clocks, so none are restarted."""
+        self._load()
+        self.recover_attachments(live_keys)
+        self.queue.clear()
 
     # ---- start ---------------------------------------------------------------------------
     def recover_attachments(self, live_keys: Iterable[tuple[bytes, int]]) -> None:

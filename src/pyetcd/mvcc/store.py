@@ -113,6 +113,13 @@ class KVStore:
         self.compact_rev = -1
         self._load()
 
+    def reload(self) -> None:
+        """Rebuild the index from the backend (its file was replaced by a leader's snapshot)."""
+        self.index = TreeIndex()
+        self.current_rev = 1
+        self.compact_rev = -1
+        self._load()
+
     def _load(self) -> None:
         with self.backend.read() as txn:
             raw = txn.get(_META_COMPACT_REV, db=self.meta)

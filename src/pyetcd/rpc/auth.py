@@ -14,10 +14,9 @@ from pyetcd import errors
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.auth.passwords import check_password, hash_password
 from pyetcd.auth.tokens import token_prefix
-from pyetcd.server.server import EtcdServer
+from pyetcd.server.etcd_server import EtcdServer
 
 from .errors import unary
-from .header import fill_header
 
 
 def _proposer(kind: str) -> Any:
@@ -31,7 +30,6 @@ def _proposer(kind: str) -> Any:
 class AuthService:
     def __init__(self, server: EtcdServer) -> None:
         self.s = server
-        self.store = server.auth
 
     # the changes that go to raft as they come
     AuthEnable = _proposer("auth_enable")
@@ -46,13 +44,13 @@ class AuthService:
 
     async def _propose(self, **request: Any) -> Any:
         resp = await self.s.propose(internal_pb2.InternalRequest(**request))
-        fill_header(self.s, resp.header)
+        self.s.fill_header(resp.header)
         return resp
 
     @unary
     async def AuthStatus(self, r: rpc_pb2.AuthStatusRequest, context: Any) -> rpc_pb2.AuthStatusResponse:
         await self.s.linearizable_read()
-        st = self.store.state
+        st = self.s.auth_state
         return rpc_pb2.AuthStatusResponse(header=self.s.header(), enabled=st.enabled, authRevision=st.revision)
 
     @unary
@@ -62,10 +60,10 @@ class AuthService:
         in between, as etcd does."""
         await self.s.linearizable_read()
         while True:
-            checked = await asyncio.to_thread(check_password, self.store.state, r.name, r.password)
+            checked = await asyncio.to_thread(check_password, self.s.auth_state, r.name, r.password)
             issue = internal_pb2.InternalAuthenticateRequest(name=r.name, simple_token=token_prefix())
             resp = await self._propose(authenticate=issue)
-            if checked == self.store.state.revision:
+            if checked == self.s.auth_state.revision:
                 return resp  # type: ignore[no-any-return]
 
     @unary
@@ -80,7 +78,7 @@ class AuthService:
     @unary
     async def UserGet(self, r: rpc_pb2.AuthUserGetRequest, context: Any) -> rpc_pb2.AuthUserGetResponse:
         await self.s.linearizable_read()
-        user = self.store.state.users.get(r.name)
+        user = self.s.auth_state.users.get(r.name)
         if user is None:
             raise errors.ErrUserNotFound()
         return rpc_pb2.AuthUserGetResponse(header=self.s.header(), roles=list(user.roles))
@@ -88,7 +86,7 @@ class AuthService:
     @unary
     async def UserList(self, r: rpc_pb2.AuthUserListRequest, context: Any) -> rpc_pb2.AuthUserListResponse:
         await self.s.linearizable_read()
-        return rpc_pb2.AuthUserListResponse(header=self.s.header(), users=sorted(self.store.state.users))
+        return rpc_pb2.AuthUserListResponse(header=self.s.header(), users=sorted(self.s.auth_state.users))
 
     @unary
     async def UserChangePassword(self, r: rpc_pb2.AuthUserChangePasswordRequest,
@@ -101,7 +99,7 @@ class AuthService:
     @unary
     async def RoleGet(self, r: rpc_pb2.AuthRoleGetRequest, context: Any) -> rpc_pb2.AuthRoleGetResponse:
         await self.s.linearizable_read()
-        role = self.store.state.roles.get(r.role)
+        role = self.s.auth_state.roles.get(r.role)
         if role is None:
             raise errors.ErrRoleNotFound()
         return rpc_pb2.AuthRoleGetResponse(header=self.s.header(), perm=list(role.keyPermission))
@@ -109,5 +107,5 @@ class AuthService:
     @unary
     async def RoleList(self, r: rpc_pb2.AuthRoleListRequest, context: Any) -> rpc_pb2.AuthRoleListResponse:
         await self.s.linearizable_read()
-        return rpc_pb2.AuthRoleListResponse(header=self.s.header(), roles=sorted(self.store.state.roles))
+        return rpc_pb2.AuthRoleListResponse(header=self.s.header(), roles=sorted(self.s.auth_state.roles))
 

@@ -19,7 +19,7 @@ from pyetcd.auth import context as auth_context
 from pyetcd.auth.context import NOBODY, AuthInfo
 from pyetcd.auth.perms import READ, WRITE
 from pyetcd.auth.state import AuthState
-from pyetcd.server.server import EtcdServer
+from pyetcd.server.etcd_server import EtcdServer
 
 from .crl import RevocationCheck
 from .errors import abort
@@ -46,7 +46,7 @@ class CallGuard:
     async def __call__(self, method: str, request: Any, context: Any) -> None:
         if self.crl is not None:
             await self.crl.check(context)
-        st = self.s.auth.state
+        st = self.s.auth_state
         if not st.enabled or method in UNCHECKED:
             return
         try:
@@ -65,7 +65,7 @@ class CallGuard:
         """etcd's AuthInfoFromCtx, then AuthInfoFromTLS; NOBODY when neither names a user."""
         for key, value in context.invocation_metadata() or ():
             if key in TOKEN_KEYS:
-                user = self.s.auth.tokens.user(value)
+                user = self.s.auth_tokens.user(value)
                 if user is None:
                     raise errors.ErrInvalidAuthToken()
                 return AuthInfo(user, st.revision)
@@ -76,13 +76,12 @@ class CallGuard:
         return NOBODY
 
     def lease_keys(self, lease_id: int) -> list[bytes]:
-        lease = self.s.leases.lessor.lookup(lease_id)
-        return sorted(lease.keys) if lease is not None else []
+        return self.s.lease_keys(lease_id)
 
 
 def watch_refusal(server: EtcdServer, c: rpc_pb2.WatchCreateRequest) -> str | None:
     """Why a watch may not be created (etcd's isWatchPermitted), as etcd's cancel reason."""
-    st = server.auth.state
+    st = server.auth_state
     if not st.enabled:
         return None
     who = auth_context.current.get() or NOBODY

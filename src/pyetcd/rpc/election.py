@@ -10,7 +10,6 @@ from pyetcd.server import election
 from pyetcd.server.recipes import Recipes
 
 from .errors import stream, unary
-from .header import fill_header
 
 
 def _resumed(req: epb.ProclaimRequest | epb.ResignRequest) -> election.LeaderKey:
@@ -30,29 +29,29 @@ class ElectionService:
         header, lk = await election.campaign(self.r, req.name, req.lease, req.value)
         resp = epb.CampaignResponse(header=header, leader=epb.LeaderKey(name=lk.name, key=lk.key, rev=lk.rev,
                                                                        lease=lk.lease))
-        fill_header(self.r.s, resp.header)
+        self.r.s.fill_header(resp.header)
         return resp
 
     @unary
     async def Proclaim(self, req: epb.ProclaimRequest, context: Any) -> epb.ProclaimResponse:
         header = await election.proclaim(self.r, _resumed(req), req.value)
-        return epb.ProclaimResponse(header=fill_header(self.r.s, header))
+        return epb.ProclaimResponse(header=self.r.s.fill_header(header))
 
     @unary
     async def Resign(self, req: epb.ResignRequest, context: Any) -> epb.ResignResponse:
         header = await election.resign(self.r, _resumed(req))
-        return epb.ResignResponse(header=fill_header(self.r.s, header))
+        return epb.ResignResponse(header=self.r.s.fill_header(header))
 
     @unary
     async def Leader(self, req: epb.LeaderRequest, context: Any) -> epb.LeaderResponse:
         got = await election.leader(self.r, req.name)
         resp = epb.LeaderResponse(header=got.header, kv=got.kvs[0])
-        fill_header(self.r.s, resp.header)
+        self.r.s.fill_header(resp.header)
         return resp
 
     @stream
     async def Observe(self, req: epb.LeaderRequest, context: Any) -> AsyncIterator[epb.LeaderResponse]:
         async for header, kv in election.observe(self.r, req.name):
             resp = epb.LeaderResponse(header=header, kv=kv)
-            fill_header(self.r.s, resp.header)
+            self.r.s.fill_header(resp.header)
             yield resp

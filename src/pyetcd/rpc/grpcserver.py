@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import urlsplit
-
 import grpc
 
 from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
-from pyetcd.server.config import TLSInfo
-from pyetcd.server.server import EtcdServer
+from pyetcd.server.etcd_server import EtcdServer
+from pyetcd.tls import ConfigError, parse_url, server_credentials
 
 from .authguard import CallGuard
 from .crl import RevocationCheck
+from .limits import GRPC_OVERHEAD_BYTES
 from .service import generic_handler
 from .services import client_services
 
-# etcd lets a request exceed --max-request-bytes by this much at the gRPC layer, so that an
-# oversized request reaches the server and gets etcd's own "request is too large".
-GRPC_OVERHEAD_BYTES = 512 * 1024
-
-
-class ConfigError(Exception):
-    """A setting that cannot work; the message says what to change."""
-
-
-def server_credentials(tls: TLSInfo) -> grpc.ServerCredentials:
-    try:
-        key = Path(tls.key_file).read_bytes()
-        cert = Path(tls.cert_file).read_bytes()
-        ca = Path(tls.trusted_ca_file).read_bytes() if tls.trusted_ca_file else None
-    except OSError as e:
-        raise ConfigError(f"cannot read TLS file {e.filename}: {e.strerror}") from e
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
-                                       require_client_auth=bool(tls.client_cert_auth and ca))
-
-
-def listen_address(url: str) -> tuple[str, bool]:
-    """host:port to bind for a client URL, and whether it is TLS."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
-        raise ConfigError(f"invalid listen URL {url!r}: expected http(s)://host:port")
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{parts.port}", parts.scheme == "https"
+__all__ = ["ConfigError", "build_server"]
 
 
 def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None = None) -> grpc.aio.Server:
@@ -69,14 +39,14 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
                                      for name, impl in services])
     creds = None
     for url in s.cfg.listen_client_urls:
-        addr, secure = listen_address(url)
-        if secure:
+        addr = parse_url(url)
+        if addr.secure:
             if s.cfg.client_tls.empty:
                 raise ConfigError(f"{url} is https but no --cert-file/--key-file (or --auto-tls) was given")
             creds = creds or server_credentials(s.cfg.client_tls)
-            port = server.add_secure_port(addr, creds)
+            port = server.add_secure_port(addr.host_port, creds)
         else:
-            port = server.add_insecure_port(addr)
+            port = server.add_insecure_port(addr.host_port)
         if port == 0:
             raise ConfigError(f"cannot listen on {url}: address in use or not available")
     return server

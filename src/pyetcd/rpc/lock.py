@@ -9,7 +9,6 @@ from pyetcd.server import lock
 from pyetcd.server.recipes import Recipes
 
 from .errors import unary
-from .header import fill_header
 
 
 class LockService:
@@ -20,11 +19,11 @@ class LockService:
     async def Lock(self, req: v3lock_pb2.LockRequest, context: Any) -> v3lock_pb2.LockResponse:
         header, key = await lock.lock(self.r, req.name, req.lease)
         resp = v3lock_pb2.LockResponse(header=header, key=key)
-        fill_header(self.r.s, resp.header)
+        self.r.s.fill_header(resp.header)
         return resp
 
     @unary
     async def Unlock(self, req: v3lock_pb2.UnlockRequest, context: Any) -> v3lock_pb2.UnlockResponse:
         resp = v3lock_pb2.UnlockResponse(header=await lock.unlock(self.r, req.key))
-        fill_header(self.r.s, resp.header)
+        self.r.s.fill_header(resp.header)
         return resp

@@ -1,4 +1,4 @@
-"""etcdserverpb.Maintenance over gRPC: status and alarms."""
+"""etcdserverpb.Maintenance over gRPC: status, alarms, hashes, defragmentation, snapshots, leadership."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from pyetcd.api import internal_pb2, rpc_pb2
-from pyetcd.server.server import EtcdServer
+from pyetcd.api import rpc_pb2
+from pyetcd.server.etcd_server import EtcdServer
 
 from .errors import stream, unary
 
@@ -22,16 +22,15 @@ class MaintenanceService:
     @unary
     async def Status(self, r: rpc_pb2.StatusRequest, context: Any) -> rpc_pb2.StatusResponse:
         st = self.s.status()
-        sizes = self.s.backend.sizes()
         return rpc_pb2.StatusResponse(
-            header=self.s.header(), version=self.s.version, dbSize=sizes.db_size, dbSizeInUse=sizes.db_size_in_use,
+            header=self.s.header(), version=self.s.version, dbSize=st.db_size, dbSizeInUse=st.db_size_in_use,
             leader=st.leader, raftIndex=st.raft_index, raftTerm=st.raft_term, raftAppliedIndex=st.applied_index,
-            isLearner=False, errors=[_alarm_text(a) for a in self.s.alarms.members()],
+            isLearner=st.is_learner, errors=st.errors,
         )
 
     @unary
     async def HashKV(self, r: rpc_pb2.HashKVRequest, context: Any) -> rpc_pb2.HashKVResponse:
-        h, rev, compact = self.s.kv.hash_kv(r.revision)
+        h, rev, compact = self.s.hash_kv(r.revision)
         resp = rpc_pb2.HashKVResponse(hash=h, compact_revision=compact)
         resp.header.CopyFrom(self.s.header(rev))
         return resp
@@ -48,15 +47,12 @@ class MaintenanceService:
 
     @unary
     async def Alarm(self, r: rpc_pb2.AlarmRequest, context: Any) -> rpc_pb2.AlarmResponse:
-        # every alarm request, GET included, goes through raft as in etcd
-        resp: rpc_pb2.AlarmResponse = await self.s.propose(internal_pb2.InternalRequest(alarm=r))
-        resp.header.CopyFrom(self.s.header())
-        return resp
+        return await self.s.alarm(r)
 
-
-def _alarm_text(a: rpc_pb2.AlarmMember) -> str:
-    """etcd's AlarmMember.String(), as Status lists raised alarms in ``errors``."""
-    return f"memberID:{a.memberID} alarm:{rpc_pb2.AlarmType.Name(a.alarm)} "
+    @unary
+    async def MoveLeader(self, r: rpc_pb2.MoveLeaderRequest, context: Any) -> rpc_pb2.MoveLeaderResponse:
+        await self.s.move_leader(r.targetID)
+        return rpc_pb2.MoveLeaderResponse(header=self.s.header())
 
 
 SNAPSHOT_CHUNK = 32 * 1024  # etcd's snapshot send buffer
@@ -67,7 +63,7 @@ async def snapshot_stream(s: EtcdServer) -> AsyncIterator[rpc_pb2.SnapshotRespon
     SHA-256 of everything sent, which restore tools check (etcdctl and pyetcdutl)."""
     with tempfile.TemporaryDirectory(prefix="pyetcd-snapshot-") as tmp:
         path = Path(tmp) / "snapshot.db"
-        await asyncio.get_running_loop().run_in_executor(None, s.backend.snapshot_to, path)
+        await asyncio.get_running_loop().run_in_executor(None, s.snapshot_to, path)
         size = path.stat().st_size
         digest = hashlib.sha256()
         sent = 0

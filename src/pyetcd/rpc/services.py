@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pyetcd.server.changefeed import ChangeFeed
+from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.server.recipes import Recipes
-from pyetcd.server.server import EtcdServer
 
 from .auth import AuthService
 from .cluster import ClusterService
@@ -18,7 +17,7 @@ from .watch import WatchService
 
 def client_services(s: EtcdServer) -> list[tuple[str, object]]:
     """(service name as in the .proto, servicer) pairs."""
-    recipes = Recipes(s, ChangeFeed(s.change_listeners))
+    recipes = Recipes(s)
     return [
         ("KV", KVService(s)),
         ("Maintenance", MaintenanceService(s)),

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pyetcd.api import rpc_pb2
-from pyetcd.server.server import EtcdServer
-from pyetcd.watch import WatchHub, WatchStream, encode
+from pyetcd.server.etcd_server import EtcdServer
+from pyetcd.watch import WatchStream, encode
 
 from .authguard import watch_refusal
+from .limits import GRPC_OVERHEAD_BYTES
 
 log = logging.getLogger("pyetcd.rpc.watch")
 MIN_PROGRESS_INTERVAL = 0.1  # etcd's minWatchProgressInterval
@@ -25,11 +26,8 @@ MIN_PROGRESS_INTERVAL = 0.1  # etcd's minWatchProgressInterval
 
 class WatchService:
     def __init__(self, server: EtcdServer) -> None:
-        from .grpcserver import GRPC_OVERHEAD_BYTES  # (grpcserver imports this module's list)
-
         self.s = server
-        self.hub = WatchHub(server.kv)
-        server.change_listeners.append(self.hub.on_changes)
+        self.hub = server.watch_hub
         self.max_response_bytes = server.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES
         interval = server.cfg.watch_progress_notify_interval
         if 0 < interval < MIN_PROGRESS_INTERVAL:

@@ -34,6 +34,10 @@ class Alarms:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.active: frozenset[tuple[int, int]] = frozenset()
+        self.reload()
+
+    def reload(self) -> None:
+        backend = self.backend
         with backend.read() as txn:
             self.active = frozenset(_KEY.unpack(bytes(k)) for k, _ in txn.cursor(db=self.db).iternext())
 

@@ -6,13 +6,16 @@ same entries in the same order and gets the same result: nothing here reads a cl
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from pyetcd import errors
 from pyetcd.api import internal_pb2, rpc_pb2
 
 from . import kvops
-from .batch import ApplyBatch
+from .batch import AppliedResult, ApplyBatch
+
+log = logging.getLogger("pyetcd.server.apply")
 
 
 class LeaseApplier(Protocol):
@@ -55,6 +58,21 @@ class Applier:
     def register(self, kind: str, handler: Any) -> None:
         """Let a subsystem (auth, alarms, membership) apply its own request kind."""
         self.extra[kind] = handler
+
+    def apply_entry(self, batch: ApplyBatch, data: bytes) -> AppliedResult:
+        """Apply one committed entry; never raises, whatever the entry holds (every member
+        applies the same entry: an exception here would stop them all, on every restart)."""
+        try:
+            req = internal_pb2.InternalRequest.FromString(data)
+        except Exception:
+            log.error("skipping a committed entry that cannot be decoded (%d bytes)", len(data))
+            return AppliedResult(0, error=errors.ErrCorrupt())
+        result = AppliedResult(req.header.ID)
+        try:
+            result.response = self.apply(batch, req)
+        except errors.EtcdError as e:
+            result.error = e
+        return result
 
     def apply(self, batch: ApplyBatch, req: internal_pb2.InternalRequest) -> Any:
         for guard in self.guards:

@@ -54,8 +54,9 @@ def needs_disk(rd: Ready) -> bool:
 
 @dataclass
 class ApplyBatch:
-    txn: lmdb.Transaction
+    txn: lmdb.Transaction  # the key-value store's
     kv: StoreWriter
+    raft_txn: lmdb.Transaction | None = None  # the raft log's, for conf state written at apply
     results: list[AppliedResult] = field(default_factory=list)
     publish_hooks: list[Callable[[], None]] = field(default_factory=list)
     applied_index: int = 0

@@ -5,19 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyetcd.tls import TLSInfo
 
-@dataclass
-class TLSInfo:
-    cert_file: str = ""
-    key_file: str = ""
-    trusted_ca_file: str = ""
-    client_cert_auth: bool = False
-    auto_tls: bool = False
-    crl_file: str = ""
-
-    @property
-    def empty(self) -> bool:
-        return not (self.cert_file or self.key_file or self.auto_tls)
+__all__ = ["ServerConfig", "TLSInfo"]
 
 
 @dataclass
@@ -39,6 +29,9 @@ class ServerConfig:
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
     snapshot_count: int = 100_000
+    strict_reconfig_check: bool = True  # etcd's default
+    force_new_cluster: bool = False
+    snapshot_catchup_entries: int = 5000  # etcd's --experimental-snapshot-catchup-entries
     listen_metrics_urls: list[str] = field(default_factory=list)
     auto_compaction_retention: str = "0"
     auto_compaction_mode: str = "periodic"
@@ -51,6 +44,10 @@ class ServerConfig:
     def request_timeout(self) -> float:
         """etcd's: 5 s plus two election timeouts."""
         return 5.0 + 2 * self.election_timeout_ms / 1000.0
+
+    @property
+    def election_ticks(self) -> int:
+        return max(2, self.election_timeout_ms // self.heartbeat_interval_ms)
 
     def initial_members(self) -> dict[str, list[str]]:
         """--initial-cluster as name -> peer URLs (this member alone when not given)."""

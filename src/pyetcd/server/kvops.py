@@ -150,6 +150,17 @@ def is_txn_read_only(t: rpc_pb2.TxnRequest) -> bool:
     return True
 
 
+def txn_serializable(t: rpc_pb2.TxnRequest) -> bool:
+    """A read-only txn is served locally only if every range in it asks to be serializable."""
+    for op in list(t.success) + list(t.failure):
+        kind = op.WhichOneof("request")
+        if kind == "request_range" and not op.request_range.serializable:
+            return False
+        if kind == "request_txn" and not txn_serializable(op.request_txn):
+            return False
+    return True
+
+
 def _cmp(a: bytes | int, b: bytes | int) -> int:
     return (a > b) - (a < b)  # type: ignore[operator]
 

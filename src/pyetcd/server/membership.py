@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import lmdb
 
 from pyetcd import errors
 from pyetcd.api import internal_pb2, rpc_pb2
-from pyetcd.raft import ConfChange, ConfChangeType
-from pyetcd.storage.backend import MEMBERS, Backend
+from pyetcd.raft import ConfChange, ConfChangeType, ConfState
+from pyetcd.storage.backend import MEMBERS, MEMBERS_REMOVED, Backend
 
 from .batch import ApplyBatch
 
@@ -47,15 +48,17 @@ class Membership:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the member list (at start, or after a leader's snapshot replaced the store)."""
         self.members: dict[int, internal_pb2.MemberRecord] = {}
-        with backend.read() as txn:
-            for k, v in txn.cursor(db=self.db).iternext():
-                if bytes(k) == b"cluster_id":
-                    continue
-                rec = internal_pb2.MemberRecord.FromString(bytes(v))
+        with self.backend.read() as txn:
+            for rec in read_members(txn, self.db):
                 self.members[rec.ID] = rec
             raw = txn.get(b"cluster_id", db=self.db)
             self.cluster_id = _ID.unpack(bytes(raw))[0] if raw is not None else 0
+            self.removed = {_ID.unpack(bytes(k))[0] for k, _ in txn.cursor(db=self.backend.db(MEMBERS_REMOVED))}
         self._latest = dict(self.members)  # the apply thread's view, ahead of ``members`` within a batch
 
     @property
@@ -63,15 +66,30 @@ class Membership:
         return self.backend.db(MEMBERS)
 
     def bootstrap(self, txn: lmdb.Transaction, initial: dict[str, list[str]], token: str) -> None:
-        ids = []
-        for name, urls in initial.items():
-            rec = internal_pb2.MemberRecord(ID=member_id(urls, token), name=name, peer_urls=urls)
+        """A new cluster: every member of --initial-cluster, ids as etcd derives them."""
+        records = [internal_pb2.MemberRecord(ID=member_id(urls, token), name=name, peer_urls=urls)
+                   for name, urls in initial.items()]
+        self.adopt(txn, cluster_id([r.ID for r in records]), records)
+
+    def adopt(self, txn: lmdb.Transaction, cid: int, records: list[internal_pb2.MemberRecord]) -> None:
+        """Store a member list and cluster id (a new cluster's, or one learned when joining)."""
+        for rec in records:
             txn.put(_ID.pack(rec.ID), rec.SerializeToString(), db=self.db)
             self.members[rec.ID] = rec
-            ids.append(rec.ID)
         self._latest = dict(self.members)
-        self.cluster_id = cluster_id(ids)
-        txn.put(b"cluster_id", _ID.pack(self.cluster_id), db=self.db)
+        self.cluster_id = cid
+        txn.put(b"cluster_id", _ID.pack(cid), db=self.db)
+
+    def delete(self, txn: lmdb.Transaction, mid: int) -> None:
+        """Drop a member outside raft (--force-new-cluster only)."""
+        txn.delete(_ID.pack(mid), db=self.db)
+
+    def conf_state(self) -> ConfState:
+        """The raft membership this member list stands for."""
+        return conf_state_of(self.members.values())
+
+    def peer_urls(self, exclude: int = 0) -> dict[int, list[str]]:
+        return {m.ID: list(m.peer_urls) for m in self.members.values() if exclude != m.ID}
 
     def apply_attributes(self, batch: ApplyBatch, attrs: internal_pb2.MemberAttributes) -> rpc_pb2.ResponseHeader:
         """A member published its name and client URLs through raft."""
@@ -119,8 +137,6 @@ class Membership:
             raise errors.ErrMemberNotFound()
         if not rec.is_learner:
             raise errors.ErrMemberNotLearner()
-        # a learner is ready once it caught up with the leader; no peer transport yet means never
-        raise errors.ErrLearnerNotReady()
 
     def _check_urls_free(self, peer_urls: list[str], except_id: int) -> None:
         taken = {u for m in self.members.values() if except_id != m.ID for u in m.peer_urls}
@@ -133,7 +149,10 @@ class Membership:
         members = dict(self._latest)
         if cc.type == ConfChangeType.REMOVE_NODE:
             batch.txn.delete(_ID.pack(cc.node_id), db=self.db)
+            batch.txn.put(_ID.pack(cc.node_id), b"removed", db=self.backend.db(MEMBERS_REMOVED))
             members.pop(cc.node_id, None)
+            removed = self.removed | {cc.node_id}
+            batch.on_publish(lambda: setattr(self, "removed", removed))
         else:
             rec = internal_pb2.MemberRecord()
             rec.CopyFrom(members.get(cc.node_id) or ctx.member)
@@ -163,6 +182,18 @@ class Membership:
 
     def as_proto(self) -> list[rpc_pb2.Member]:
         return _as_proto(self.members)
+
+
+def conf_state_of(members: Iterable[internal_pb2.MemberRecord]) -> ConfState:
+    ms = list(members)
+    return ConfState(voters=tuple(sorted(m.ID for m in ms if not m.is_learner)),
+                     learners=tuple(sorted(m.ID for m in ms if m.is_learner)))
+
+
+def read_members(txn: lmdb.Transaction, db: lmdb._Database) -> list[internal_pb2.MemberRecord]:
+    """The member records of a ``members`` bucket (any environment: the live store or a copy)."""
+    return [internal_pb2.MemberRecord.FromString(bytes(v)) for k, v in txn.cursor(db=db).iternext()
+            if bytes(k) != b"cluster_id"]
 
 
 def _as_proto(members: dict[int, internal_pb2.MemberRecord]) -> list[rpc_pb2.Member]:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from pyetcd import errors
 from pyetcd.api import internal_pb2, kv_pb2, rpc_pb2
 
-from .changefeed import ChangeFeed
+from . import kvops
 
 if TYPE_CHECKING:
-    from .server import EtcdServer
+    from .etcd_server import EtcdServer
 
 DELETE = kv_pb2.Event.DELETE
 CREATE = rpc_pb2.RangeRequest.CREATE
@@ -71,9 +71,9 @@ def _as_client_error() -> Iterator[None]:
 class Recipes:
     """A client of this server's own key space, for recipes running inside it."""
 
-    def __init__(self, server: EtcdServer, feed: ChangeFeed) -> None:
+    def __init__(self, server: EtcdServer) -> None:
         self.s = server
-        self.feed = feed
+        self.feed = server.change_feed
         self._cleanups: set[asyncio.Task[Any]] = set()
 
     async def session_lease(self, lease: int) -> int:
@@ -81,7 +81,7 @@ class Recipes:
         default TTL, as ``concurrency.NewSession`` grants when given no lease."""
         if lease:
             return lease
-        req = rpc_pb2.LeaseGrantRequest(ID=self.s.leases.ids.next(), TTL=SESSION_TTL)
+        req = rpc_pb2.LeaseGrantRequest(ID=self.s.new_lease_id(), TTL=SESSION_TTL)
         with _as_client_error():
             resp: rpc_pb2.LeaseGrantResponse = await self.s.propose(internal_pb2.InternalRequest(lease_grant=req))
         return resp.ID
@@ -99,7 +99,7 @@ class Recipes:
 
     def range_now(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """A read of the published store, with no await: pair it with a subscription."""
-        return self.s.range(r).to_message()
+        return kvops.execute_range(self.s.kv, r).to_message()
 
     async def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         await self.linearizable_read()

@@ -22,15 +22,14 @@ import lmdb
 # Bucket names, as etcd's bolt buckets.
 KEY = b"key"          # revision -> mvccpb.KeyValue bytes
 META = b"meta"        # consistent index, compaction revisions, current revision
-RAFT_LOG = b"raftlog"  # raft index (8 bytes big-endian) -> encoded entry
-RAFT_STATE = b"raftstate"  # hard state, conf state, snapshot metadata
 LEASE = b"lease"      # lease id -> leasepb bytes
 AUTH = b"auth"
 AUTH_USERS = b"authUsers"
 AUTH_ROLES = b"authRoles"
 MEMBERS = b"members"
+MEMBERS_REMOVED = b"members_removed"  # ids of removed members: their messages are refused
 ALARM = b"alarm"
-BUCKETS = (KEY, META, RAFT_LOG, RAFT_STATE, LEASE, AUTH, AUTH_USERS, AUTH_ROLES, MEMBERS, ALARM)
+BUCKETS = (KEY, META, LEASE, AUTH, AUTH_USERS, AUTH_ROLES, MEMBERS, MEMBERS_REMOVED, ALARM)
 
 DEFAULT_QUOTA = 2 * 1024 * 1024 * 1024  # etcd's default --quota-backend-bytes
 # The LMDB map is a reservation of address space, not of disk: make it generous so a quota
@@ -117,9 +116,14 @@ class Backend:
 
     def defrag_swap(self, tmp: Path) -> None:
         """Replace the live file with the compact copy and reopen. No transaction may be open."""
-        self.env.close()
-        os.replace(tmp / "data.mdb", self.path / "data.mdb")
+        self.replace_with(tmp / "data.mdb")
         shutil.rmtree(tmp, ignore_errors=True)
+
+    def replace_with(self, data_file: Path) -> None:
+        """Make ``data_file`` (a whole environment in one file: a compact copy, or a leader's
+        snapshot) the live store, durably, and reopen. No transaction may be open."""
+        self.env.close()
+        os.replace(data_file, self.path / "data.mdb")
         self.fsync_dir()
         self._open()
 

@@ -10,16 +10,12 @@ below the compaction point get etcd's compacted response instead.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pyetcd.mvcc import KVStore
 from pyetcd.mvcc.store import Change
 
 from .group import WatcherGroup
+from .ports import Parking
 from .watcher import State, Watcher
-
-if TYPE_CHECKING:
-    from .hub import WatchHub
 
 
 class CatchUp:
@@ -28,7 +24,7 @@ class CatchUp:
         self.max_revs = max_revs  # etcd's watchBatchMaxRevs
         self.max_events = max_events
 
-    def round(self, hub: WatchHub) -> None:
+    def round(self, hub: Parking) -> None:
         cur, compact = self.kv.current_rev, self.kv.compact_rev
         group = WatcherGroup()
         lo = 0

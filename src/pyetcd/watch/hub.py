@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pyetcd.mvcc import KVStore
 from pyetcd.mvcc.store import Change
@@ -22,9 +22,6 @@ from pyetcd.mvcc.store import Change
 from .catchup import CatchUp
 from .group import WatcherGroup
 from .watcher import State, Watcher
-
-if TYPE_CHECKING:
-    from .stream import WatchStream
 
 log = logging.getLogger("pyetcd.watch")
 
@@ -35,7 +32,7 @@ class WatchHub:
         self.synced = WatcherGroup()
         self.unsynced: set[Watcher] = set()
         self.victims = 0
-        self.streams: set[WatchStream] = set()  # open streams, for stats and tests
+        self.streams: set[Any] = set()  # open streams, for stats and tests
         self._catchup = CatchUp(kv)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None

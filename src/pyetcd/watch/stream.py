@@ -20,16 +20,13 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from pyetcd.api import rpc_pb2
 from pyetcd.mvcc.store import Change
 
 from . import encode
-from .watcher import State, Watcher
-
-if TYPE_CHECKING:
-    from .hub import WatchHub
+from .ports import Registry
+from .watcher import PendingResponse, State, Watcher
 
 AUTO_WATCH_ID = 0  # clientv3.AutoWatchID: the server picks
 INVALID_WATCH_ID = -1  # clientv3.InvalidWatchID
@@ -40,19 +37,8 @@ MAX_CONTROL_QUEUED = 256
 MERGE_MAX_BYTES = 256 * 1024  # a backlogged watcher's merged response stays below this
 
 
-class PendingResponse:
-    """A watcher's queued event response. While it waits, later events of the same watcher join
-    it (until a control response is queued after it), as etcd merges a lagging watcher's events."""
-
-    __slots__ = ("epoch", "events", "owned", "rev", "size", "watcher")
-
-    def __init__(self, w: Watcher, rev: int, events: list[Change], size: int, epoch: int) -> None:
-        self.watcher, self.rev, self.events, self.size, self.epoch = w, rev, events, size, epoch
-        self.owned = False  # events may be a list shared with other watchers until copied
-
-
 class WatchStream:
-    def __init__(self, hub: WatchHub, header: Callable[[int], bytes], *, max_response_bytes: int,
+    def __init__(self, hub: Registry, header: Callable[[int], bytes], *, max_response_bytes: int,
                  progress_interval: float, max_queued: int = 1024, max_queued_bytes: int = 4 << 20) -> None:
         self.hub = hub
         self._header = header

@@ -8,12 +8,11 @@ to take more, so it is parked (holding no events, only ``min_rev``) until the st
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
 
 from pyetcd.api import kv_pb2, rpc_pb2
+from pyetcd.mvcc.store import Change
 
-if TYPE_CHECKING:
-    from .stream import PendingResponse, WatchStream
+from .ports import Sink
 
 PUT = kv_pb2.Event.PUT
 DELETE = kv_pb2.Event.DELETE
@@ -46,7 +45,7 @@ class Watcher:
     __slots__ = ("end", "fragment", "id", "key", "min_rev", "no_delete", "no_put", "pending", "prev_kv", "progress",
                  "progress_idle", "state", "stream")
 
-    def __init__(self, stream: WatchStream, wid: int, key: bytes, end: bytes | None, *, filters: tuple[int, ...] = (),
+    def __init__(self, stream: Sink, wid: int, key: bytes, end: bytes | None, *, filters: tuple[int, ...] = (),
                  prev_kv: bool = False, progress: bool = False, fragment: bool = False) -> None:
         self.stream = stream
         self.id = wid
@@ -73,3 +72,14 @@ class Watcher:
 
     def __repr__(self) -> str:
         return f"Watcher(id={self.id}, key={self.key!r}, end={self.end!r}, min_rev={self.min_rev}, {self.state.value})"
+
+
+class PendingResponse:
+    """A watcher's queued event response. While it waits, later events of the same watcher join
+    it (until a control response is queued after it), as etcd merges a lagging watcher's events."""
+
+    __slots__ = ("epoch", "events", "owned", "rev", "size", "watcher")
+
+    def __init__(self, w: Watcher, rev: int, events: list[Change], size: int, epoch: int) -> None:
+        self.watcher, self.rev, self.events, self.size, self.epoch = w, rev, events, size, epoch
+        self.owned = False  # events may be a list shared with other watchers until copied

@@ -1,0 +1,406 @@
+"""The node loop: the only code that drives the raft node.
+
+Everything that reaches the core goes through ONE inbox, drained once per turn: client
+proposals and conf changes, read requests, messages from peers, and the transport's reports
+(unreachable peer, snapshot status), plus leadership transfers and campaigns. Handlers on the
+event loop only queue; the apply thread owns the node while a turn persists and applies.
+
+A turn: tick, drain the inbox into the core, then take every Ready. The raft side (entries,
+hard state, compaction) is written in one transaction of the raft log's environment and the
+applied entries in one transaction of the key-value store, each committed with one fsync
+(group commit), the raft log first: an entry is durable before its effect is. Only after both
+commits does anything of the turn leave the process — published in this order: the key index
+and the subsystems' hook, the raft outputs (term, leader, messages to peers), watchers and
+change listeners, client answers, linearizable reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pyetcd import errors
+from pyetcd.api import internal_pb2
+from pyetcd.raft import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    EntryType,
+    Message,
+    MessageType,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    StateType,
+)
+from pyetcd.storage.backend import META
+
+from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
+from .install import SnapshotInstaller
+from .ports import PeerSender
+from .proposals import Proposals
+from .read_index import ReadIndex
+from .subsystems import META_APPLIED, META_APPLIED_TERM, Subsystems
+from .waiting import Wakeup
+
+log = logging.getLogger("pyetcd.server")
+
+_U64 = struct.Struct(">Q")
+# Never keep more than this many bytes of applied entries in the log: large values would
+# otherwise fill the environment and memory.
+_LOG_MAX_BYTES = 64 * 1024 * 1024
+_LOG_KEEP_WHEN_LARGE = 16
+# A turn drains Readies until the core is quiet; this bounds it should the core never be.
+_MAX_READIES_PER_TURN = 64
+# Peer messages waiting in the inbox beyond this are dropped (raft tolerates lost messages):
+# a flood from peers must not grow memory without bound.
+MAX_PEER_MESSAGES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Propose:
+    rid: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _ProposeConf:
+    rid: int
+    change: ConfChange
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A request on the node that is not a proposal: campaign, transfer, unreachable, snapshot status."""
+
+    fn: Callable[[RawNode], None]
+
+
+class NodeLoop:
+    def __init__(self, parts: Subsystems, node: RawNode, peers: PeerSender, installer: SnapshotInstaller,
+                 proposals: Proposals, tick_seconds: float, snapshot_count: int, catchup_entries: int) -> None:
+        self.parts = parts
+        self.node = node
+        self.peers = peers
+        self.installer = installer
+        self.proposals = proposals
+        self.reads = ReadIndex(proposals.ids.next)
+        self.tick_seconds = tick_seconds
+        self.snapshot_count = snapshot_count
+        self.catchup_entries = catchup_entries
+        raftlog = parts.raftlog
+        self.id = raftlog.member_id
+        self.term = raftlog.hard_state.term
+        self.commit_index = raftlog.hard_state.commit
+        self.leader = 0
+        self.raft_state = StateType.FOLLOWER
+        self.applied_index, self.applied_term = parts.applied
+        self.conf_state: ConfState = raftlog.initial_state()[1]
+        self.leader_listeners: list[Callable[[bool], None]] = []
+        self.removed = asyncio.Event()  # set when a committed change removed this member
+        self.ready_event = asyncio.Event()  # set once a leader is known
+        self.disk = asyncio.Lock()  # held by a turn's transactions, a snapshot install, or defragmentation
+        self._inbox: deque[Any] = deque()
+        self._peer_messages = 0
+        self._wake = Wakeup()
+        self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._leftover: Ready | None = None
+
+    # ---- the inbox: what handlers and the transport may do -----------------------------
+    def propose(self, rid: int, data: bytes) -> None:
+        self._put(_Propose(rid, data))
+
+    def propose_conf_change(self, rid: int, cc: ConfChange) -> None:
+        self._put(_ProposeConf(rid, cc))
+
+    def read(self, fut: asyncio.Future[None]) -> None:
+        self.reads.add(fut)
+        self._wake.set()
+
+    def step(self, m: Message) -> None:
+        if self._peer_messages >= MAX_PEER_MESSAGES:
+            log.debug("inbox full: dropping %s from %x", m.type.name, m.frm)
+            return
+        self._peer_messages += 1
+        self._put(_Step(m))
+
+    def report_unreachable(self, member_id: int) -> None:
+        self._put(_Call(lambda n: n.report_unreachable(member_id)))
+
+    def report_snapshot(self, member_id: int, failed: bool) -> None:
+        self._put(_Call(lambda n: n.report_snapshot(member_id, failed)))
+
+    def transfer_leader(self, transferee: int) -> None:
+        self._put(_Call(lambda n: n.transfer_leader(transferee)))
+
+    def campaign(self) -> None:
+        self._put(_Call(lambda n: n.campaign()))
+
+    def _put(self, item: Any) -> None:
+        self._inbox.append(item)
+        self._wake.set()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="raft-node-loop")
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._apply_thread.shutdown(wait=True)
+
+    async def run_on_apply_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run blocking store work (defragmentation's copy) where turns run, while none can."""
+        return await asyncio.get_running_loop().run_in_executor(self._apply_thread, fn)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader == self.id and self.id != 0
+
+    # ---- the loop ----------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + self.tick_seconds
+        while not self._stopped:
+            await self._wake.wait(max(0.0, next_tick - loop.time()))
+            now = loop.time()
+            if now >= next_tick:
+                self.proposals.deadlines.expire(now)
+            while now >= next_tick:
+                self.node.tick()
+                next_tick += self.tick_seconds
+            self._drain_inbox()
+            while not self._stopped and (self._leftover is not None or self.node.has_ready()):
+                rd = self._leftover or self.node.ready()
+                self._leftover = None
+                if rd.snapshot is not None:
+                    async with self.disk:
+                        await self._install(rd)
+                elif needs_disk(rd):
+                    async with self.disk:
+                        batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
+                    self._publish(batch)
+                else:  # only read states, leadership news or messages: no transaction needed
+                    out = RaftOutput()
+                    out.absorb(rd)
+                    self.node.advance(rd)
+                    self._publish_raft(out)
+                    self.reads.answered(out.read_states, self.applied_index)
+                if self._inbox or self.reads.has_new:
+                    break  # feed what arrived meanwhile before the next Ready
+
+    def _drain_inbox(self) -> None:
+        inbox, node = self._inbox, self.node
+        self._peer_messages = 0
+        while inbox:
+            item = inbox.popleft()
+            if isinstance(item, _Step):
+                node.step(item.message)
+            elif isinstance(item, _Propose):
+                try:
+                    node.propose(item.data)
+                except ProposalDroppedError:
+                    self.proposals.resolve(item.rid, error=errors.ErrNoLeader())
+            elif isinstance(item, _ProposeConf):
+                try:
+                    node.propose_conf_change(item.change)
+                except ProposalDroppedError:  # no leader, or a change is still pending
+                    err = errors.ErrNoLeader() if not self.leader else errors.ErrTimeout()
+                    self.proposals.resolve(item.rid, error=err)
+            else:
+                item.fn(node)
+        ctx = self.reads.next_round()
+        if ctx is not None:
+            node.read_index(ctx)
+
+    # ---- apply thread: one turn --------------------------------------------------------
+    def _turn(self, first: Ready) -> ApplyBatch:
+        """Drain every Ready into one raft-log transaction and one store transaction.
+
+        ``advance`` is called before the commits: the core may then commit what this turn
+        persisted (a single voter does at once) and hand it out in the next Ready of the same
+        turn. That is safe because nothing of the turn leaves the process before the commits;
+        if a commit fails the member stops. A Ready carrying a snapshot ends the turn and is
+        installed next, on its own.
+        """
+        parts = self.parts
+        rtxn = parts.raftlog.begin_write()
+        ktxn = parts.backend.begin_write()
+        try:
+            batch = ApplyBatch(txn=ktxn, kv=parts.kv.writer(ktxn), raft_txn=rtxn)
+            rd: Ready | None = first
+            for _ in range(_MAX_READIES_PER_TURN):
+                if rd is None:
+                    break
+                if rd.snapshot is not None:
+                    self._leftover = rd
+                    break
+                parts.raftlog.persist(rtxn, rd.entries, rd.hard_state)
+                parts.raftlog.publish(rd.entries, rd.hard_state)  # the core reads its log through this
+                self._apply_committed(batch, rd)
+                batch.raft.absorb(rd)
+                self.node.advance(rd)
+                rd = self.node.ready() if self.node.has_ready() else None
+            self._maybe_compact_log(rtxn, batch)
+            rtxn.commit()
+            if batch.applied_index:
+                meta = parts.backend.db(META)
+                ktxn.put(META_APPLIED, _U64.pack(batch.applied_index), db=meta)
+                ktxn.put(META_APPLIED_TERM, _U64.pack(batch.applied_term), db=meta)
+                batch.kv.finish()
+                ktxn.commit()
+                parts.backend.refresh_size()
+            else:
+                ktxn.abort()
+            return batch
+        except BaseException:
+            rtxn.abort()
+            ktxn.abort()
+            log.critical("persisting a raft turn failed; the member must stop", exc_info=True)
+            os._exit(2)  # the core already advanced past state that is not on disk: never continue
+
+    def _apply_committed(self, batch: ApplyBatch, rd: Ready) -> None:
+        applied = max(self.applied_index, batch.applied_index)
+        for entry in rd.committed_entries:
+            if entry.index <= applied:
+                continue
+            if entry.type == EntryType.NORMAL and entry.data:
+                batch.entry_index = entry.index
+                batch.results.append(self.parts.applier.apply_entry(batch, entry.data))
+            elif entry.type == EntryType.CONF_CHANGE:
+                self._apply_conf_change(batch, entry.data)
+            batch.applied_index, batch.applied_term = entry.index, entry.term
+
+    def _apply_conf_change(self, batch: ApplyBatch, data: bytes) -> None:
+        """The core and the member list change together (the apply thread owns the node)."""
+        try:
+            cc = ConfChange.decode(data)
+            ctx = internal_pb2.ConfChangeContext.FromString(cc.context)
+        except Exception:  # a committed entry is applied whatever it holds: skip what cannot be read
+            log.error("skipping a committed conf change that cannot be decoded (%d bytes)", len(data))
+            return
+        conf_state = self.node.apply_conf_change(cc)
+        assert batch.raft_txn is not None
+        self.parts.raftlog.persist_conf_state(batch.raft_txn, conf_state)
+        members = self.parts.members.apply_conf_change(batch, cc, ctx)
+        batch.on_publish(lambda: self._membership_changed(conf_state))
+        if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == self.id:
+            batch.on_publish(self.removed.set)
+        batch.results.append(AppliedResult(ctx.request_id, response=members))
+
+    def _membership_changed(self, conf_state: ConfState) -> None:
+        self.conf_state = conf_state
+        self.peers.set_peers(self.parts.members.peer_urls(exclude=self.id))
+
+    def _maybe_compact_log(self, rtxn: Any, batch: ApplyBatch) -> None:
+        """etcd's snapshot + compaction: past --snapshot-count applied entries since the last
+        compaction, keep only the catch-up entries (lagging followers beyond them get a
+        snapshot). Only entries applied durably before this turn may go."""
+        raftlog = self.parts.raftlog
+        first = raftlog.first_index()
+        durable = self.applied_index
+        too_large = raftlog.bytes_since_compaction >= _LOG_MAX_BYTES
+        if durable - (first - 1) <= self.snapshot_count and not too_large:
+            return
+        index = durable - (_LOG_KEEP_WHEN_LARGE if too_large else self.catchup_entries)
+        if index < first:
+            return
+        conf = self.conf_state
+        raftlog.persist_compaction(rtxn, index, raftlog.term(index), conf)
+        batch.on_publish(lambda: raftlog.publish_compaction(index, conf))
+
+    # ---- a snapshot from the leader ----------------------------------------------------
+    async def _install(self, rd: Ready) -> None:
+        """Replace the store with the leader's, then let the core go on from the snapshot.
+
+        The store file arrived over the transport before the core saw the message. The raft
+        side is made durable first; should the member crash before the store is swapped, the
+        start-up check finishes the swap (install.SnapshotInstaller.recover)."""
+        assert rd.snapshot is not None
+        snap = rd.snapshot
+        loop = asyncio.get_running_loop()
+        parts = self.parts
+
+        def persist_raft() -> None:
+            rtxn = parts.raftlog.begin_write()
+            try:
+                parts.raftlog.persist(rtxn, [], None, snap.metadata)
+                parts.raftlog.persist(rtxn, rd.entries, rd.hard_state)
+                rtxn.commit()
+            except BaseException:
+                rtxn.abort()
+                log.critical("persisting a snapshot's raft state failed; the member must stop", exc_info=True)
+                os._exit(2)
+
+        await loop.run_in_executor(self._apply_thread, persist_raft)
+        seen_rev = parts.kv.current_rev
+        self.installer.install(snap.metadata.index)
+        parts.raftlog.publish_snapshot(snap)
+        parts.raftlog.publish(rd.entries, rd.hard_state)
+        self.applied_index, self.applied_term = snap.metadata.index, snap.metadata.term
+        parts.hub.restore(seen_rev)
+        self._membership_changed(snap.metadata.conf_state)
+        log.info("applied snapshot at index %d (term %d) from the leader; revision %d",
+                 snap.metadata.index, snap.metadata.term, parts.kv.current_rev)
+        out = RaftOutput()
+        out.absorb(rd)
+        self.node.advance(rd)
+        self._publish_raft(out)
+        self.reads.answered(out.read_states, self.applied_index)
+
+    # ---- event loop, after the commits -------------------------------------------------
+    def _publish(self, batch: ApplyBatch) -> None:
+        parts = self.parts
+        parts.kv.publish(batch.kv)
+        for hook in batch.publish_hooks:
+            hook()
+        if batch.applied_index:
+            self.applied_index, self.applied_term = batch.applied_index, batch.applied_term
+        self._publish_raft(batch.raft)
+        if batch.changes:
+            for listen in parts.change_listeners:
+                listen(batch.changes)
+        for res in batch.results:
+            self.proposals.resolve(res.request_id, res.response, res.error)
+        self.reads.answered(batch.raft.read_states, self.applied_index)
+
+    def _publish_raft(self, out: RaftOutput) -> None:
+        """Act on the core's outputs once they are durable: term, leadership, messages."""
+        if out.hard_state is not None:
+            self.term = out.hard_state.term
+            self.commit_index = out.hard_state.commit
+        if out.soft_state is not None:
+            was_leader = self.is_leader
+            if out.soft_state.lead != self.leader:
+                self.reads.retry_all()
+                self._wake.set()
+            self.leader = out.soft_state.lead
+            self.raft_state = out.soft_state.raft_state
+            if self.leader:
+                self.ready_event.set()
+            if was_leader != self.is_leader:
+                for listener in self.leader_listeners:
+                    listener(self.is_leader)
+        if out.messages:
+            regular = [m for m in out.messages if m.type is not MessageType.MSG_SNAP]
+            if regular:
+                self.peers.send(regular)
+            for m in out.messages:
+                if m.type is MessageType.MSG_SNAP:
+                    self.installer.send(m, self.peers, self.report_snapshot)

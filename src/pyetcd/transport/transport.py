@@ -1,0 +1,311 @@
+"""Peer senders and the peer server: one client stream per peer, batched, behind a bounded
+queue that drops (and reports the peer unreachable) rather than block the node loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from pyetcd import errors
+from pyetcd.api import internal_pb2, peer_pb2, peer_pb2_grpc, rpc_pb2
+from pyetcd.raft import Message
+from pyetcd.server.bootstrap import RemoteCluster
+from pyetcd.server.config import ServerConfig
+from pyetcd.server.ports import PeerHandler
+from pyetcd.tls import ConfigError, TLSInfo, channel_credentials, parse_url, server_credentials
+
+from . import codec
+from .service import REMOVED, PeerService
+
+log = logging.getLogger("pyetcd.transport")
+
+MAX_QUEUED = 4096  # messages per peer waiting to be sent (etcd's streamBufSize)
+SNAPSHOT_CHUNK = 1 << 20
+FORWARD_TIMEOUT = 5.0
+_OPTIONS = [("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1),
+            ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000)]
+
+
+def _channel(url: str, tls: TLSInfo) -> grpc.aio.Channel:
+    addr = parse_url(url)
+    if not addr.secure:
+        return grpc.aio.insecure_channel(addr.host_port, options=_OPTIONS)
+    if tls.auto_tls:
+        # --peer-auto-tls: self-signed certificates that no CA vouches for; etcd skips
+        # verification, grpc cannot, so trust the certificate the peer shows (trust on first use)
+        host, port = addr.host_port.rsplit(":", 1)
+        pem = ssl.get_server_certificate((host.strip("[]"), int(port)))
+        creds = grpc.ssl_channel_credentials(root_certificates=pem.encode(),
+                                             private_key=Path(tls.key_file).read_bytes(),
+                                             certificate_chain=Path(tls.cert_file).read_bytes())
+        return grpc.aio.secure_channel(addr.host_port, creds, options=_OPTIONS)
+    return grpc.aio.secure_channel(addr.host_port, channel_credentials(tls), options=_OPTIONS)
+
+
+class _Peer:
+    """One remote member: its channel, its outgoing message stream, and whether it is reachable."""
+
+    def __init__(self, transport: PeerTransport, member_id: int, urls: list[str]) -> None:
+        self.t = transport
+        self.id = member_id
+        self.urls = urls
+        self.queue: deque[Message] = deque()
+        self.wake = asyncio.Event()
+        self.active_since: float | None = None
+        self.channel: grpc.aio.Channel | None = None
+        self.stub: peer_pb2_grpc.PeerStub | None = None
+        self._tasks = [asyncio.get_running_loop().create_task(self._run(), name=f"peer-{member_id:x}"),
+                       asyncio.get_running_loop().create_task(self._watch(), name=f"peer-watch-{member_id:x}")]
+        self._connected = asyncio.Event()
+
+    def _connect(self) -> peer_pb2_grpc.PeerStub:
+        if self.stub is None:
+            self.channel = _channel(self.urls[0], self.t.tls)
+            self.stub = peer_pb2_grpc.PeerStub(self.channel)
+            self._connected.set()
+        return self.stub
+
+    def enqueue(self, m: Message) -> None:
+        if len(self.queue) >= MAX_QUEUED:
+            log.debug("dropped %s to %x: sending buffer is full", m.type.name, self.id)
+            self.t.unreachable(self.id)
+            return
+        self.queue.append(m)
+        self.wake.set()
+
+    async def _batches(self) -> AsyncIterator[peer_pb2.MessageBatch]:
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+            msgs = list(self.queue)
+            self.queue.clear()
+            yield peer_pb2.MessageBatch(header=self.t.header(self.id), messages=[codec.encode(m) for m in msgs])
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                stub = self._connect()
+                await stub.Stream(self._batches())
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as e:
+                if e.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    self.t.refused(self.id, e.details() or "")
+                elif e.code() != grpc.StatusCode.CANCELLED:
+                    log.debug("stream to %x broke: %s", self.id, e.code().name)
+            except Exception:
+                log.warning("stream to %x failed", self.id, exc_info=True)
+            self.t.unreachable(self.id)
+            await asyncio.sleep(backoff)
+            backoff = min(1.0, backoff * 2)
+
+    async def _watch(self) -> None:
+        """Track whether the connection is up: etcd's ActiveSince, for --strict-reconfig-check."""
+        await self._connected.wait()
+        assert self.channel is not None
+        state = self.channel.get_state(try_to_connect=True)
+        while True:
+            if state == grpc.ChannelConnectivity.READY:
+                if self.active_since is None:
+                    self.active_since = time.monotonic()
+            else:
+                self.active_since = None
+            await self.channel.wait_for_state_change(state)
+            state = self.channel.get_state(try_to_connect=True)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.channel is not None:
+            await self.channel.close(None)
+
+
+class PeerTransport:
+    """``pyetcd.server.ports.PeerSender`` over gRPC."""
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.tls = cfg.peer_tls
+        self.peers: dict[int, _Peer] = {}
+        self.handler: PeerHandler | None = None
+        self.on_removed: Callable[[str], None] = lambda why: None
+        self._server: grpc.aio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def attach(self, handler: PeerHandler) -> None:
+        self.handler = handler
+
+    def header(self, to: int) -> peer_pb2.PeerHeader:
+        h = self.handler
+        return peer_pb2.PeerHeader(cluster_id=h.cluster_id if h else 0, to=to, **{"from": h.id if h else 0})
+
+    # ---- the peer server -------------------------------------------------------------
+    async def serve(self) -> grpc.aio.Server:
+        assert self.handler is not None
+        server = grpc.aio.server(options=_OPTIONS)
+        service = PeerService(self.handler, self.tls.allowed_cn)
+        peer_pb2_grpc.add_PeerServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+        creds = None
+        for url in self.cfg.listen_peer_urls:
+            addr = parse_url(url)
+            if addr.secure:
+                if self.tls.empty:
+                    raise ConfigError(f"{url} is https but no --peer-cert-file/--peer-key-file "
+                                      "(or --peer-auto-tls) was given")
+                creds = creds or server_credentials(self.tls)
+                port = server.add_secure_port(addr.host_port, creds)
+            else:
+                port = server.add_insecure_port(addr.host_port)
+            if port == 0:
+                raise ConfigError(f"cannot listen on peer URL {url}: address in use or not available")
+        await server.start()
+        self._server = server
+        log.info("serving peer traffic on %s", ",".join(self.cfg.listen_peer_urls))
+        return server
+
+    # ---- PeerSender ------------------------------------------------------------------
+    def set_peers(self, peers: dict[int, list[str]]) -> None:
+        for mid in list(self.peers):
+            if mid not in peers or self.peers[mid].urls != peers[mid]:
+                self._spawn(self.peers.pop(mid).close())
+        for mid, urls in peers.items():
+            if mid not in self.peers and urls:
+                self.peers[mid] = _Peer(self, mid, urls)
+
+    def send(self, messages: list[Message]) -> None:
+        for m in messages:
+            peer = self.peers.get(m.to)
+            if peer is not None:
+                peer.enqueue(m)
+
+    def send_snapshot(self, m: Message, store_file: Path, done: Callable[[bool], None]) -> None:
+        self._spawn(self._send_snapshot(m, store_file, done))
+
+    async def _send_snapshot(self, m: Message, store_file: Path, done: Callable[[bool], None]) -> None:
+        peer = self.peers.get(m.to)
+        if peer is None:
+            done(False)
+            return
+        size = store_file.stat().st_size
+
+        async def chunks() -> AsyncIterator[peer_pb2.SnapshotChunk]:
+            yield peer_pb2.SnapshotChunk(header=self.header(m.to), message=codec.encode(m), total_size=size)
+            digest = hashlib.sha256()
+            with store_file.open("rb") as f:
+                while data := f.read(SNAPSHOT_CHUNK):
+                    digest.update(data)
+                    yield peer_pb2.SnapshotChunk(data=data)
+            yield peer_pb2.SnapshotChunk(sha256=digest.digest())
+
+        try:
+            ack = await peer._connect().Snapshot(chunks())
+            done(bool(ack.installed))
+        except Exception as e:
+            log.warning("streaming snapshot to %x failed: %s", m.to, e)
+            done(False)
+
+    def active_since(self, member_id: int) -> float | None:
+        peer = self.peers.get(member_id)
+        return peer.active_since if peer is not None else None
+
+    async def forward_keepalive(self, leader: int, r: rpc_pb2.LeaseKeepAliveRequest
+                                ) -> rpc_pb2.LeaseKeepAliveResponse:
+        req = peer_pb2.LeaseKeepAliveForward(header=self.header(leader), request=r)
+        return await self._forward(leader, lambda s: s.LeaseKeepAlive(req, timeout=FORWARD_TIMEOUT))  # type: ignore[no-any-return]
+
+    async def forward_time_to_live(self, leader: int, r: rpc_pb2.LeaseTimeToLiveRequest
+                                   ) -> rpc_pb2.LeaseTimeToLiveResponse:
+        req = peer_pb2.LeaseTimeToLiveForward(header=self.header(leader), request=r)
+        return await self._forward(leader, lambda s: s.LeaseTimeToLive(req, timeout=FORWARD_TIMEOUT))  # type: ignore[no-any-return]
+
+    async def forward_leases(self, leader: int, r: rpc_pb2.LeaseLeasesRequest) -> rpc_pb2.LeaseLeasesResponse:
+        req = peer_pb2.LeaseLeasesForward(header=self.header(leader), request=r)
+        return await self._forward(leader, lambda s: s.LeaseLeases(req, timeout=FORWARD_TIMEOUT))  # type: ignore[no-any-return]
+
+    async def learner_ready(self, leader: int, member_id: int) -> bool:
+        req = peer_pb2.LearnerReadyRequest(header=self.header(leader), member_id=member_id)
+        resp = await self._forward(leader, lambda s: s.LearnerReady(req, timeout=FORWARD_TIMEOUT))
+        if not resp.is_leader:
+            raise errors.ErrNotLeader()
+        return bool(resp.ready)
+
+    async def _forward(self, leader: int, call: Callable[[peer_pb2_grpc.PeerStub], Any]) -> Any:
+        """A call on the leader; its etcd error comes back as the same error."""
+        peer = self.peers.get(leader)
+        if peer is None:
+            raise errors.ErrNoLeader()
+        try:
+            return await call(peer._connect())
+        except grpc.aio.AioRpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise errors.ErrTimeout() from e
+            err = errors.EtcdError(e.details())
+            err.code = e.code().name
+            raise err from e
+
+    # ---- reports ---------------------------------------------------------------------
+    def unreachable(self, member_id: int) -> None:
+        if self.handler is not None:
+            self.handler.report_unreachable(member_id)
+
+    def refused(self, member_id: int, reason: str) -> None:
+        if REMOVED in reason:
+            log.error("member %x says: %s", member_id, reason)
+            self.on_removed(reason)
+        else:
+            log.warning("member %x refused our messages: %s", member_id, reason)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for peer in list(self.peers.values()):
+            await peer.close()
+        self.peers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.stop(grace=0.5)
+
+
+async def fetch_remote_cluster(cfg: ServerConfig, timeout: float = 30.0) -> RemoteCluster:
+    """Ask the other members of --initial-cluster for the cluster's member list (joining with
+    --initial-cluster-state=existing), as etcd's GetClusterFromRemotePeers does."""
+    urls = [u for name, us in cfg.initial_members().items() if name != cfg.name for u in us]
+    if not urls:
+        raise ConfigError("--initial-cluster-state=existing needs the other members in --initial-cluster")
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        for url in urls:
+            channel = _channel(url, cfg.peer_tls)
+            try:
+                resp = await peer_pb2_grpc.PeerStub(channel).Members(peer_pb2.MembersRequest(), timeout=2.0)
+                return RemoteCluster(resp.cluster_id, [
+                    internal_pb2.MemberRecord(ID=m.ID, name=m.name, peer_urls=list(m.peer_urls),
+                                              client_urls=list(m.client_urls), is_learner=m.is_learner)
+                    for m in resp.members])
+            except (grpc.aio.AioRpcError, OSError) as e:
+                last = f"{url}: {e}"
+            finally:
+                with contextlib.suppress(Exception):
+                    await channel.close(None)
+        await asyncio.sleep(0.5)
+    raise ConfigError(f"could not retrieve the cluster's member list from {', '.join(urls)} ({last})")
