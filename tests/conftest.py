@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import CertPaths, Member, pyetcd_unavailable_reason, start_member
+from support import CertPaths, Member, pyetcd_unavailable_reason, start_cluster, start_member
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +61,24 @@ def pyetcd_member(member_factory: MemberFactory) -> Member:
 def any_member(request: pytest.FixtureRequest, member_factory: MemberFactory) -> Member:
     """The test runs twice: on real etcd (proving the test) and on pyetcd (the thing under test)."""
     return member_factory(request.param)
+
+
+ClusterFactory = Callable[..., list[Member]]
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path, certs: CertPaths) -> Iterator[ClusterFactory]:
+    """start(kind, size=3, extra_args=...) -> members (peer and client mutual TLS, 127.0.0.1);
+    every member is stopped by its pid at teardown."""
+    started: list[Member] = []
+
+    def start(kind: str, *, size: int = 3, **kw: object) -> list[Member]:
+        if kind == "pyetcd" and (reason := pyetcd_unavailable_reason()):
+            pytest.skip(reason)
+        members = start_cluster(kind, tmp_path / f"{kind}-{len(started)}", certs, size=size, **kw)  # type: ignore[arg-type]
+        started.extend(members)
+        return members
+
+    yield start
+    for m in started:
+        m.stop()

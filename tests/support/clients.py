@@ -19,9 +19,10 @@ class EtcdctlError(subprocess.CalledProcessError):
         return f"{super().__str__()}\nstdout: {self.stdout!r}\nstderr: {self.stderr!r}"
 
 
-def etcdctl(member: Member, *args: str, input: str | None = None, check: bool = True,
+def etcdctl(member: Member | list[Member], *args: str, input: str | None = None, check: bool = True,
             tls: ClientTLS | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run ``etcdctl --endpoints=<member> <args>`` with ETCDCTL_API=3 and the client certificate.
+    """Run ``etcdctl --endpoints=<member(s)> <args>`` with ETCDCTL_API=3 and the client certificate
+    (a list of members: the ops guide's ``--endpoints=$E1,$E2,$E3``).
 
     tls overrides the client's TLS material (e.g. no certificate, or one from another CA).
     Raises EtcdctlError on a non-zero exit when check is true.
@@ -33,10 +34,12 @@ def etcdctl(member: Member, *args: str, input: str | None = None, check: bool = 
     return res
 
 
-def etcdctl_argv(member: Member, *args: str, tls: ClientTLS | None = None) -> list[str]:
-    """argv of ``etcdctl --endpoints=<member> <TLS flags> <args>`` (for commands left running)."""
-    tls = tls or member.client_tls()
-    cmd = [ETCDCTL_BIN, f"--endpoints={member.client_url}", f"--cacert={tls.ca}"]
+def etcdctl_argv(member: Member | list[Member], *args: str, tls: ClientTLS | None = None) -> list[str]:
+    """argv of ``etcdctl --endpoints=<member(s)> <TLS flags> <args>`` (for commands left running)."""
+    members = member if isinstance(member, list) else [member]
+    tls = tls or members[0].client_tls()
+    endpoints = ",".join(m.client_url for m in members)
+    cmd = [ETCDCTL_BIN, f"--endpoints={endpoints}", f"--cacert={tls.ca}"]
     if tls.cert and tls.key:
         cmd += [f"--cert={tls.cert}", f"--key={tls.key}"]
     return [*cmd, *args]
