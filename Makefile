@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run test lint typecheck unit soak bench deps e2e clean
+.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak bench deps e2e clean
 
 all: install
 
@@ -31,8 +31,11 @@ deps:
 proto: install
 	$(BIN)/python -m pyetcd.tools.genproto
 
+# SANs for `make run`, `make cluster` and docker-compose.yml's containers (infra1..3)
 certs/ca.pem: | install
-	$(BIN)/pyetcdutl certs --dir certs --hosts localhost,127.0.0.1,$(HOST)
+	$(BIN)/pyetcdutl certs --dir certs --hosts localhost,127.0.0.1,$(HOST),infra1,infra2,infra3
+
+certs: certs/ca.pem
 
 run: install certs/ca.pem
 	@echo "pyetcd on https://$(HOST):$(PORT) (mutual TLS). Reach it with:"
@@ -41,6 +44,10 @@ run: install certs/ca.pem
 	  --listen-client-urls https://$(HOST):$(PORT) --advertise-client-urls https://$(HOST):$(PORT) \
 	  --listen-peer-urls https://$(HOST):$(PEER_PORT) --initial-advertise-peer-urls https://$(HOST):$(PEER_PORT) \
 	  --cert-file certs/server.pem --key-file certs/server-key.pem --trusted-ca-file certs/ca.pem --client-cert-auth
+
+# The three members of docker-compose.yml as local processes (127.0.0.1: 2379/2380, 22379/22380, 32379/32380).
+cluster: install certs/ca.pem
+	$(BIN)/python -m pyetcd.cli.localcluster --certs certs --data cluster.data
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -55,6 +62,10 @@ test: lint typecheck unit
 
 soak: install
 	$(BIN)/pytest -q -m soak tests
+
+# long multi-member fault runs (5-member failover, ...): not part of make test
+cluster-soak: install deps
+	$(BIN)/pytest -q -m cluster_soak tests
 
 bench: install deps
 	$(BIN)/python bench/kv.py

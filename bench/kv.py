@@ -4,7 +4,10 @@ Both members run side by side in the same run (own ports, own temp data dirs, mu
 scenario runs on one, then the other, so machine load drifts hit both alike; compare ratios within
 one run only. Results print as a table and go to bench/results/kv-<timestamp>.json.
 
-    .venv/bin/python bench/kv.py [--quick] [--target real|pyetcd|both]
+    .venv/bin/python bench/kv.py [--quick] [--target real|pyetcd|both] [--members 3]
+
+With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
+clients spread over all three endpoints, as etcd's own performance guide measures clusters.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc  # noqa: E402
-from support import CertPaths, Member, grpc_channel, pyetcd_unavailable_reason, start_member  # noqa: E402
+from support import CertPaths, Member, grpc_channel, pyetcd_unavailable_reason, start_cluster  # noqa: E402
 
-BENCHMARK = os.environ.get("ETCD_BENCHMARK", "/work/shared/tools/etcd-benchmark")
+BENCHMARK = os.environ.get("ETCD_BENCHMARK", str(ROOT.parent / "shared" / "tools" / "etcd-benchmark"))
 RESULTS = ROOT / "bench" / "results"
 RANGE_KEY = "bench-range-key"
 VALUE_SIZE = 256
@@ -87,9 +90,10 @@ def parse_benchmark(out: str) -> Result:
                   errors=errors)
 
 
-def run_scenario(member: Member, sc: Scenario, quick: bool) -> Result:
-    c = member.certs
-    cmd = [BENCHMARK, f"--endpoints={member.grpc_target}", f"--cacert={c.ca}", f"--cert={c.client}",
+def run_scenario(members: list[Member], sc: Scenario, quick: bool) -> Result:
+    c = members[0].certs
+    endpoints = ",".join(m.grpc_target for m in members)
+    cmd = [BENCHMARK, f"--endpoints={endpoints}", f"--cacert={c.ca}", f"--cert={c.client}",
            f"--key={c.client_key}", "--precise", *sc.argv(quick)]
     t0 = time.monotonic()
     try:
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a fifth of the requests per scenario")
     ap.add_argument("--target", choices=["real", "pyetcd", "both"], default="both")
+    ap.add_argument("--members", type=int, default=1, help="members per side (3: a cluster on each side)")
     args = ap.parse_args(argv)
 
     targets = ["real", "pyetcd"] if args.target == "both" else [args.target]
@@ -174,14 +179,14 @@ def main(argv: list[str] | None = None) -> int:
 
     subprocess.run([BENCHMARK, "--help"], capture_output=True, check=True)  # build/cache it up front
     results: dict[str, dict[str, Result]] = {t: {} for t in targets}
-    members: dict[str, Member] = {}
+    members: dict[str, list[Member]] = {}
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="pyetcd-bench-") as tmp:
         certs = CertPaths.create(Path(tmp) / "certs")
         try:
             for t in targets:
-                members[t] = start_member(KINDS[t], Path(tmp) / t, certs, name=f"bench-{t}")
-                preload(members[t])
+                members[t] = start_cluster(KINDS[t], Path(tmp) / t, certs, size=args.members)
+                preload(members[t][0])
             for sc in SCENARIOS:
                 for t in targets:  # same scenario back to back on each target: fair under drifting load
                     print(f"{sc.name:34} {t:7} ...", end=" ", flush=True, file=sys.stderr)
@@ -189,15 +194,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(r.failure or f"{r.requests_per_sec:,.0f} req/s, p99 {r.p99_ms:.2f} ms",
                           file=sys.stderr)
         finally:
-            for m in members.values():
-                m.stop()
+            for ms in members.values():
+                for m in ms:
+                    m.stop()
 
     print_table(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"kv-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}.json"
+    label = "kv" if args.members == 1 else f"kv{args.members}m"
+    out = RESULTS / f"{label}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}.json"
     out.write_text(json.dumps({
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1), "quick": args.quick, "targets": targets, "notes": notes,
+        "members": args.members,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "versions": _versions(),
         "scenarios": [{**asdict(sc), "argv": sc.argv(args.quick)} for sc in SCENARIOS],
