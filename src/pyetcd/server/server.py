@@ -11,6 +11,7 @@ waiting clients are answered, and the core is told with ``advance``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -39,11 +40,13 @@ from pyetcd.raft import (
     StateType,
 )
 from pyetcd.storage.backend import DEFAULT_QUOTA, META, Backend
+from pyetcd.storage.progress import Progress
 from pyetcd.storage.raftlog import RaftLog
 
 from . import kvops
 from .alarms import Alarms, Quota
 from .apply import Applier
+from .autocompact import AutoCompactor
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
 from .config import ServerConfig
 from .leases import ServerLeases
@@ -120,6 +123,7 @@ class EtcdServer:
         self.leader_listeners: list[Callable[[bool], None]] = []
         self.ready_event = asyncio.Event()
         self.leases = ServerLeases(self)
+        self.autocompactor: AutoCompactor | None = None
 
     # ---- bootstrap and recovery ---------------------------------------------------------
     def _bootstrap(self, initial: dict[str, list[str]]) -> None:
@@ -153,6 +157,12 @@ class EtcdServer:
             self._wake.set()
         await self.ready_event.wait()
         asyncio.create_task(self._publish_attributes())
+        self.autocompactor = AutoCompactor.from_config(
+            self.cfg.auto_compaction_mode, self.cfg.auto_compaction_retention, current_rev=lambda: self.kv.current_rev,
+            compact=lambda rev: self.propose(internal_pb2.InternalRequest(compaction=rpc_pb2.CompactionRequest(revision=rev))),
+            is_leader=lambda: self.is_leader)
+        if self.autocompactor is not None:
+            self.autocompactor.start()
 
     async def _publish_attributes(self) -> None:
         attrs = internal_pb2.MemberAttributes(ID=self.id, name=self.cfg.name,
@@ -166,6 +176,8 @@ class EtcdServer:
     async def stop(self) -> None:
         self._stopped = True
         self._wake.set()
+        if self.autocompactor is not None:
+            await self.autocompactor.stop()
         await self.leases.stop()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
@@ -239,8 +251,13 @@ class EtcdServer:
         The copy runs on the apply thread while no turn can start; the swap (close, rename,
         reopen) runs on the event loop, where no read transaction can be open at that moment."""
         async with self._disk:
-            tmp = await asyncio.get_running_loop().run_in_executor(self._apply_thread, self.backend.defrag_copy)
+            before = self.backend.sizes()
+            progress = Progress(log, "defragmenting", before.db_size_in_use, "copied-bytes")
+            copy = functools.partial(self.backend.defrag_copy, progress)
+            tmp = await asyncio.get_running_loop().run_in_executor(self._apply_thread, copy)
             self.backend.defrag_swap(tmp)
+            after = self.backend.sizes().db_size
+            progress.finish(after, **{"previous-db-size-bytes": before.db_size, "current-db-size-bytes": after})
 
     def status(self) -> StatusInfo:
         return StatusInfo(leader=self.leader, raft_index=self.commit_index, raft_term=self.term,
