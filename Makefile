@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run test lint typecheck unit soak bench deps e2e clean
+.PHONY: all install proto run test lint typecheck unit soak packaging bench deps e2e clean
 
 all: install
 
@@ -55,6 +55,10 @@ test: lint typecheck unit
 
 soak: install
 	$(BIN)/pytest -q -m soak tests
+
+# pip install . of the checkout into a fresh venv, then a user's test file with the etcd fixture
+packaging: install deps
+	$(BIN)/pytest -q -m packaging tests/test_packaging.py
 
 bench: install deps
 	$(BIN)/python bench/kv.py
