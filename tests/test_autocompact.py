@@ -45,23 +45,31 @@ class Fake:
         return AutoCompactor(mode, retention, self.compact, lambda: self.rev, lambda: self.leader, **kw)
 
 
+async def until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
 def test_revision_mode_keeps_the_last_n_revisions_and_skips_repeats() -> None:
     async def scenario() -> tuple[list[int], list[int]]:
         f = Fake()
         c = f.compactor("revision", 10, revision_interval=0.02)
         c.start()
         f.rev = 5  # current - retention <= 0: nothing to do
-        await asyncio.sleep(0.07)
+        await asyncio.sleep(0.1)
         assert f.asked == []
         f.rev = 25
-        await asyncio.sleep(0.07)  # several checks, one compaction: rev 15 is not asked twice
+        await until(lambda: f.asked == [15])
+        await asyncio.sleep(0.1)  # several more checks: rev 15 is not asked twice
         f.leader = False
         f.rev = 40
-        await asyncio.sleep(0.07)  # a follower never compacts
+        await asyncio.sleep(0.1)  # a follower never compacts
         asked_as_follower = list(f.asked)
         f.leader = True
         f.fail_with = errors.ErrCompacted()  # someone compacted further: counts as done
-        await asyncio.sleep(0.07)
+        await until(lambda: c.compacted == [15, 30])
         await c.stop()
         return asked_as_follower, c.compacted
 
@@ -100,10 +108,10 @@ def test_failures_are_retried() -> None:
         f.fail_with = errors.ErrTimeout()
         c = f.compactor("revision", 10, revision_interval=0.02)
         c.start()
-        await asyncio.sleep(0.07)
-        assert len(f.asked) >= 2 and c.compacted == []
+        await until(lambda: len(f.asked) >= 2)
+        assert c.compacted == []
         f.fail_with = None
-        await asyncio.sleep(0.05)
+        await until(lambda: c.compacted == [90])
         await c.stop()
         return c
 
