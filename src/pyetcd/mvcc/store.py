@@ -39,6 +39,7 @@ _I64 = struct.Struct(">q")
 # far it got (checked every _PROGRESS_EVERY rows, logged every few seconds) when there are many.
 _PROGRESS_MIN = 100_000
 _PROGRESS_EVERY = 10_000
+_PROGRESS_INTERVAL = 5.0  # seconds between two progress lines
 log = logging.getLogger("pyetcd.mvcc")
 
 
@@ -131,7 +132,8 @@ class KVStore:
             cursor = txn.cursor(db=self.db)
             kv = kv_pb2.KeyValue()
             total = int(txn.stat(self.db)["entries"])
-            progress = Progress(log, "restoring mvcc key index", total, "revisions") if total >= _PROGRESS_MIN else None
+            progress = (Progress(log, "restoring mvcc key index", total, "revisions", _PROGRESS_INTERVAL)
+                        if total >= _PROGRESS_MIN else None)
             for n, (raw_rev, value) in enumerate(cursor.iternext(), 1):
                 if progress is not None and n % _PROGRESS_EVERY == 0:
                     progress.update(n)
