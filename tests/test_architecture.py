@@ -11,8 +11,9 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "pyetcd"
 # design.md's order, top to bottom: a package may depend only on those before it.
+# embed/ (a member as a child process, the pytest plugin) sits on top; at run time it loads only tools/ (test_embed).
 LAYERS = ["api", "tools", "raft", "storage", "mvcc", "watch", "lease", "auth", "server", "transport", "rpc",
-          "gateway", "cli"]
+          "gateway", "cli", "embed"]
 SHARED = {"errors", "__init__"}  # pyetcd.errors, pyetcd (version constants): usable everywhere
 FORBIDDEN_THIRD_PARTY = {"raft": {"grpc", "lmdb", "google"}, "mvcc": {"grpc"}, "rpc": {"lmdb"}}
 

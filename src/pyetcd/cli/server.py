@@ -14,6 +14,7 @@ from pyetcd.server.config import ServerConfig, TLSInfo
 from pyetcd.server.server import EtcdServer
 
 from .flags import FlagError, resolve, to_config
+from .sdnotify import notify
 from .zaplog import setup_logging
 
 log = logging.getLogger("pyetcd")
@@ -40,6 +41,7 @@ async def serve(cfg: ServerConfig) -> None:
     log.info("ready to serve client requests", extra={"fields": {
         "local-member-id": f"{server.id:x}", "cluster-id": f"{server.cluster_id:x}",
         "advertise-client-urls": cfg.advertise_client_urls}})
+    notify("READY=1")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
