@@ -27,7 +27,7 @@ class Progress:
         self.started = clock()
         self._next = self.started + interval
         self.reports = 0
-        log.info(f"{msg} started", extra={"fields": {f"total-{unit}": total}})
+        log.info(f"{msg} started", stacklevel=2, extra={"fields": {f"total-{unit}": total}})
 
     def update(self, done: int) -> None:
         """Cheap to call often: logs only when ``interval`` has passed since the last line."""
@@ -37,12 +37,12 @@ class Progress:
         self._next = now + self.interval
         self.reports += 1
         percent = 100.0 * done / self.total if self.total else 100.0
-        self.log.info(f"{self.msg} in progress", extra={"fields": {
+        self.log.info(f"{self.msg} in progress", stacklevel=2, extra={"fields": {
             self.unit: done, f"total-{self.unit}": self.total, "percent": round(percent, 1),
             "took": go_duration(now - self.started)}})
 
     def finish(self, done: int, **fields: object) -> None:
-        self.log.info(f"{self.msg} finished", extra={"fields": {
+        self.log.info(f"{self.msg} finished", stacklevel=2, extra={"fields": {
             self.unit: done, "took": go_duration(self._clock() - self.started), **fields}})
 
 
