@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pyetcd.cli.zaplog import ZapJSONFormatter
+from pyetcd.cli.zaplog import ZapJSONFormatter, native_record
 from pyetcd.tools.durations import go_duration
-from support import Member, etcdctl
+from support import ClientTLS, Member, etcdctl
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3,9}(Z|[+-]\d{4})$")
 GRPC_GO = re.compile(r"^(INFO|WARNING|ERROR): \d{4}/\d\d/\d\d ")
-CALLER = re.compile(r"^[\w.-]+/[\w.-]+\.(go|py):\d+$")
+CALLER = re.compile(r"^([\w.-]+/)?[\w.-]+\.(go|py|cc|c|h):\d+$")
 
 
 def _record(msg: str, level: int = logging.INFO, name: str = "pyetcd.server", **extra: object) -> logging.LogRecord:
@@ -46,6 +46,15 @@ def test_formatter_writes_zap_lines() -> None:
     assert exc["error"] == "boom\nsecond line" and "Traceback" in exc["stacktrace"]
 
 
+def test_native_stderr_lines_become_records() -> None:
+    line = "I1129 22:54:31.572683    6744 ssl_transport_security.cc:2563] Handshake failed with error SSL_ERROR_SSL"
+    assert native_record(line) == (logging.INFO, "Handshake failed with error SSL_ERROR_SSL", "ssl_transport_security.cc:2563")
+    assert native_record("E1129 22:54:31.5 1 a/b.cc:1] x")[::2] == (logging.ERROR, "a/b.cc:1")
+    assert native_record("something else") == (logging.ERROR, "something else", None)
+    rec = _record("Handshake failed", native_caller="ssl_transport_security.cc:2563")
+    assert json.loads(ZapJSONFormatter().format(rec))["caller"] == "ssl_transport_security.cc:2563"
+
+
 def test_durations_as_go_prints_them() -> None:
     cases = {0: "0s", 1e-7: "100ns", 1.5e-6: "1.5\u00b5s", 0.9: "900ms", 1.292377e-3: "1.292377ms", 1.5: "1.5s",
              61: "1m1s", 3600: "1h0m0s", 5400: "1h30m0s", 7e-3: "7ms", -2: "-2s"}
@@ -65,6 +74,9 @@ def test_every_line_of_a_run_is_zap_json(outputs: str, member_factory, tmp_path:
     etcdctl(m, "put", "k", "v2")
     etcdctl(m, "compaction", "2")
     etcdctl(m, "defrag")
+    refused = etcdctl(m, "--dial-timeout=1s", "--command-timeout=1s", "get", "k", tls=ClientTLS(ca=m.certs.ca),
+                      check=False)  # no client certificate
+    assert refused.returncode != 0  # grpc's C core logs the failed handshake on fd 2 by itself
     assert m.stop() == (0 if any_kind == "pyetcd" else -15)  # etcd re-raises SIGTERM after its clean shutdown
     lines = _lines(log_file if outputs == "file" else m.log_path)
     if any_kind == "etcd":  # real etcd 3.4 lets grpc-go's own logger write plain lines to stderr; pyetcd must not

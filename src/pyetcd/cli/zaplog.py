@@ -15,7 +15,9 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import sys
+import threading
 from typing import Any
 
 # zap's level names; Python's CRITICAL is what etcd calls fatal.
@@ -52,7 +54,7 @@ class ZapJSONFormatter(logging.Formatter):
         line: dict[str, Any] = {
             "level": zap_level(record.levelno),
             "ts": zap_timestamp(record.created),
-            "caller": zap_caller(record.pathname, record.lineno),
+            "caller": getattr(record, "native_caller", None) or zap_caller(record.pathname, record.lineno),
             "msg": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
@@ -81,8 +83,45 @@ def handlers_for(outputs: str) -> list[logging.Handler]:
     return handlers
 
 
+# What grpc's C core (absl) writes to fd 2: "I1129 22:54:31.572683    6744 file.cc:2563] message"
+_NATIVE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ ([\w./-]+:\d+)\] ?(.*)$")
+_NATIVE_LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "F": logging.CRITICAL}
+
+
+def native_record(line: str) -> tuple[int, str, str | None]:
+    """A line a C library wrote to stderr as (level, message, caller); unknown shapes are errors."""
+    m = _NATIVE.match(line)
+    if m is None:
+        return logging.ERROR, line, None
+    return _NATIVE_LEVELS[m.group(1)], m.group(3), m.group(2)
+
+
+def bridge_native_stderr() -> None:
+    """Route what C libraries write straight to fd 2 (grpc core's handshake failures...) through
+    logging, so that with zap every line on stderr is JSON, as etcd 3.5 routes grpc's own logs
+    through zap. Python's ``sys.stderr`` keeps the original stream; fd 2 becomes a pipe read here."""
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = os.fdopen(original, "w", buffering=1, encoding="utf-8", errors="replace")
+    native = logging.getLogger("grpc.core")
+
+    def pump() -> None:
+        with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as pipe:
+            for raw in pipe:
+                if raw.strip():
+                    level, msg, caller = native_record(raw.rstrip("\n"))
+                    native.log(level, "%s", msg, extra={"native_caller": caller or "native/stderr:0"})
+
+    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+
+
 def setup_logging(logger: str, level: str, outputs: str) -> None:
     """Configure the root logger for the server process (``--logger``, ``--log-level``, ``--log-outputs``)."""
+    if logger == "zap":
+        bridge_native_stderr()
+        logging.captureWarnings(True)  # Python warnings become log lines too
     formatter: logging.Formatter = (ZapJSONFormatter() if logger == "zap"
                                     else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handlers = handlers_for(outputs)
