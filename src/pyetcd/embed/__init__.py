@@ -109,11 +109,15 @@ class Etcd:
             self.stop()
             raise
 
+    def _launch_plan(self) -> None:
+        """New members on new free ports, and a new cluster token."""
+        self._members = [MemberProcess(f"m{i}", self.directory / f"m{i}") for i in range(self.size)]
+        self.token = f"pyetcd-embed-{time.time_ns():x}"
+
     def _launch(self, fresh_ports: bool) -> bool:
         """Spawn all members and wait; False after a port clash (the caller retries on new ports)."""
         if fresh_ports or not self._members:
-            self._members = [MemberProcess(f"m{i}", self.directory / f"m{i}") for i in range(self.size)]
-            self.token = f"pyetcd-embed-{time.time_ns():x}"
+            self._launch_plan()
         for m in self._members:
             m.spawn(self._args(m))
         try:
