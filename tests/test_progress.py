@@ -96,7 +96,9 @@ def test_defrag_logs_start_and_finish(pyetcd_member: Member) -> None:
     etcdctl(pyetcd_member, "defrag")
     pyetcd_member.stop()
     lines = [json.loads(ln) for ln in pyetcd_member.log_path.read_text().splitlines() if ln.startswith("{")]
-    started = [ln for ln in lines if ln["msg"] == "defragmenting started"]
-    finished = [ln for ln in lines if ln["msg"] == "defragmenting finished"]
-    assert started and started[0]["total-copied-bytes"] > 0
+    started = [ln for ln in lines if ln["msg"] == "defragmenting"]
+    finished = [ln for ln in lines if ln["msg"] == "finished defragmenting directory"]
+    # etcd 3.5's messages and fields (mvcc/backend: "defragmenting", "finished defragmenting directory")
+    assert started and started[0]["current-db-size-bytes"] > 0 and started[0]["path"].endswith("member/snap")
     assert finished and finished[0]["current-db-size-bytes"] > 0 and finished[0]["took"].endswith("s")
+    assert finished[0]["current-db-size-bytes-diff"] <= 0

@@ -90,8 +90,8 @@ def test_every_line_of_a_run_is_zap_json(outputs: str, member_factory, tmp_path:
         assert TS.match(obj["ts"]) and CALLER.match(obj["caller"]), line
         msgs.append(obj["msg"])
     if any_kind == "pyetcd":  # the lines an operator looks for
-        for expected in ("starting an etcd server", "ready to serve client requests", "defragmenting started",
-                         "defragmenting finished", "received signal; shutting down", "closed etcd server"):
+        for expected in ("starting an etcd server", "ready to serve client requests", "defragmenting",
+                         "finished defragmenting directory", "received signal; shutting down", "closed etcd server"):
             assert expected in msgs, (expected, msgs)
     if outputs == "file":
         assert not [ln for ln in _lines(m.log_path) if ln.startswith("{")]  # nothing went to stderr instead

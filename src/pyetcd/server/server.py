@@ -40,7 +40,6 @@ from pyetcd.raft import (
     StateType,
 )
 from pyetcd.storage.backend import DEFAULT_QUOTA, META, Backend
-from pyetcd.storage.progress import Progress
 from pyetcd.storage.raftlog import RaftLog
 
 from . import kvops
@@ -49,6 +48,7 @@ from .apply import Applier
 from .autocompact import AutoCompactor
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
 from .config import ServerConfig
+from .defraglog import DefragLog
 from .leases import ServerLeases
 from .membership import Membership, member_id
 from .waiting import Deadlines, Wakeup
@@ -251,13 +251,11 @@ class EtcdServer:
         The copy runs on the apply thread while no turn can start; the swap (close, rename,
         reopen) runs on the event loop, where no read transaction can be open at that moment."""
         async with self._disk:
-            before = self.backend.sizes()
-            progress = Progress(log, "defragmenting", before.db_size_in_use, "copied-bytes")
-            copy = functools.partial(self.backend.defrag_copy, progress)
+            report = DefragLog(log, self.backend)
+            copy = functools.partial(self.backend.defrag_copy, report.progress)
             tmp = await asyncio.get_running_loop().run_in_executor(self._apply_thread, copy)
             self.backend.defrag_swap(tmp)
-            after = self.backend.sizes().db_size
-            progress.finish(after, **{"previous-db-size-bytes": before.db_size, "current-db-size-bytes": after})
+            report.finished()
 
     def status(self) -> StatusInfo:
         return StatusInfo(leader=self.leader, raft_index=self.commit_index, raft_term=self.term,

@@ -20,14 +20,17 @@ class Progress:
     """Logs ``msg`` with ``done``/``total`` at most every ``interval`` seconds, then a final line."""
 
     def __init__(self, log: logging.Logger, msg: str, total: int, unit: str, interval: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, started: str = "", finished: str = "",
+                 start_fields: dict[str, object] | None = None) -> None:
         self.log, self.msg, self.total, self.unit = log, msg, total, unit
+        self.finished_msg = finished or f"{msg} finished"  # etcd's own wording where etcd logs the operation
         self.interval = interval
         self._clock = clock
         self.started = clock()
         self._next = self.started + interval
         self.reports = 0
-        log.info(f"{msg} started", stacklevel=2, extra={"fields": {f"total-{unit}": total}})
+        log.info(started or f"{msg} started", stacklevel=2,
+                 extra={"fields": {**(start_fields or {}), f"total-{unit}": total}})
 
     def update(self, done: int) -> None:
         """Cheap to call often: logs only when ``interval`` has passed since the last line."""
@@ -42,7 +45,7 @@ class Progress:
             "took": go_duration(now - self.started)}})
 
     def finish(self, done: int, **fields: object) -> None:
-        self.log.info(f"{self.msg} finished", stacklevel=2, extra={"fields": {
+        self.log.info(self.finished_msg, stacklevel=2, extra={"fields": {
             self.unit: done, "took": go_duration(self._clock() - self.started), **fields}})
 
 
