@@ -49,11 +49,28 @@ def test_aetcd_client(etcd):
 '''
 
 
-def run_sample(python: str, directory: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Write the sample into ``directory`` (with an empty pytest.ini) and run it with ``python -m pytest``."""
+TLS_SAMPLE_TEST = '''
+import os
+import subprocess
+from pathlib import Path
+
+
+def test_mutual_tls(etcd):
+    assert etcd.endpoints[0].startswith("https://") and all(Path(p).is_file() for p in (etcd.ca, etcd.cert, etcd.key))
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    base = ["etcdctl", f"--endpoints={etcd.endpoints[0]}", "--dial-timeout=2s", "--command-timeout=2s"]
+    tls = [f"--cacert={etcd.ca}", f"--cert={etcd.cert}", f"--key={etcd.key}"]
+    assert subprocess.run([*base, *tls, "put", "k", "v"], env=env, capture_output=True).returncode == 0
+    assert subprocess.run([*base, f"--cacert={etcd.ca}", "get", "k"], env=env, capture_output=True).returncode != 0
+'''
+
+
+def run_sample(python: str, directory: Path, timeout: float = 300, *, ini: str = "",
+               test: str = SAMPLE_TEST) -> subprocess.CompletedProcess[str]:
+    """Write ``test`` into ``directory`` (with a pytest.ini holding ``ini``) and run it with ``python -m pytest``."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "pytest.ini").write_text("[pytest]\n")
-    (directory / "test_sample.py").write_text(SAMPLE_TEST)
+    (directory / "pytest.ini").write_text(f"[pytest]\n{ini}\n")
+    (directory / "test_sample.py").write_text(test)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ETCDCTL_"))}
     return subprocess.run([python, "-m", "pytest", "-vv", "-p", "no:cacheprovider", "--durations=0", "-rs"],
                           cwd=directory, env=env, capture_output=True, text=True, timeout=timeout)
