@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak bench deps e2e clean
+.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench deps e2e clean
 
 all: install
 
@@ -66,6 +66,10 @@ soak: install
 # long multi-member fault runs (5-member failover, ...): not part of make test
 cluster-soak: install deps
 	$(BIN)/pytest -q -m cluster_soak tests
+
+# pip install . of the checkout into a fresh venv, then a user's test file with the etcd fixture
+packaging: install deps
+	$(BIN)/pytest -q -m packaging tests/test_packaging.py
 
 bench: install deps
 	$(BIN)/python bench/kv.py

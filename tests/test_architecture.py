@@ -12,13 +12,14 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "pyetcd"
 # design.md's order, top to bottom: a package may depend only on those before it ...
+# embed/ (a member as a child process, the pytest plugin) sits on top; at run time it loads only tools/ (test_embed).
 LAYERS = ["api", "tools", "raft", "storage", "mvcc", "watch", "lease", "auth", "server", "transport", "rpc",
-          "gateway", "cli"]
+          "gateway", "cli", "embed"]
 # ... and, of those, only on what its "may import" column names (api and the shared modules aside).
 MAY_IMPORT: dict[str, set[str]] = {
     "tools": set(),
     "raft": set(),
-    "storage": {"raft"},  # the durable raft log implements the core's Storage
+    "storage": {"raft", "tools"},  # the durable raft log implements the core's Storage
     "mvcc": {"storage"},
     "watch": {"mvcc", "storage"},
     "lease": {"storage", "mvcc"},
@@ -28,6 +29,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "rpc": {"server", "auth", "watch", "mvcc", "raft"},
     "gateway": {"rpc", "server", "auth", "watch"},
     "cli": set(LAYERS),
+    "embed": {"tools"},
 }
 SHARED = {"errors", "__init__", "tls", "failpoints"}  # pyetcd.errors, pyetcd.tls, ...: usable everywhere
 FORBIDDEN_THIRD_PARTY = {"raft": {"grpc", "lmdb", "google"}, "mvcc": {"grpc"}, "rpc": {"lmdb"}}

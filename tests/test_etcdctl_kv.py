@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from pyetcd import ETCD_API_VERSION
 from support import Member, etcdctl
 from support.masks import mask
 
@@ -102,7 +103,8 @@ def test_cluster_commands_show_this_member(pair: tuple[Member, Member]) -> None:
     assert st["raftIndex"] >= 1 and st["raftAppliedIndex"] == st["raftIndex"] and st["raftTerm"] >= 1
     assert st["dbSize"] > 0 and 0 < st["dbSizeInUse"] <= st["dbSize"]
     table = etcdctl(py, "endpoint", "status", "-w", "table").stdout
-    assert re.search(r"\| " + re.escape(py.client_url) + r" \| +[0-9a-f]{12,16} \| +3\.5\.0 \| .* \| +true \| +false \|",
+    version = re.escape(ETCD_API_VERSION)  # 3.5.13: see pyetcd/__init__.py
+    assert re.search(r"\| " + re.escape(py.client_url) + r" \| +[0-9a-f]{12,16} \| +" + version + r" \| .* \| +true \| +false \|",
                      table), table
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyetcd.server.autocompact import parse_retention
 from pyetcd.server.config import ServerConfig, TLSInfo
+from pyetcd.tools.durations import parse_go_duration as parse_duration
+
+from .configfile import ConfigFileError, read_config_file
 
 
 class FlagError(Exception):
@@ -46,28 +49,6 @@ def parse_size(value: str) -> int:
     if n < 0:
         raise ValueError("must not be negative")
     return n
-
-
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|ms|s|m|h)")
-
-
-def parse_duration(value: str) -> float:
-    """A Go duration (``100ms``, ``5s``, ``1m30s``, ``0``) in seconds."""
-    v = value.strip()
-    sign = -1.0 if v.startswith("-") else 1.0
-    v = v.lstrip("+-")
-    if v == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION_PART.finditer(v):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if not v or pos != len(v):
-        raise ValueError(f"invalid duration {value!r}")
-    return sign * total
 
 
 @dataclass(frozen=True)
@@ -134,8 +115,10 @@ FLAGS: list[Flag] = [
     _s("log-outputs", "default", "'default', 'stderr', 'stdout', or file paths (comma-separated)."),
     _b("debug", "Enable debug-level logging."),
     Flag("listen-metrics-urls", parse_urls, [], "Additional URLs to serve /metrics and /health.", supported=False),
-    _s("auto-compaction-retention", "0", "Auto compaction retention (0 = off).", supported=False),
-    _s("auto-compaction-mode", "periodic", "'periodic' or 'revision'.", supported=False),
+    _s("auto-compaction-retention", "0", "Auto compaction retention: a duration ('1h', '30m'; a bare number "
+       "is hours) in periodic mode, a number of revisions in revision mode. 0 disables auto compaction."),
+    _s("auto-compaction-mode", "periodic", "Interpret 'auto-compaction-retention' as 'periodic' (a duration) "
+       "or 'revision' (a count)."),
     _b("enable-v2", "Accept etcd V2 client requests (pyetcd serves v3 only).", supported=False),
     _b("enable-pprof", "Enable runtime profiling data via HTTP server.", supported=False),
     Flag("strict-reconfig-check", parse_bool, True, "Reject reconfiguration requests that would cause quorum loss.",
@@ -146,10 +129,12 @@ FLAGS: list[Flag] = [
     Flag("bcrypt-cost", int, 10, "Specify bcrypt algorithm cost factor for auth password hashing."),
     Flag("auth-token-ttl", int, 300, "The lifetime in seconds of the auth token."),
     Flag("max-concurrent-streams", int, 2**32 - 1, "Maximum concurrent streams per gRPC connection.", supported=False),
-    _s("config-file", "", "Path to the server configuration file.", supported=False),
+    _s("config-file", "", "Path to the server configuration file (etcd's YAML keys); other flags and ETCD_* "
+       "variables are then ignored."),
     Flag("experimental-watch-progress-notify-interval", parse_duration, 600.0,
          "Duration of periodic watch progress notifications."),
 ]
+_BY_NAME = {f.name: f for f in FLAGS}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,21 +159,44 @@ class Resolved:
     unsupported: list[str]  # flags set that are accepted but have no effect yet
     unknown_env: list[str]  # ETCD_* variables that match no flag (etcd warns about them too)
     version: bool
+    config_file: str = ""  # the YAML file the values came from (flags and ETCD_* ignored then)
+    unknown_keys: list[str] = field(default_factory=list)  # keys of that file pyetcd does not know
 
 
 def resolve(argv: list[str], environ: dict[str, str] | None = None) -> Resolved:
-    """Flag values after the environment and the defaults."""
+    """Flag values after the environment and the defaults, or from ``--config-file`` (etcd's rule:
+    a configuration file replaces every other flag and ETCD_* variable)."""
     env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    values: dict[str, Any] = {}
-    unsupported: list[str] = []
     known_env = {f.env for f in FLAGS} | {"ETCD_UNSUPPORTED_ARCH"}
     unknown_env = sorted(k for k in env if k.startswith("ETCD_") and k not in known_env)
+    config_file = args.config_file or env.get("ETCD_CONFIG_FILE", "")
+    if config_file:
+        try:
+            settings, unknown = read_config_file(config_file)
+        except ConfigFileError as e:
+            raise FlagError(str(e)) from e
+        unknown += sorted(k for k in settings if k not in _BY_NAME)
+        raws = {f.name: (settings.get(f.name), f"{f.name} in {config_file}") for f in FLAGS if f.name != "config-file"}
+        values, unsupported = _parse_all(raws)
+        values["config_file"] = config_file
+        return Resolved(values, unsupported, [], bool(args.version), config_file, unknown)
+    raws = {}
     for f in FLAGS:
-        raw = getattr(args, f.dest)
-        source = f"--{f.name}"
+        raw, source = getattr(args, f.dest), f"--{f.name}"
         if raw is None and f.env in env:
             raw, source = env[f.env], f.env
+        raws[f.name] = (raw, source)
+    values, unsupported = _parse_all(raws)
+    return Resolved(values, unsupported, unknown_env, bool(args.version))
+
+
+def _parse_all(raws: dict[str, tuple[str | None, str]]) -> tuple[dict[str, Any], list[str]]:
+    """Each flag's value from its raw text (None: the default), and the unsupported ones set."""
+    values: dict[str, Any] = {}
+    unsupported: list[str] = []
+    for f in FLAGS:
+        raw, source = raws.get(f.name, (None, ""))
         if raw is None:
             values[f.dest] = f.default
             continue
@@ -198,7 +206,7 @@ def resolve(argv: list[str], environ: dict[str, str] | None = None) -> Resolved:
             raise FlagError(f"invalid value {raw!r} for {source}: {e}") from e
         if not f.supported and values[f.dest] not in (f.default, False, "", []):
             unsupported.append(f.name)
-    return Resolved(values, unsupported, unknown_env, bool(args.version))
+    return values, unsupported
 
 
 def to_config(v: dict[str, Any]) -> ServerConfig:
@@ -215,6 +223,12 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
     if v["log_level"] not in ("debug", "info", "warn", "error", "panic", "fatal"):
         raise FlagError(f"invalid value {v['log_level']!r} for --log-level: expected debug, info, warn, error, "
                         "panic or fatal")
+    if v["logger"] not in ("zap", "capnslog"):
+        raise FlagError(f"invalid value {v['logger']!r} for --logger: expected 'zap' (JSON lines) or 'capnslog'")
+    try:
+        retention = parse_retention(v["auto_compaction_mode"], v["auto_compaction_retention"])
+    except ValueError as e:
+        raise FlagError(f"{e} (--auto-compaction-mode / --auto-compaction-retention)") from e
     client_tls = TLSInfo(v["cert_file"], v["key_file"], v["trusted_ca_file"], v["client_cert_auth"], v["auto_tls"],
                          crl_file=v["client_crl_file"])
     if bool(client_tls.cert_file) != bool(client_tls.key_file):
@@ -250,4 +264,6 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
         # etcd falls back to the default cost when the given one is outside bcrypt's range
         bcrypt_cost=v["bcrypt_cost"] if 4 <= v["bcrypt_cost"] <= 31 else 10,
         auth_token_ttl=v["auth_token_ttl"],
+        auto_compaction_mode=v["auto_compaction_mode"],
+        auto_compaction_retention=v["auto_compaction_retention"] if retention else "0",
     )

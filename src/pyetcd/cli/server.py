@@ -17,24 +17,10 @@ from pyetcd.tls import ConfigError, TLSInfo
 from pyetcd.transport import PeerTransport, fetch_remote_cluster
 
 from .flags import FlagError, resolve, to_config
+from .sdnotify import notify
+from .zaplog import setup_logging
 
 log = logging.getLogger("pyetcd")
-
-
-def setup_logging(level: str, outputs: str) -> None:
-    py_level = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
-                "panic": logging.CRITICAL, "fatal": logging.CRITICAL}[level]
-    handlers: list[logging.Handler] = []
-    for out in (outputs or "default").split(","):
-        out = out.strip()
-        if out in ("default", "stderr", ""):
-            handlers.append(logging.StreamHandler(sys.stderr))
-        elif out == "stdout":
-            handlers.append(logging.StreamHandler(sys.stdout))
-        else:
-            handlers.append(logging.FileHandler(out))
-    logging.basicConfig(level=py_level, handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _self_signed(cfg: ServerConfig, urls: list[str], kind: str) -> TLSInfo:
@@ -88,18 +74,22 @@ async def serve(cfg: ServerConfig) -> int:
         # as etcd: clients are served once the member knows a leader (until then they retry
         # another endpoint rather than get "no leader")
         await grpc_server.start()
-        log.info("serving client traffic on %s", ",".join(cfg.listen_client_urls))
-        log.info("ready to serve client requests; member %x in cluster %x", server.id, server.cluster_id)
+        log.info("serving client traffic", extra={"fields": {"listen-client-urls": cfg.listen_client_urls}})
+        log.info("ready to serve client requests", extra={"fields": {
+            "local-member-id": f"{server.id:x}", "cluster-id": f"{server.cluster_id:x}",
+            "advertise-client-urls": cfg.advertise_client_urls}})
+        notify("READY=1")
         await asyncio.wait({removal, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if removal.done():
             removed("the member has been permanently removed from the cluster")
-    else:
-        log.info("received signal; shutting down")
+    if stopping.done():
+        log.info("received signal; shutting down", extra={"fields": {"signal": "terminated"}})
     for task in (starting, removal, stopping):
         task.cancel()
     await grpc_server.stop(grace=1.0)
     await transport.close()
     await server.stop()
+    log.info("closed etcd server", extra={"fields": {"name": cfg.name, "data-dir": str(cfg.data_dir)}})
     return exit_code
 
 
@@ -113,16 +103,31 @@ def main(argv: list[str] | None = None) -> int:
     except FlagError as e:
         print(f"pyetcd: error verifying flags, {e}. See 'pyetcd --help'.", file=sys.stderr)
         return 1
-    setup_logging(cfg.log_level, resolved.values["log_outputs"])
+    try:
+        setup_logging(resolved.values["logger"], cfg.log_level, resolved.values["log_outputs"])
+    except OSError as e:
+        print(f"pyetcd: cannot open --log-outputs {e.filename}: {e.strerror}", file=sys.stderr)
+        return 1
+    if resolved.config_file:
+        log.info("loaded server configuration, other configuration command line flags and environment "
+                 "variables will be ignored if provided", extra={"fields": {"path": resolved.config_file}})
+    for key in resolved.unknown_keys:
+        log.warning("unknown key in the configuration file; ignored", extra={"fields": {"key": key}})
     for name in resolved.unknown_env:
-        log.warning("unrecognized environment variable %s", name)
+        log.warning("unrecognized environment variable", extra={"fields": {"environment-variable": name}})
     for name in resolved.unsupported:
-        log.warning("--%s is accepted for compatibility but has no effect in pyetcd yet", name)
+        log.warning("flag accepted for compatibility but has no effect in pyetcd yet", extra={"fields": {"flag": name}})
+    log.info("starting an etcd server", extra={"fields": {
+        "etcd-version": ETCD_API_VERSION, "pyetcd-version": __version__, "python-version": sys.version.split()[0],
+        "name": cfg.name, "data-dir": str(cfg.data_dir), "member-initialized": (cfg.data_dir / "member").exists(),
+        "initial-cluster": cfg.initial_cluster, "initial-cluster-state": cfg.initial_cluster_state,
+        "quota-backend-bytes": cfg.quota_backend_bytes, "auto-compaction-mode": cfg.auto_compaction_mode,
+        "auto-compaction-retention": cfg.auto_compaction_retention}})
     auto_tls(cfg)
     try:
         return asyncio.run(serve(cfg))
     except ConfigError as e:
-        log.error("%s", e)
+        log.error("%s", e, extra={"fields": {"error": str(e)}})
         return 1
 
 

@@ -11,6 +11,7 @@ visible, on the readers' thread, all at once.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import lmdb
 from pyetcd import errors
 from pyetcd.api import kv_pb2
 from pyetcd.storage.backend import KEY, META, Backend
+from pyetcd.storage.progress import Progress
 
 from .index import BatchIndex, KeyIndex, TreeIndex
 from .revision import Revision, decode_revision, encode_revision, main_revision_prefix
@@ -33,6 +35,12 @@ DELETE = kv_pb2.Event.DELETE
 _META_CURRENT_REV = b"currentRev"
 _META_COMPACT_REV = b"finishedCompactRev"
 _I64 = struct.Struct(">q")
+# A first start on a large data dir rebuilds the key index from every stored revision: log how
+# far it got (checked every _PROGRESS_EVERY rows, logged every few seconds) when there are many.
+_PROGRESS_MIN = 100_000
+_PROGRESS_EVERY = 10_000
+_PROGRESS_INTERVAL = 5.0  # seconds between two progress lines
+log = logging.getLogger("pyetcd.mvcc")
 
 
 @dataclass
@@ -130,7 +138,12 @@ class KVStore:
                 self.current_rev = max(self.current_rev, _I64.unpack(raw)[0])
             cursor = txn.cursor(db=self.db)
             kv = kv_pb2.KeyValue()
-            for raw_rev, value in cursor.iternext():
+            total = int(txn.stat(self.db)["entries"])
+            progress = (Progress(log, "restoring mvcc key index", total, "revisions", _PROGRESS_INTERVAL)
+                        if total >= _PROGRESS_MIN else None)
+            for n, (raw_rev, value) in enumerate(cursor.iternext(), 1):
+                if progress is not None and n % _PROGRESS_EVERY == 0:
+                    progress.update(n)
                 rev, tombstone = decode_revision(bytes(raw_rev))
                 kv.ParseFromString(bytes(value))
                 ki = self.index.get(kv.key)
@@ -144,6 +157,8 @@ class KVStore:
                     ki.restore(Revision(kv.create_revision, 0), rev, kv.version)
                     ki.lease = kv.lease
                 self.current_rev = max(self.current_rev, rev.main)
+            if progress is not None:
+                progress.finish(total, keys=len(self.index), **{"current-revision": self.current_rev})
 
     @property
     def db(self) -> lmdb._Database:

@@ -29,10 +29,12 @@ from pyetcd.watch import WatchHub
 
 from . import kvops, reconfig
 from .alarms import Quota
+from .autocompact import AutoCompactor
 from .bootstrap import RemoteCluster
 from .changefeed import ChangeFeed
 from .compose import compose
 from .config import ServerConfig
+from .defraglog import DefragLog
 from .install import SnapshotInstaller
 from .node_loop import NodeLoop
 from .ports import NoPeers, PeerSender
@@ -77,8 +79,11 @@ class EtcdServer:
         self.loop.leader_listeners.append(parts.leases.on_leader)
         self.quota = Quota(parts.backend, cfg.quota_backend_bytes or DEFAULT_QUOTA, self.id, self.propose)
         self.peers.set_peers(parts.members.peer_urls(exclude=self.id))
+        self.autocompactor = AutoCompactor.from_config(
+            cfg.auto_compaction_mode, cfg.auto_compaction_retention, current_rev=lambda: self.kv.current_rev,
+            compact=lambda rev: self.compact(rpc_pb2.CompactionRequest(revision=rev)),
+            is_leader=lambda: self.is_leader)
         self._stopped = False
-        self.started_at = time.monotonic()
 
     # ---- what the rest of the process reads -------------------------------------------------
     @property
@@ -131,6 +136,8 @@ class EtcdServer:
             self.loop.campaign()
         await self.loop.ready_event.wait()
         asyncio.create_task(self._publish_attributes())
+        if self.autocompactor is not None:
+            self.autocompactor.start()
 
     async def _publish_attributes(self) -> None:
         attrs = internal_pb2.MemberAttributes(ID=self.id, name=self.cfg.name,
@@ -148,6 +155,8 @@ class EtcdServer:
 
     async def stop(self) -> None:
         self._stopped = True
+        if self.autocompactor is not None:
+            await self.autocompactor.stop()
         await self.parts.leases.stop()
         await self.installer.stop()
         await self.loop.stop()
@@ -419,8 +428,10 @@ class EtcdServer:
         reopen) runs on the event loop, where no read transaction can be open at that moment."""
         backend = self.parts.backend
         async with self.loop.disk:
-            tmp = await self.loop.run_on_apply_thread(backend.defrag_copy)
+            report = DefragLog(log, backend)
+            tmp = await self.loop.run_on_apply_thread(lambda: backend.defrag_copy(report.progress))
             backend.defrag_swap(tmp)
+            report.finished()
 
     def snapshot_to(self, dest: Any) -> None:
         """A consistent, compact copy of the store into file ``dest`` (Maintenance.Snapshot)."""

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import lmdb
 
+from .progress import FileGrowth, Progress
+
 # Bucket names, as etcd's bolt buckets.
 KEY = b"key"          # revision -> mvccpb.KeyValue bytes
 META = b"meta"        # consistent index, compaction revisions, current revision
@@ -101,12 +103,18 @@ class Backend:
         with dest.open("wb") as f:
             self.env.copyfd(f.fileno(), compact=True)
 
-    def defrag_copy(self) -> Path:
-        """Write a compact copy beside the live file (runs while the member keeps serving reads)."""
+    def defrag_copy(self, progress: Progress | None = None) -> Path:
+        """Write a compact copy beside the live file (runs while the member keeps serving reads).
+
+        With ``progress``, the copy's growth is logged every few seconds while LMDB writes it."""
         tmp = self.path / "defrag.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        self.env.copy(str(tmp), compact=True)
+        if progress is None:
+            self.env.copy(str(tmp), compact=True)
+        else:
+            with FileGrowth(progress, tmp / "data.mdb"):
+                self.env.copy(str(tmp), compact=True)
         fd = os.open(tmp / "data.mdb", os.O_RDONLY)
         try:
             os.fsync(fd)  # durable before it replaces the live file

@@ -1,0 +1,28 @@
+"""The pytest plugin as a user meets it: a test file in a directory of its own, no conftest, the
+``etcd`` fixture found through the ``pytest11`` entry point; the real etcdctl and aetcd as clients."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from support.plugin_sample import TLS_SAMPLE_TEST, run_sample
+
+
+def test_sample_tests_pass_and_each_test_starts_empty(tmp_path: Path) -> None:
+    res = run_sample(sys.executable, tmp_path / "userproject", timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert re.search(r"\b3 passed\b", out), out
+    assert "test_aetcd_client PASSED" in out, out  # aetcd installed: the client example really ran
+    # one member for the session: only the first test's setup starts a process, the others wipe it
+    setups = dict((name, float(sec)) for sec, name in re.findall(r"([\d.]+)s setup\s+test_sample.py::(\w+)", out))
+    assert set(setups) == {"test_put_with_etcdctl", "test_second_test_sees_an_empty_keyspace", "test_aetcd_client"}, out
+    assert setups["test_second_test_sees_an_empty_keyspace"] < 0.25 and setups["test_aetcd_client"] < 0.25, out
+
+
+def test_tls_from_the_ini_file(tmp_path: Path) -> None:
+    res = run_sample(sys.executable, tmp_path / "tlsproject", timeout=120, ini="pyetcd_tls = true", test=TLS_SAMPLE_TEST)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "test_mutual_tls PASSED" in out, out
