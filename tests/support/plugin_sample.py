@@ -26,16 +26,24 @@ def ctl(etcd, *args):
     return res.stdout
 
 
+def note_pids(etcd):
+    with open("member-pids.txt", "a") as f:
+        f.write(repr(sorted(etcd.pids)) + "\\n")
+
+
 def test_put_with_etcdctl(etcd):
+    note_pids(etcd)
     ctl(etcd, "put", "shared", "from-the-first-test")
     assert ctl(etcd, "get", "shared", "--print-value-only").strip() == "from-the-first-test"
 
 
 def test_second_test_sees_an_empty_keyspace(etcd):
+    note_pids(etcd)
     assert ctl(etcd, "get", "", "--from-key").strip() == ""
 
 
 def test_aetcd_client(etcd):
+    note_pids(etcd)
     aetcd = __import__("pytest").importorskip("aetcd")
     url = urlsplit(etcd.endpoints[0])
 
@@ -46,6 +54,17 @@ def test_aetcd_client(etcd):
 
     assert asyncio.run(roundtrip()) == b"hello"
     assert ctl(etcd, "get", "greeting", "--print-value-only").strip() == "hello"
+
+
+def test_three_member_cluster(etcd_cluster):
+    assert len(etcd_cluster.endpoints) == 3
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    first, last = etcd_cluster.endpoints[0], etcd_cluster.endpoints[-1]
+    put = subprocess.run(["etcdctl", f"--endpoints={first}", "put", "k", "v"], env=env, capture_output=True, text=True)
+    assert put.returncode == 0, put.stderr
+    get = subprocess.run(["etcdctl", f"--endpoints={last}", "get", "k", "--print-value-only"], env=env,
+                         capture_output=True, text=True)
+    assert get.stdout.strip() == "v"
 '''
 
 
