@@ -104,7 +104,10 @@ class Quota:
         self.backend, self.quota, self.member_id, self.propose = backend, quota_bytes, member_id, propose
 
     async def check(self, req: Any) -> None:
-        if self.backend.size_in_use + request_cost(req) < self.quota:
+        cost = request_cost(req)
+        # the high-water mark is free to read and usually far below the quota; near it, count
+        # the pages really in use (the raft log lives elsewhere and never counts)
+        if self.backend.high_water + cost < self.quota or self.backend.bytes_in_use() + cost < self.quota:
             return
         alarm = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=NOSPACE)
         await self.propose(internal_pb2.InternalRequest(alarm=alarm))

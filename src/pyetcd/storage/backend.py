@@ -65,8 +65,21 @@ class Backend:
         self.refresh_size()
 
     def refresh_size(self) -> None:
-        """Note the bytes in use after a commit, so a quota check per request costs nothing."""
-        self.size_in_use = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        """Note the high-water mark after a commit (every page ever allocated, free ones too):
+        an upper bound of what is in use that a quota check per request can read for nothing."""
+        self.high_water = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+
+    def bytes_in_use(self) -> int:
+        """The pages the buckets hold now: the file less its free pages, as etcd's in-use size.
+        (LMDB's copy-on-write leaves the high-water mark well above this: an empty store holds
+        6 pages but has touched 15.)"""
+        stat = self.env.stat()
+        pages = 2 + stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]  # 2 meta pages
+        with self.read() as txn:
+            for db in self.dbs.values():
+                st = txn.stat(db)
+                pages += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+        return int(pages * stat["psize"])
 
     def db(self, name: bytes) -> lmdb._Database:
         """A bucket's handle. Look it up at use: defragmentation reopens the environment."""
@@ -86,12 +99,9 @@ class Backend:
         return self.env.begin(write=True)
 
     def sizes(self) -> SizeInfo:
-        info = self.env.info()
-        stat = self.env.stat()
         data_file = self.path / "data.mdb"
         on_disk = data_file.stat().st_size if data_file.exists() else 0
-        in_use = (info["last_pgno"] + 1) * stat["psize"]
-        return SizeInfo(db_size=max(on_disk, in_use), db_size_in_use=in_use)
+        return SizeInfo(db_size=max(on_disk, self.high_water), db_size_in_use=self.bytes_in_use())
 
     def copy_to(self, dest: Path, compact: bool = True) -> None:
         """Write a consistent copy of the environment (a snapshot, or defragmentation)."""
