@@ -11,6 +11,7 @@ from typing import Any
 
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.server.server import EtcdServer
+from pyetcd.storage.etcdexport import write_etcd_db
 
 from .errors import stream, unary
 
@@ -63,11 +64,11 @@ SNAPSHOT_CHUNK = 32 * 1024  # etcd's snapshot send buffer
 
 
 async def snapshot_stream(s: EtcdServer) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-    """The backend as etcd streams it: chunks counting down ``remaining_bytes``, then the
+    """The backend as etcd's bbolt file, streamed as etcd does: chunks counting down ``remaining_bytes``, then the
     SHA-256 of everything sent, which restore tools check (etcdctl and pyetcdutl)."""
     with tempfile.TemporaryDirectory(prefix="pyetcd-snapshot-") as tmp:
         path = Path(tmp) / "snapshot.db"
-        await asyncio.get_running_loop().run_in_executor(None, s.backend.snapshot_to, path)
+        await asyncio.get_running_loop().run_in_executor(None, write_etcd_db, s.backend, path)
         size = path.stat().st_size
         digest = hashlib.sha256()
         sent = 0

@@ -39,6 +39,7 @@ from pyetcd.raft import (
     StateType,
 )
 from pyetcd.storage.backend import DEFAULT_QUOTA, META, Backend
+from pyetcd.storage.etcdimport import import_etcd_data_dir
 from pyetcd.storage.raftlog import RaftLog
 
 from . import kvops
@@ -76,6 +77,7 @@ class StatusInfo:
 class EtcdServer:
     def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
+        import_etcd_data_dir(cfg.data_dir)  # etcd's own data dir (bbolt + WAL), converted at first start
         self.backend = Backend(cfg.data_dir / "member" / "snap", cfg.quota_backend_bytes or DEFAULT_QUOTA)
         self.kv = KVStore(self.backend)
         self.raftlog = RaftLog(self.backend)
@@ -90,7 +92,8 @@ class EtcdServer:
         self.auth = AuthStore(self.backend, token_ttl=cfg.auth_token_ttl)
         self.auth.register(self.applier)
         initial = cfg.initial_members()
-        self.id = member_id(initial.get(cfg.name, cfg.initial_advertise_peer_urls), cfg.initial_cluster_token)
+        self.id = self.raftlog.local_id or member_id(initial.get(cfg.name, cfg.initial_advertise_peer_urls),
+                                                     cfg.initial_cluster_token)
         if self.raftlog.is_new:
             self._bootstrap(initial)
         self.quota = Quota(self.backend, cfg.quota_backend_bytes or DEFAULT_QUOTA, self.id, self.propose)

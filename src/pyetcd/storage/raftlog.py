@@ -22,6 +22,7 @@ _HARD_STATE = struct.Struct(">QQQ")
 _HS_KEY = b"hardstate"
 _SNAP_KEY = b"snapshot"
 _CONF_KEY = b"confstate"  # membership as of the last applied conf change
+_LOCAL_ID_KEY = b"localid"  # this member's id when it was not derived from the flags (etcd's WAL metadata)
 
 
 def encode_entry(e: Entry) -> bytes:
@@ -59,6 +60,7 @@ class RaftLog(MemoryStorage):
         self.backend = backend
         self._applied_conf: ConfState | None = None
         self.bytes_since_compaction = 0  # entry data written since the log was last compacted
+        self.local_id = 0  # this member's stored id (an imported etcd member's), 0 if none
 
     @property
     def log_db(self) -> lmdb._Database:
@@ -83,6 +85,9 @@ class RaftLog(MemoryStorage):
             raw = txn.get(_CONF_KEY, db=self.state_db)
             if raw is not None:
                 self._applied_conf = _conf_state(json.loads(bytes(raw)))
+            raw = txn.get(_LOCAL_ID_KEY, db=self.state_db)
+            if raw is not None:
+                self.local_id = _INDEX.unpack(bytes(raw))[0]
             raw = txn.get(_HS_KEY, db=self.state_db)
             if raw is not None:
                 self.set_hard_state(HardState(*_HARD_STATE.unpack(bytes(raw))))
@@ -101,6 +106,11 @@ class RaftLog(MemoryStorage):
     def persist_conf_state(self, txn: lmdb.Transaction, cs: ConfState) -> None:
         txn.put(_CONF_KEY, json.dumps(_conf_state_dict(cs)).encode(), db=self.state_db)
         self._applied_conf = cs
+
+    def persist_local_id(self, txn: lmdb.Transaction, node_id: int) -> None:
+        """Keep this member's id, as etcd keeps it in its WAL: it outlives the flags it came from."""
+        txn.put(_LOCAL_ID_KEY, _INDEX.pack(node_id), db=self.state_db)
+        self.local_id = node_id
 
     def persist(self, txn: lmdb.Transaction, entries: list[Entry], hard_state: HardState | None,
                 snapshot_meta: SnapshotMetadata | None = None) -> None:
