@@ -1,6 +1,6 @@
 // bboltcheck: bbolt's own consistency check (what `bbolt check` runs: tx.Check) and a listing of
 // buckets and key counts, built offline from Debian's golang-github-coreos-bbolt-dev.
-// Usage: bboltcheck check FILE | bboltcheck buckets FILE
+// Usage: bboltcheck check FILE | bboltcheck buckets FILE. Built by tests/support/bboltcheck/__init__.py.
 package main
 
 import (

@@ -1,0 +1,181 @@
+"""Backup and restore as etcd's ops guide does it, and data moving between real etcd and pyetcd
+both ways through etcd's own files: snapshots (bbolt + SHA-256), `etcdctl snapshot restore`d
+data dirs, and a stopped real etcd's own data dir. Every comparison is against the other server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support import ETCDCTL_BIN, CertPaths, Member, etcdctl, etcdctl_env, free_port
+from support.bboltcheck import bbolt_check
+
+PYETCDUTL = str(Path(sys.executable).parent / "pyetcdutl")
+ROOT = ("--user", "root:rootpw")
+
+
+def _member(kind: str, base: Path, certs: CertPaths) -> Member:
+    return Member(kind=kind, name=f"{kind}-{base.name}", base_dir=base, client_port=free_port(),
+                  peer_port=free_port(), certs=certs)
+
+
+def _populate(m: Member, *, auth: bool) -> None:
+    """History with overwrites, deletes, a compaction, large values, a lease, users and roles."""
+    for i in range(30):
+        etcdctl(m, "put", f"k{i:02d}", f"v{i}")
+    etcdctl(m, "put", "k01", "again")
+    etcdctl(m, "del", "k02")
+    etcdctl(m, "compaction", "5")
+    for i in range(3):
+        etcdctl(m, "put", f"big{i}", chr(ord("a") + i) * 60_000)  # values larger than a page
+    lease = etcdctl(m, "lease", "grant", "600").stdout.split()[1]
+    etcdctl(m, "put", "leased", "x", "--lease", lease)
+    etcdctl(m, "user", "add", "root:rootpw")
+    etcdctl(m, "user", "add", "alice:alicepw")
+    etcdctl(m, "role", "add", "reader")
+    etcdctl(m, "role", "grant-permission", "reader", "read", "k", "--prefix")
+    etcdctl(m, "user", "grant-role", "alice", "reader")
+    if auth:
+        etcdctl(m, "auth", "enable")
+
+
+def _view(m: Member, user: tuple[str, ...] = ()) -> dict[str, object]:
+    """What a client can see: every key at every revision since the compaction, leases, users,
+    roles, the revision and HashKV."""
+    def js(*args: str) -> dict:  # type: ignore[type-arg]
+        return json.loads(etcdctl(m, *user, *args, "-w", "json").stdout)
+
+    rev = js("get", "k00")["header"]["revision"]
+    kvs = {r: js("get", "", "--prefix", f"--rev={r}").get("kvs", []) for r in range(5, rev + 1)}
+    hashkv = js("endpoint", "hashkv", f"--rev={rev}")[0]["HashKV"]
+    return {"revision": rev, "kvs": kvs, "hash": hashkv["hash"], "compact": hashkv.get("compact_revision"),
+            "leases": sorted(lease["id"] for lease in js("lease", "list").get("leases", [])),
+            "users": js("user", "list").get("users"), "roles": js("role", "list").get("roles"),
+            "alice": js("user", "get", "alice").get("roles")}
+
+
+def _restore(snap: Path, m: Member) -> None:
+    """`etcdctl snapshot restore` into the member's data dir, with its name and peer URL."""
+    subprocess.run([ETCDCTL_BIN, "snapshot", "restore", str(snap), "--data-dir", str(m.data_dir),
+                    "--name", m.name, "--initial-cluster", f"{m.name}={m.peer_url}",
+                    "--initial-advertise-peer-urls", m.peer_url, "--initial-cluster-token", m.cluster_token],
+                   env=etcdctl_env(), check=True, capture_output=True, timeout=60)
+
+
+def _files(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture
+def members(tmp_path: Path, certs: CertPaths) -> Iterator[dict[str, Member]]:
+    made: dict[str, Member] = {}
+    yield made
+    for m in made.values():
+        m.stop()
+
+
+def _status_json(snap: Path) -> dict:  # type: ignore[type-arg]
+    out = subprocess.run([ETCDCTL_BIN, "snapshot", "status", str(snap), "-w", "json"], env=etcdctl_env(),
+                         capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout)
+
+
+def test_ops_guide_backup_and_restore(pyetcd_member: Member, certs: CertPaths, tmp_path: Path,
+                                      members: dict[str, Member]) -> None:
+    """save -> status -w table -> restore --data-dir D -> pyetcd --data-dir D: same keys, same revisions."""
+    _populate(pyetcd_member, auth=False)
+    before = _view(pyetcd_member)
+    snap = tmp_path / "backup.db"
+    etcdctl(pyetcd_member, "snapshot", "save", str(snap))
+    bbolt_check(snap)
+    table = subprocess.run([ETCDCTL_BIN, "snapshot", "status", str(snap), "-w", "table"], env=etcdctl_env(),
+                           capture_output=True, text=True, check=True).stdout
+    assert "|   HASH   | REVISION |" in table and f"| {before['revision']:>8} |" in table, table
+    pyetcd_member.stop()
+    restored = members["r"] = _member("pyetcd", tmp_path / "r", certs)
+    _restore(snap, restored)
+    original = _files(restored.data_dir)
+    restored.start()
+    assert _view(restored) == before
+    assert {k: v for k, v in _files(restored.data_dir).items() if k in original} == original  # etcd's files untouched
+    bbolt_check(restored.data_dir / "member" / "snap" / "db")
+
+
+def test_real_etcd_snapshot_restored_for_pyetcd(real_etcd: Member, certs: CertPaths, tmp_path: Path,
+                                                members: dict[str, Member]) -> None:
+    _populate(real_etcd, auth=True)
+    before = _view(real_etcd, ROOT)
+    snap = tmp_path / "etcd.db"
+    etcdctl(real_etcd, *ROOT, "snapshot", "save", str(snap))
+    ours = subprocess.run([PYETCDUTL, "snapshot", "status", str(snap), "-w", "json"], capture_output=True,
+                          text=True, check=True).stdout
+    assert json.loads(ours) == _status_json(snap)  # pyetcdutl reads etcd's file as etcdctl does
+    py = members["py"] = _member("pyetcd", tmp_path / "py", certs)
+    _restore(snap, py)
+    py.start()
+    assert _view(py, ROOT) == before
+    alice = ("--user", "alice:alicepw")
+    assert etcdctl(py, *alice, "get", "k03", "--print-value-only").stdout == "v3\n"
+    assert etcdctl(py, *alice, "put", "k03", "no", check=False).returncode != 0  # her role only reads
+
+
+def test_pyetcd_snapshot_restored_for_real_etcd(pyetcd_member: Member, certs: CertPaths, tmp_path: Path,
+                                                members: dict[str, Member]) -> None:
+    _populate(pyetcd_member, auth=False)
+    before = _view(pyetcd_member)
+    snap = tmp_path / "py.db"
+    etcdctl(pyetcd_member, "snapshot", "save", str(snap))
+    bbolt_check(snap)
+    ours = subprocess.run([PYETCDUTL, "snapshot", "status", str(snap), "-w", "json"], capture_output=True,
+                          text=True, check=True).stdout
+    assert json.loads(ours) == _status_json(snap)
+    real = members["etcd"] = _member("etcd", tmp_path / "etcd", certs)
+    _restore(snap, real)
+    real.start()
+    assert _view(real) == before
+
+
+def test_pyetcd_starts_on_a_stopped_real_etcds_data_dir(real_etcd: Member, certs: CertPaths, tmp_path: Path,
+                                                        members: dict[str, Member]) -> None:
+    _populate(real_etcd, auth=False)
+    before = _view(real_etcd)
+    member_id = json.loads(etcdctl(real_etcd, "endpoint", "status", "-w", "json").stdout)[0]["Status"]["header"]
+    real_etcd.stop()
+    original = _files(real_etcd.data_dir)
+    py = members["py"] = Member(kind="pyetcd", name=real_etcd.name, base_dir=real_etcd.base_dir,
+                                client_port=free_port(), peer_port=free_port(), certs=certs)
+    py.start()
+    assert _view(py) == before
+    header = json.loads(etcdctl(py, "endpoint", "status", "-w", "json").stdout)[0]["Status"]["header"]
+    assert (header["cluster_id"], header["member_id"]) == (member_id["cluster_id"], member_id["member_id"])
+    py.stop()
+    assert {k: v for k, v in _files(real_etcd.data_dir).items() if k in original} == original
+    py.start()  # a second start uses the converted store, no second import
+    assert _view(py) == before
+    assert "converting etcd data dir" not in py.log_tail(200).split("received signal")[-1]
+
+
+def test_damaged_snapshots_are_refused(pyetcd_member: Member, tmp_path: Path) -> None:
+    etcdctl(pyetcd_member, "put", "a", "1")
+    snap = tmp_path / "s.db"
+    etcdctl(pyetcd_member, "snapshot", "save", str(snap))
+    data = snap.read_bytes()
+    flipped = bytearray(data)
+    flipped[3 * 4096 + 100] ^= 0x01
+    cases = {"flipped.db": (bytes(flipped), "integrity check failed"),
+             "short-page.db": (data[:-4096], "integrity check failed"),
+             "short.db": (data[:-100], "no integrity hash found")}
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        for cmd in (["restore", str(tmp_path / name), "--data-dir", str(tmp_path / f"d-{name}")],
+                    ["status", str(tmp_path / name)]):
+            res = subprocess.run([PYETCDUTL, "snapshot", *cmd], capture_output=True, text=True)
+            assert res.returncode == 1 and message in res.stderr, (name, cmd, res.stderr)
+        assert not (tmp_path / f"d-{name}").exists()
