@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyetcd.auth.tokens import JWT_TTL, TokenConfig, make_token_provider, parse_token_options
 from pyetcd.server.config import ServerConfig, TLSInfo
 
 
@@ -68,6 +69,15 @@ def parse_duration(value: str) -> float:
     if not v or pos != len(v):
         raise ValueError(f"invalid duration {value!r}")
     return sign * total
+
+
+def parse_auth_token(value: str) -> TokenConfig:
+    """--auth-token as etcd parses it; the keys are loaded now, so a bad one stops the start."""
+    kind, options = parse_token_options(value)
+    ttl = parse_duration(options["ttl"]) if options.get("ttl") else JWT_TTL
+    cfg = TokenConfig(kind, tuple(sorted(options.items())), ttl)
+    make_token_provider(cfg)
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,8 @@ FLAGS: list[Flag] = [
     _b("strict-reconfig-check", "Reject reconfiguration requests that would cause quorum loss.", supported=False),
     _b("force-new-cluster", "Force to create a new one member cluster.", supported=False),
     _b("experimental-initial-corrupt-check", "Check data corruption before serving.", supported=False),
-    _s("auth-token", "simple", "Auth token type: 'simple' or 'jwt,...'.", supported=False),
+    Flag("auth-token", parse_auth_token, TokenConfig(),
+         "Auth token type: 'simple' or 'jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m'."),
     Flag("bcrypt-cost", int, 10, "Specify bcrypt algorithm cost factor for auth password hashing."),
     Flag("auth-token-ttl", int, 300, "The lifetime in seconds of the auth token."),
     Flag("max-concurrent-streams", int, 2**32 - 1, "Maximum concurrent streams per gRPC connection.", supported=False),
@@ -247,4 +258,5 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
         # etcd falls back to the default cost when the given one is outside bcrypt's range
         bcrypt_cost=v["bcrypt_cost"] if 4 <= v["bcrypt_cost"] <= 31 else 10,
         auth_token_ttl=v["auth_token_ttl"],
+        auth_token=v["auth_token"],
     )

@@ -89,7 +89,7 @@ class EtcdServer:
         self.alarms = Alarms(self.backend)
         self.applier.register("alarm", self.alarms.apply)
         self.applier.guards.append(self.alarms.check_capped)
-        self.auth = AuthStore(self.backend, token_ttl=cfg.auth_token_ttl)
+        self.auth = AuthStore(self.backend, token_ttl=cfg.auth_token_ttl, token_config=cfg.auth_token)
         self.auth.register(self.applier)
         initial = cfg.initial_members()
         self.id = self.raftlog.local_id or member_id(initial.get(cfg.name, cfg.initial_advertise_peer_urls),
