@@ -87,40 +87,50 @@ def _status_json(snap: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(out.stdout)
 
 
+def _save(m: Member, snap: Path, user: tuple[str, ...] = ()) -> None:
+    """`etcdctl snapshot save`; bbolt's own check passes on the file, and pyetcdutl describes it
+    exactly as `etcdctl snapshot status` does."""
+    etcdctl(m, *user, "snapshot", "save", str(snap))
+    bbolt_check(snap)
+    ours = subprocess.run([PYETCDUTL, "snapshot", "status", str(snap), "-w", "json"], capture_output=True,
+                          text=True, check=True).stdout
+    assert json.loads(ours) == _status_json(snap)
+
+
+def _move(src: Member, kind: str, tmp_path: Path, certs: CertPaths, members: dict[str, Member],
+          user: tuple[str, ...] = ()) -> tuple[Member, Path, dict[str, str]]:
+    """src's snapshot, `etcdctl snapshot restore`d for a new member of ``kind``, which must then
+    show every key at every revision, leases, users, roles and HashKV as src did. Returns the
+    member, the snapshot and the restored files' hashes."""
+    before = _view(src, user)
+    snap = tmp_path / f"{src.kind}.db"
+    _save(src, snap, user)
+    src.stop()
+    target = members[kind] = _member(kind, tmp_path / f"to-{kind}", certs)
+    _restore(snap, target)
+    restored = _files(target.data_dir)
+    target.start()
+    assert _view(target, user) == before
+    return target, snap, restored
+
+
 def test_ops_guide_backup_and_restore(pyetcd_member: Member, certs: CertPaths, tmp_path: Path,
                                       members: dict[str, Member]) -> None:
     """save -> status -w table -> restore --data-dir D -> pyetcd --data-dir D: same keys, same revisions."""
     _populate(pyetcd_member, auth=False)
-    before = _view(pyetcd_member)
-    snap = tmp_path / "backup.db"
-    etcdctl(pyetcd_member, "snapshot", "save", str(snap))
-    bbolt_check(snap)
+    revision = _view(pyetcd_member)["revision"]
+    restored, snap, files = _move(pyetcd_member, "pyetcd", tmp_path, certs, members)
     table = subprocess.run([ETCDCTL_BIN, "snapshot", "status", str(snap), "-w", "table"], env=etcdctl_env(),
                            capture_output=True, text=True, check=True).stdout
-    assert "|   HASH   | REVISION |" in table and f"| {before['revision']:>8} |" in table, table
-    pyetcd_member.stop()
-    restored = members["r"] = _member("pyetcd", tmp_path / "r", certs)
-    _restore(snap, restored)
-    original = _files(restored.data_dir)
-    restored.start()
-    assert _view(restored) == before
-    assert {k: v for k, v in _files(restored.data_dir).items() if k in original} == original  # etcd's files untouched
+    assert "|   HASH   | REVISION |" in table and f"| {revision:>8} |" in table, table
+    assert {k: v for k, v in _files(restored.data_dir).items() if k in files} == files  # etcd's files untouched
     bbolt_check(restored.data_dir / "member" / "snap" / "db")
 
 
 def test_real_etcd_snapshot_restored_for_pyetcd(real_etcd: Member, certs: CertPaths, tmp_path: Path,
                                                 members: dict[str, Member]) -> None:
     _populate(real_etcd, auth=True)
-    before = _view(real_etcd, ROOT)
-    snap = tmp_path / "etcd.db"
-    etcdctl(real_etcd, *ROOT, "snapshot", "save", str(snap))
-    ours = subprocess.run([PYETCDUTL, "snapshot", "status", str(snap), "-w", "json"], capture_output=True,
-                          text=True, check=True).stdout
-    assert json.loads(ours) == _status_json(snap)  # pyetcdutl reads etcd's file as etcdctl does
-    py = members["py"] = _member("pyetcd", tmp_path / "py", certs)
-    _restore(snap, py)
-    py.start()
-    assert _view(py, ROOT) == before
+    py, _, _ = _move(real_etcd, "pyetcd", tmp_path, certs, members, ROOT)
     alice = ("--user", "alice:alicepw")
     assert etcdctl(py, *alice, "get", "k03", "--print-value-only").stdout == "v3\n"
     assert etcdctl(py, *alice, "put", "k03", "no", check=False).returncode != 0  # her role only reads
@@ -129,17 +139,7 @@ def test_real_etcd_snapshot_restored_for_pyetcd(real_etcd: Member, certs: CertPa
 def test_pyetcd_snapshot_restored_for_real_etcd(pyetcd_member: Member, certs: CertPaths, tmp_path: Path,
                                                 members: dict[str, Member]) -> None:
     _populate(pyetcd_member, auth=False)
-    before = _view(pyetcd_member)
-    snap = tmp_path / "py.db"
-    etcdctl(pyetcd_member, "snapshot", "save", str(snap))
-    bbolt_check(snap)
-    ours = subprocess.run([PYETCDUTL, "snapshot", "status", str(snap), "-w", "json"], capture_output=True,
-                          text=True, check=True).stdout
-    assert json.loads(ours) == _status_json(snap)
-    real = members["etcd"] = _member("etcd", tmp_path / "etcd", certs)
-    _restore(snap, real)
-    real.start()
-    assert _view(real) == before
+    _move(pyetcd_member, "etcd", tmp_path, certs, members)
 
 
 def test_pyetcd_starts_on_a_stopped_real_etcds_data_dir(real_etcd: Member, certs: CertPaths, tmp_path: Path,

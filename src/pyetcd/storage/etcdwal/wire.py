@@ -73,6 +73,11 @@ def _bytes(d: dict[int, list[int | bytes]], num: int) -> bytes:
     return v if isinstance(v, bytes) else b""
 
 
+def _ints(buf: bytes, *nums: int) -> list[int]:
+    d = as_dict(buf)
+    return [_int(d, n) for n in nums]
+
+
 def _uints(d: dict[int, list[int | bytes]], num: int) -> list[int]:
     """A repeated uint64, packed or not."""
     out: list[int] = []
@@ -115,8 +120,7 @@ class HardState:
 
     @classmethod
     def decode(cls, buf: bytes) -> HardState:
-        d = as_dict(buf)
-        return cls(_int(d, 1), _int(d, 2), _int(d, 3))
+        return cls(*_ints(buf, 1, 2, 3))
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,8 @@ class ConfChange:
 
     @classmethod
     def decode(cls, buf: bytes) -> ConfChange:
-        d = as_dict(buf)
-        return cls(_int(d, 2), _int(d, 3), _bytes(d, 4))
+        kind, node = _ints(buf, 2, 3)
+        return cls(kind, node, bytes_field(buf, 4))
 
 
 @dataclass(frozen=True)
