@@ -179,3 +179,19 @@ def test_damaged_snapshots_are_refused(pyetcd_member: Member, tmp_path: Path) ->
             res = subprocess.run([PYETCDUTL, "snapshot", *cmd], capture_output=True, text=True)
             assert res.returncode == 1 and message in res.stderr, (name, cmd, res.stderr)
         assert not (tmp_path / f"d-{name}").exists()
+
+
+def test_a_damaged_etcd_wal_stops_the_start_with_a_message(real_etcd: Member, certs: CertPaths) -> None:
+    etcdctl(real_etcd, "put", "a", "1")
+    real_etcd.stop()
+    wal = next((real_etcd.data_dir / "member" / "wal").glob("*.wal"))
+    raw = bytearray(wal.read_bytes())
+    raw[200] ^= 0xFF  # inside the first records
+    wal.write_bytes(bytes(raw))
+    before = _files(real_etcd.data_dir)
+    py = Member(kind="pyetcd", name=real_etcd.name, base_dir=real_etcd.base_dir, client_port=free_port(),
+                peer_port=free_port(), certs=certs)
+    res = subprocess.run(py.command(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert "cannot convert etcd's data dir" in res.stderr and ".wal" in res.stderr, res.stderr
+    assert _files(real_etcd.data_dir) == before  # nothing added, nothing changed

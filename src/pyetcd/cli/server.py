@@ -12,6 +12,7 @@ from pyetcd import ETCD_API_VERSION, __version__
 from pyetcd.rpc.grpcserver import ConfigError, build_server
 from pyetcd.server.config import ServerConfig, TLSInfo
 from pyetcd.server.server import EtcdServer
+from pyetcd.storage.etcdimport import EtcdDataDirError
 
 from .flags import FlagError, resolve, to_config
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         auto_tls(cfg)
     try:
         asyncio.run(serve(cfg))
-    except ConfigError as e:
+    except (ConfigError, EtcdDataDirError) as e:
         log.error("%s", e)
         return 1
     return 0

@@ -39,7 +39,7 @@ from .etcdformat import (
     member_from_etcd,
     u64,
 )
-from .etcdwal import ConfChange, RaftSnapshot, WalContents, read_latest_snap, read_wal
+from .etcdwal import ConfChange, RaftSnapshot, WalContents, WalError, read_latest_snap, read_wal
 from .etcdwal.wire import CC_ADD_LEARNER, CC_REMOVE_NODE, ENTRY_CONF_CHANGE, ENTRY_NORMAL, WireError, as_dict
 from .raftlog import RaftLog
 
@@ -60,7 +60,7 @@ _REQUESTS = {4: "put", 5: "delete_range", 6: "txn", 7: "compaction", 8: "lease_g
 _HEADER = 100
 
 
-class ImportError_(Exception):  # noqa: N801 - ImportError is a builtin
+class EtcdDataDirError(Exception):
     """An etcd data dir we cannot convert; the message says why and what to do."""
 
 
@@ -71,7 +71,7 @@ def import_etcd_data_dir(data_dir: Path) -> bool:
         return False
     wal_dir = data_dir / "member" / "wal"
     if not wal_dir.is_dir():
-        raise ImportError_(f"{data_dir}: found etcd's member/snap/db but no member/wal: "
+        raise EtcdDataDirError(f"{data_dir}: found etcd's member/snap/db but no member/wal: "
                            "restore the snapshot with `etcdctl snapshot restore` (or `pyetcdutl snapshot restore`)")
     log.info("converting etcd data dir %s into pyetcd's store (etcd's files are left untouched)", data_dir)
     scratch = snap_dir / _SCRATCH
@@ -80,8 +80,11 @@ def import_etcd_data_dir(data_dir: Path) -> bool:
     try:
         _convert(snap_dir / "db", wal_dir, snap_dir, backend)
         backend.env.sync(True)
-    finally:
+    except BaseException:
         backend.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    backend.close()
     (scratch / "data.mdb").replace(snap_dir / "data.mdb")  # the commit point
     shutil.rmtree(scratch, ignore_errors=True)
     log.info("converted etcd data dir %s", data_dir)
@@ -107,8 +110,8 @@ def _convert(db: Path, wal_dir: Path, snap_dir: Path, backend: Backend) -> None:
             copy_key_space(reader, backend)
             applied = max(u64(_meta_value(reader, CONSISTENT_INDEX)), snap.meta.index if snap else 0)
             known = {int(m["id"]): m for m in _bolt_members(reader)}  # type: ignore[call-overload]
-    except (BoltError, OSError, ValueError) as e:
-        raise ImportError_(f"cannot convert etcd data dir: {e}") from e
+    except (BoltError, WalError, OSError, ValueError) as e:
+        raise EtcdDataDirError(f"cannot convert etcd's data dir (left as it was): {e}") from e
     pos = _raft_position(wal, snap, applied, known)
     txn = backend.begin_write()
     try:
@@ -160,10 +163,10 @@ def _raft_position(wal: WalContents, snap: RaftSnapshot | None, applied: int,
         if base is not None and applied == base.index:
             term = base.term
         else:
-            raise ImportError_(f"etcd's WAL has no entry at the applied index {applied} (the WAL was purged "
+            raise EtcdDataDirError(f"etcd's WAL has no entry at the applied index {applied} (the WAL was purged "
                                "past it?): start real etcd on this data dir once, stop it, and try again")
     if wal.node_id not in voters | learners:
-        raise ImportError_(f"member {wal.node_id:x} named in etcd's WAL is not a member of its cluster")
+        raise EtcdDataDirError(f"member {wal.node_id:x} named in etcd's WAL is not a member of its cluster")
     entries = [Entry(e.term, e.index, EntryType.NORMAL, translate_request(e.data) if e.type == ENTRY_NORMAL else b"")
                for i, e in sorted(wal.entries.items()) if i > applied]
     hs = HardState(wal.hard_state.term, wal.hard_state.vote, commit)
