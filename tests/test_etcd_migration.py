@@ -57,7 +57,7 @@ def _view(m: Member, user: tuple[str, ...] = ()) -> dict[str, object]:
     return {"revision": rev, "kvs": kvs, "hash": hashkv["hash"], "compact": hashkv.get("compact_revision"),
             "leases": sorted(lease["id"] for lease in js("lease", "list").get("leases", [])),
             "users": js("user", "list").get("users"), "roles": js("role", "list").get("roles"),
-            "alice": js("user", "get", "alice").get("roles")}
+            "alice": js("user", "get", "alice").get("roles"), "reader": js("role", "get", "reader").get("perm")}
 
 
 def _restore(snap: Path, m: Member) -> None:
