@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -71,8 +72,8 @@ def import_etcd_data_dir(data_dir: Path) -> bool:
         return False
     wal_dir = data_dir / "member" / "wal"
     if not wal_dir.is_dir():
-        raise EtcdDataDirError(f"{data_dir}: found etcd's member/snap/db but no member/wal: "
-                           "restore the snapshot with `etcdctl snapshot restore` (or `pyetcdutl snapshot restore`)")
+        raise EtcdDataDirError(f"{data_dir}: found etcd's member/snap/db but no member/wal: to start from a "
+                               "bare db, restore it with `pyetcdutl snapshot restore --skip-hash-check`")
     log.info("converting etcd data dir %s into pyetcd's store (etcd's files are left untouched)", data_dir)
     scratch = snap_dir / _SCRATCH
     shutil.rmtree(scratch, ignore_errors=True)
@@ -86,13 +87,20 @@ def import_etcd_data_dir(data_dir: Path) -> bool:
         raise
     backend.close()
     (scratch / "data.mdb").replace(snap_dir / "data.mdb")  # the commit point
+    fd = os.open(snap_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     shutil.rmtree(scratch, ignore_errors=True)
     log.info("converted etcd data dir %s", data_dir)
     return True
 
 
 @dataclass
-class _RaftPosition:
+class RaftPosition:
+    """Where the imported member stands in raft: what ``write_raft_state`` persists."""
+
     local_id: int
     cluster_id: int
     applied: int
@@ -129,7 +137,7 @@ def _convert(db: Path, wal_dir: Path, snap_dir: Path, backend: Backend) -> None:
              pos.local_id, pos.cluster_id, len(members), pos.applied, pos.applied_term, len(pos.entries))
 
 
-def write_raft_state(raftlog: RaftLog, txn: lmdb.Transaction, pos: _RaftPosition) -> None:
+def write_raft_state(raftlog: RaftLog, txn: lmdb.Transaction, pos: RaftPosition) -> None:
     """The imported member's raft state: its id, a snapshot point at the applied index with the
     members as voters/learners, etcd's hard state, and the WAL's entries past the applied index."""
     raftlog.persist_local_id(txn, pos.local_id)
@@ -138,7 +146,7 @@ def write_raft_state(raftlog: RaftLog, txn: lmdb.Transaction, pos: _RaftPosition
 
 
 def _raft_position(wal: WalContents, snap: RaftSnapshot | None, applied: int,
-                   known: dict[int, dict[str, object]]) -> _RaftPosition:
+                   known: dict[int, dict[str, object]]) -> RaftPosition:
     base = snap.meta if snap is not None else None
     if snap is not None:
         for mid, body in snap.members.items():
@@ -170,7 +178,7 @@ def _raft_position(wal: WalContents, snap: RaftSnapshot | None, applied: int,
     entries = [Entry(e.term, e.index, EntryType.NORMAL, translate_request(e.data) if e.type == ENTRY_NORMAL else b"")
                for i, e in sorted(wal.entries.items()) if i > applied]
     hs = HardState(wal.hard_state.term, wal.hard_state.vote, commit)
-    return _RaftPosition(wal.node_id, wal.cluster_id, applied, term, hs,
+    return RaftPosition(wal.node_id, wal.cluster_id, applied, term, hs,
                          ConfState(tuple(sorted(voters)), tuple(sorted(learners))), entries)
 
 
