@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench deps e2e clean
+.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench bench-snapshot deps e2e clean
 
 all: install
 
@@ -24,9 +24,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 # Real etcd, etcdctl and etcd's own sources (protos, e2e tests) from Debian: the tests compare against them.
+# Go and bbolt's source build the `bbolt check` the snapshot tests run on every file we write.
 deps:
-	@command -v etcd >/dev/null && command -v etcdctl >/dev/null && test -d /usr/share/gocode/src/go.etcd.io/etcd || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client golang-etcd-server-dev >/dev/null; }
+	@command -v etcd >/dev/null && command -v etcdctl >/dev/null && test -d /usr/share/gocode/src/go.etcd.io/etcd && \
+	  command -v go >/dev/null && test -d /usr/share/gocode/src/go.etcd.io/bbolt || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client \
+	    golang-etcd-server-dev golang-go golang-github-coreos-bbolt-dev >/dev/null; }
 
 proto: install
 	$(BIN)/python -m pyetcd.tools.genproto
@@ -74,8 +77,12 @@ packaging: install deps
 bench: install deps
 	$(BIN)/python bench/kv.py
 
+# Snapshot save/restore of a 1 GiB store beside real etcd (minutes, ~10 GiB of temporary disk).
+bench-snapshot: install deps
+	$(BIN)/python bench/snapshot.py
+
 # etcd's own e2e tests (TestCtlV3*) against pyetcd; the single-member KV subset by default.
-E2E_RUN ?= ^TestCtlV3(Compact|CompactPhysical|Put|PutNoTLS|PutClientTLS|PutClientAutoTLS|PutPeerTLS|PutTimeout|PutClientTLSFlagByEnv|PutIgnoreValue|PutIgnoreLease|Get|GetNoTLS|GetClientTLS|GetClientAutoTLS|GetPeerTLS|GetTimeout|GetFormat|GetRev|GetKeysOnly|Del|DelNoTLS|DelClientTLS|DelPeerTLS|DelTimeout|GetRevokedCRL|MemberList|MemberListNoTLS|MemberListClientTLS|MemberListClientAutoTLS|MemberListPeerTLS|Version|DialWithHTTPScheme|TxnInteractiveSuccess|TxnInteractiveSuccessNoTLS|TxnInteractiveSuccessClientTLS|TxnInteractiveSuccessPeerTLS|TxnInteractiveFail)$$
+E2E_RUN ?= ^TestCtlV3(Compact|CompactPhysical|Put|PutNoTLS|PutClientTLS|PutClientAutoTLS|PutPeerTLS|PutTimeout|PutClientTLSFlagByEnv|PutIgnoreValue|PutIgnoreLease|Get|GetNoTLS|GetClientTLS|GetClientAutoTLS|GetPeerTLS|GetTimeout|GetFormat|GetRev|GetKeysOnly|Del|DelNoTLS|DelClientTLS|DelPeerTLS|DelTimeout|GetRevokedCRL|MemberList|MemberListNoTLS|MemberListClientTLS|MemberListClientAutoTLS|MemberListPeerTLS|Version|DialWithHTTPScheme|TxnInteractiveSuccess|TxnInteractiveSuccessNoTLS|TxnInteractiveSuccessClientTLS|TxnInteractiveSuccessPeerTLS|TxnInteractiveFail|Snapshot|SnapshotCorrupt|SnapshotStatusBeforeRestore|AuthSnapshot|AuthSnapshotJWT)$$
 e2e: install deps
 	SERVER_CMD=$(CURDIR)/$(BIN)/pyetcd ../shared/tools/etcd-e2e clone -run '$(E2E_RUN)'
 

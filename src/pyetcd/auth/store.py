@@ -21,7 +21,7 @@ from pyetcd.storage.backend import AUTH, AUTH_ROLES, AUTH_USERS, Backend
 from .context import AuthInfo
 from .perms import READ, WRITE
 from .state import ROOT, AuthState, has_root_role, with_roles
-from .tokens import TOKEN_TTL, SimpleTokens
+from .tokens import TOKEN_TTL, TokenConfig, make_token_provider
 
 _ENABLED_KEY = b"authEnabled"
 _REVISION_KEY = b"authRevision"
@@ -48,9 +48,10 @@ ADMIN_KINDS = _admin_kinds()
 class AuthStore:
     """Loads the store, applies its raft entries, and re-checks writes at apply time."""
 
-    def __init__(self, backend: Backend, token_ttl: float = TOKEN_TTL) -> None:
+    def __init__(self, backend: Backend, token_ttl: float = TOKEN_TTL,
+                 token_config: TokenConfig | None = None) -> None:
         self.backend = backend
-        self.tokens = SimpleTokens(token_ttl)
+        self.tokens = make_token_provider(token_config or TokenConfig(), token_ttl)
         self.reload()
 
     def reload(self) -> None:
@@ -166,11 +167,12 @@ class AuthStore:
         if user is None or user.options.no_password:
             raise errors.ErrAuthFailed()
         name, prefix, index = r.name, r.simple_token, batch.entry_index
+        token = self.tokens.issue(name, prefix, index, st.revision)
 
         def assign() -> None:
             self.tokens.assign(name, prefix, index)
         batch.on_publish(assign)
-        return rpc_pb2.AuthenticateResponse(token=f"{prefix}.{index}")
+        return rpc_pb2.AuthenticateResponse(token=token)
 
     def apply_user_add(self, batch: ApplyBatch, r: rpc_pb2.AuthUserAddRequest) -> rpc_pb2.AuthUserAddResponse:
         if not r.name:

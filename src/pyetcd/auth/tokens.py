@@ -1,4 +1,6 @@
-"""etcd's ``simple`` auth tokens: a random 16-letter prefix, a dot, and the raft index of the
+"""etcd's auth tokens, chosen by ``--auth-token`` (auth/store.go NewTokenProvider).
+
+``simple``: a random 16-letter prefix, a dot, and the raft index of the
 Authenticate entry that issued it (auth/simple_token.go).
 
 The proposer draws the prefix (so every member assigns the same token when it applies the
@@ -12,6 +14,13 @@ from __future__ import annotations
 import secrets
 import string
 import time
+from dataclasses import dataclass
+
+import jwt
+
+from pyetcd import errors
+
+from .jwtkeys import load_jwt_keys
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 PREFIX_LENGTH = 16
@@ -51,6 +60,15 @@ class SimpleTokens:
         self._tokens[token] = (entry[0], now + self.ttl)
         return entry[0]
 
+    def issue(self, user: str, prefix: str, index: int, revision: int) -> str:
+        """The token an applied Authenticate entry answers with (``assign`` remembers it on publish)."""
+        return f"{prefix}.{index}"
+
+    def info(self, token: str, revision: int) -> tuple[str, int] | None:
+        """(user, auth revision) of a live token: a simple token is as current as the store."""
+        user = self.user(token)
+        return None if user is None else (user, revision)
+
     def invalidate_user(self, user: str) -> None:
         self._tokens = {t: e for t, e in self._tokens.items() if e[0] != user}
 
@@ -60,3 +78,78 @@ class SimpleTokens:
     def _sweep(self) -> None:
         now = time.monotonic()
         self._tokens = {t: e for t, e in self._tokens.items() if e[1] >= now}
+
+
+JWT_TTL = 300.0  # seconds, etcd's jwt DefaultTTL
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """``--auth-token`` parsed: the type, its options, and a jwt ``ttl`` in seconds."""
+
+    kind: str = "simple"
+    options: tuple[tuple[str, str], ...] = ()
+    jwt_ttl: float = JWT_TTL
+
+
+def parse_token_options(opts: str) -> tuple[str, dict[str, str]]:
+    """etcd's decomposeOpts: ``type,key=value,...`` with no duplicate or malformed pairs."""
+    kind, *pairs = opts.split(",")
+    out: dict[str, str] = {}
+    for pair in pairs:
+        parts = pair.split("=")
+        if len(parts) != 2:
+            raise ValueError(f"invalid token option {pair!r}: expected key=value")
+        if parts[0] in out:
+            raise ValueError(f"duplicated token option {parts[0]!r}")
+        out[parts[0]] = parts[1]
+    if kind not in ("simple", "jwt"):
+        raise ValueError(f"unknown token type {kind!r}: expected 'simple' or 'jwt,...'")
+    return kind, out
+
+
+def make_token_provider(cfg: TokenConfig, simple_ttl: float = TOKEN_TTL) -> SimpleTokens | JWTTokens:
+    """The provider ``--auth-token`` names; ValueError (naming the problem) when it cannot work."""
+    if cfg.kind == "jwt":
+        return JWTTokens(dict(cfg.options), cfg.jwt_ttl)
+    return SimpleTokens(simple_ttl)
+
+
+class JWTTokens:
+    """etcd's ``jwt`` tokens (auth/jwt.go, auth/options.go): signed claims ``username``,
+    ``revision`` (the auth revision when issued, checked like a simple token's) and ``exp``.
+    Stateless: any member holding the key verifies them; nothing to remember or invalidate."""
+
+    def __init__(self, options: dict[str, str], ttl: float = JWT_TTL) -> None:
+        self.ttl = ttl
+        method = options.get("sign-method", "")
+        if method not in jwt.algorithms.get_default_algorithms() or method == "none":
+            raise ValueError(f"invalid sign-method {method!r} (RS256, PS256, ES256, HS256, ...)")
+        self.method = method
+        self.sign_key, self.verify_key = load_jwt_keys(method, options.get("priv-key"), options.get("pub-key"))
+
+    def issue(self, user: str, prefix: str, index: int, revision: int) -> str:
+        if self.sign_key is None:
+            raise errors.ErrAuthFailed()  # etcd: ErrVerifyOnly, a pub-key alone cannot sign
+        claims = {"username": user, "revision": revision, "exp": int(time.time() + self.ttl)}
+        return jwt.encode(claims, self.sign_key, algorithm=self.method)
+
+    def info(self, token: str, revision: int) -> tuple[str, int] | None:
+        try:
+            claims = jwt.decode(token, self.verify_key, algorithms=[self.method])
+            return str(claims["username"]), int(claims["revision"])
+        except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+            return None
+
+    def assign(self, user: str, prefix: str, index: int) -> str:
+        return ""  # nothing to remember
+
+    def user(self, token: str) -> str | None:
+        found = self.info(token, 0)
+        return None if found is None else found[0]
+
+    def invalidate_user(self, user: str) -> None:
+        pass  # a signed token cannot be revoked before it expires (etcd's behaviour)
+
+    def clear(self) -> None:
+        pass

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyetcd.auth.tokens import JWT_TTL, TokenConfig, make_token_provider, parse_token_options
 from pyetcd.server.autocompact import parse_retention
 from pyetcd.server.config import ServerConfig, TLSInfo
 from pyetcd.tools.durations import parse_go_duration as parse_duration
@@ -49,6 +50,15 @@ def parse_size(value: str) -> int:
     if n < 0:
         raise ValueError("must not be negative")
     return n
+
+
+def parse_auth_token(value: str) -> TokenConfig:
+    """--auth-token as etcd parses it; the keys are loaded now, so a bad one stops the start."""
+    kind, options = parse_token_options(value)
+    ttl = parse_duration(options["ttl"]) if options.get("ttl") else JWT_TTL
+    cfg = TokenConfig(kind, tuple(sorted(options.items())), ttl)
+    make_token_provider(cfg)
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -125,7 +135,8 @@ FLAGS: list[Flag] = [
          boolean=True),
     _b("force-new-cluster", "Force to create a new one member cluster."),
     _b("experimental-initial-corrupt-check", "Check data corruption before serving.", supported=False),
-    _s("auth-token", "simple", "Auth token type: 'simple' or 'jwt,...'.", supported=False),
+    Flag("auth-token", parse_auth_token, TokenConfig(),
+         "Auth token type: 'simple' or 'jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m'."),
     Flag("bcrypt-cost", int, 10, "Specify bcrypt algorithm cost factor for auth password hashing."),
     Flag("auth-token-ttl", int, 300, "The lifetime in seconds of the auth token."),
     Flag("max-concurrent-streams", int, 2**32 - 1, "Maximum concurrent streams per gRPC connection.", supported=False),
@@ -266,4 +277,5 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
         auth_token_ttl=v["auth_token_ttl"],
         auto_compaction_mode=v["auto_compaction_mode"],
         auto_compaction_retention=v["auto_compaction_retention"] if retention else "0",
+        auth_token=v["auth_token"],
     )

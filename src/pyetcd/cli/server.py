@@ -12,6 +12,7 @@ from pyetcd import ETCD_API_VERSION, __version__
 from pyetcd.rpc.grpcserver import build_server
 from pyetcd.server.config import ServerConfig
 from pyetcd.server.etcd_server import EtcdServer
+from pyetcd.storage.etcdimport import EtcdDataDirError
 from pyetcd.storage.raftlog import RaftLog
 from pyetcd.tls import ConfigError, TLSInfo
 from pyetcd.transport import PeerTransport, fetch_remote_cluster
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     auto_tls(cfg)
     try:
         return asyncio.run(serve(cfg))
-    except ConfigError as e:
+    except (ConfigError, EtcdDataDirError) as e:
         log.error("%s", e, extra={"fields": {"error": str(e)}})
         return 1
 

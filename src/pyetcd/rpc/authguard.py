@@ -65,10 +65,10 @@ class CallGuard:
         """etcd's AuthInfoFromCtx, then AuthInfoFromTLS; NOBODY when neither names a user."""
         for key, value in context.invocation_metadata() or ():
             if key in TOKEN_KEYS:
-                user = self.s.auth_tokens.user(value)
-                if user is None:
+                found = self.s.auth_tokens.info(value, st.revision)
+                if found is None:
                     raise errors.ErrInvalidAuthToken()
-                return AuthInfo(user, st.revision)
+                return AuthInfo(*found)
         if self.cert_auth:
             cn = context.auth_context().get("x509_common_name")
             if cn:

@@ -59,9 +59,10 @@ SNAPSHOT_CHUNK = 32 * 1024  # etcd's snapshot send buffer
 
 
 async def snapshot_stream(s: EtcdServer) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-    """The backend as etcd streams it: chunks counting down ``remaining_bytes``, then the
+    """The backend as etcd's bbolt file, streamed as etcd does: chunks counting down ``remaining_bytes``, then the
     SHA-256 of everything sent, which restore tools check (etcdctl and pyetcdutl)."""
-    with tempfile.TemporaryDirectory(prefix="pyetcd-snapshot-") as tmp:
+    # beside the store, not in /tmp: a tmpfs there would hold the whole copy in memory
+    with tempfile.TemporaryDirectory(prefix="snapshot-", dir=s.scratch_dir) as tmp:
         path = Path(tmp) / "snapshot.db"
         await asyncio.get_running_loop().run_in_executor(None, s.snapshot_to, path)
         size = path.stat().st_size

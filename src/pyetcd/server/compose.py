@@ -15,6 +15,7 @@ from pyetcd.auth.store import AuthStore
 from pyetcd.mvcc import KVStore
 from pyetcd.mvcc.store import Change
 from pyetcd.storage.backend import DEFAULT_QUOTA, Backend
+from pyetcd.storage.etcdimport import import_etcd_data_dir
 from pyetcd.storage.raftlog import RaftLog
 from pyetcd.watch import WatchHub
 
@@ -34,6 +35,7 @@ def compose(cfg: ServerConfig, propose: Callable[[internal_pb2.InternalRequest],
     """Open the stores in ``cfg.data_dir`` (``member/snap`` for the key-value store,
     ``member/raft`` for the raft log), bootstrap or join a cluster if they are new, finish a
     snapshot install a crash interrupted, and build the subsystems on them."""
+    import_etcd_data_dir(cfg.data_dir)  # etcd's own data dir (bbolt + WAL), converted at first start
     member = cfg.data_dir / "member"
     raftlog = RaftLog(member / "raft")
     raftlog.load()
@@ -48,7 +50,7 @@ def compose(cfg: ServerConfig, propose: Callable[[internal_pb2.InternalRequest],
     alarms = Alarms(backend)
     applier.register("alarm", alarms.apply)
     applier.guards.append(alarms.check_capped)
-    auth = AuthStore(backend, token_ttl=cfg.auth_token_ttl)
+    auth = AuthStore(backend, token_ttl=cfg.auth_token_ttl, token_config=cfg.auth_token)
     auth.register(applier)
     leases = ServerLeases(cfg, backend, kv, applier, raftlog.member_id, propose)
     hub = WatchHub(kv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyetcd.auth.tokens import TokenConfig
 from pyetcd.tls import TLSInfo
 
 __all__ = ["ServerConfig", "TLSInfo"]
@@ -39,6 +40,7 @@ class ServerConfig:
     watch_progress_notify_interval: float = 600.0  # seconds; etcd's default 10m
     bcrypt_cost: int = 10  # etcd's default (bcrypt.DefaultCost)
     auth_token_ttl: int = 300  # seconds a simple token lives after its last use
+    auth_token: TokenConfig = field(default_factory=TokenConfig)  # --auth-token: simple, or jwt and its keys
 
     @property
     def request_timeout(self) -> float:

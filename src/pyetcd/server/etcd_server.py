@@ -20,11 +20,12 @@ from pyetcd import ETCD_API_VERSION, errors
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.auth import context as auth_context
 from pyetcd.auth.state import AuthState
-from pyetcd.auth.tokens import SimpleTokens
+from pyetcd.auth.tokens import JWTTokens, SimpleTokens
 from pyetcd.mvcc import KVStore
 from pyetcd.mvcc.store import Change
 from pyetcd.raft import ConfChange, ConfChangeType, Config, Message, RawNode
 from pyetcd.storage.backend import DEFAULT_QUOTA
+from pyetcd.storage.etcdexport import write_etcd_db
 from pyetcd.watch import WatchHub
 
 from . import kvops, reconfig
@@ -433,9 +434,15 @@ class EtcdServer:
             backend.defrag_swap(tmp)
             report.finished()
 
-    def snapshot_to(self, dest: Any) -> None:
-        """A consistent, compact copy of the store into file ``dest`` (Maintenance.Snapshot)."""
-        self.parts.backend.snapshot_to(dest)
+    def snapshot_to(self, dest: Path) -> None:
+        """The store as etcd's bbolt file ``dest`` (Maintenance.Snapshot), from one read
+        transaction: `etcdctl snapshot status/restore` read it, real etcd starts on it."""
+        write_etcd_db(self.parts.backend, dest)
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Where large temporary files go: beside the store (a tmpfs /tmp would hold them in memory)."""
+        return self.parts.backend.path
 
     async def move_leader(self, transferee: int) -> None:
         """etcd's MoveLeader: only the leader may hand leadership to a voting member."""
@@ -461,7 +468,7 @@ class EtcdServer:
         return self.parts.auth.state
 
     @property
-    def auth_tokens(self) -> SimpleTokens:
+    def auth_tokens(self) -> SimpleTokens | JWTTokens:
         return self.parts.auth.tokens
 
 
