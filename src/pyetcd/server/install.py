@@ -75,6 +75,8 @@ class SnapshotInstaller:
     def __init__(self, parts: Subsystems) -> None:
         self.parts = parts
         self._sending: set[asyncio.Task[None]] = set()
+        self.installed = 0  # snapshots received and installed (etcd's snapshot receive count)
+        self.sent = 0
 
     @property
     def snap_dir(self) -> Path:
@@ -91,6 +93,7 @@ class SnapshotInstaller:
             raise RuntimeError(f"snapshot {index} was accepted but its store file {path} is missing")
         self.parts.backend.replace_with(path)
         self.parts.reload()
+        self.installed += 1
 
     # ---- the leader's side -----------------------------------------------------------
     def send(self, m: Message, peers: PeerSender, report: Callable[[int, bool], None]) -> None:
@@ -117,6 +120,7 @@ class SnapshotInstaller:
             with contextlib.suppress(OSError):
                 tmp.rmdir()
         log.info("snapshot to %x %s", m.to, "sent" if ok else "failed; raft will try again")
+        self.sent += ok
         report(m.to, not ok)
 
     def _copy(self, store: Path) -> SnapshotMetadata:

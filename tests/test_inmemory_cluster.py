@@ -1,0 +1,63 @@
+"""Three members in one process over the in-memory transport (tests/support/inmemory.py): the
+real server code with links that can be cut, for what is slow or awkward with processes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pyetcd import errors
+from support.inmemory import MemCluster
+
+pytestmark = pytest.mark.cluster
+
+
+def run(coro: object) -> None:
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_writes_replicate_and_a_cut_off_leader_is_replaced(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with MemCluster(tmp_path) as c:
+            lead = await c.wait_leader()
+            follower = (lead + 1) % 3
+            resp = await c.put(follower, b"k", b"v1")  # a follower's proposal reaches the leader
+            await c.wait_applied(c.server(lead).loop.applied_index)
+            assert all(c.get(i, b"k") == b"v1" for i in range(3))
+            c.isolate(lead)
+            rest = [i for i in range(3) if i != lead]
+            new = await c.wait_leader(among=rest)
+            assert new != lead
+            await c.put(rest[0], b"k", b"v2")
+            # the old leader cannot serve a linearizable read: it cannot reach a quorum
+            with pytest.raises(errors.ErrTimeout):
+                await asyncio.wait_for(c.server(lead).linearizable_read(), 20)
+            c.heal()
+            await c.wait_leader()
+            await c.wait_applied(max(s.loop.applied_index for s in c.live()))
+            assert all(c.get(i, b"k") == b"v2" for i in range(3))
+            assert resp.header.revision == 2
+
+    run(scenario())
+
+
+def test_lagging_member_installs_the_leaders_snapshot_and_watch_state_follows(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with MemCluster(tmp_path, snapshot_count=20, snapshot_catchup_entries=5) as c:
+            lead = await c.wait_leader()
+            lagging = (lead + 1) % 3
+            await c.stop(lagging)
+            for i in range(60):
+                await c.put(lead, f"key{i}".encode(), b"x")
+            await c.restart(lagging)
+            await c.wait_applied(c.server(lead).loop.applied_index)
+            s = c.server(lagging)
+            assert c.get(lagging, b"key59") == b"x"
+            assert s.kv.current_rev == c.server(lead).kv.current_rev
+            assert s.installer.installed == 1 and c.server(lead).installer.sent >= 1  # through a snapshot
+            h_lead = c.server(lead).hash_kv(0)
+            assert s.hash_kv(0) == h_lead
+
+    run(scenario())
