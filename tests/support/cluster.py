@@ -141,13 +141,13 @@ def peer_call(target: Member, call: Callable[[Any], Awaitable[Any]], certs: Cert
     default the cluster's): what another member would send, or a forged one."""
     from pyetcd.api import peer_pb2_grpc
     from pyetcd.tls import TLSInfo
-    from pyetcd.transport.transport import _channel
+    from pyetcd.transport.transport import open_channel
 
     c = certs or target.certs
     tls = TLSInfo(str(c.peer), str(c.peer_key), str(c.ca))
 
     async def run() -> Any:
-        ch = _channel(target.peer_url, tls)
+        ch = await open_channel(target.peer_url, tls)
         try:
             return await call(peer_pb2_grpc.PeerStub(ch))
         finally:

@@ -27,14 +27,14 @@ log = logging.getLogger("pyetcd")
 def _self_signed(cfg: ServerConfig, urls: list[str], kind: str) -> TLSInfo:
     """--auto-tls / --peer-auto-tls: a self-signed certificate for the listen hosts, kept in
     the data dir (as etcd does)."""
-    from pyetcd.tools.certs import write_certs
+    from pyetcd.tools.certs import write_self_signed
 
     hosts = sorted({urlsplit(u).hostname or "localhost" for u in urls} | {"localhost"})
     folder = cfg.data_dir / "fixtures" / kind
-    if not (folder / "server.pem").exists():
-        write_certs(folder, hosts, force=True)
-    return TLSInfo(str(folder / "server.pem"), str(folder / "server-key.pem"), "", client_cert_auth=False,
-                   auto_tls=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if not cert.exists():
+        write_self_signed(folder, hosts)
+    return TLSInfo(str(cert), str(key), "", client_cert_auth=False, auto_tls=True)
 
 
 def auto_tls(cfg: ServerConfig) -> None:

@@ -163,3 +163,29 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def write_self_signed(directory: Path, hosts: list[str], *, days: int = 365) -> tuple[Path, Path]:
+    """--auto-tls / --peer-auto-tls: one self-signed certificate (its own CA) and key, as etcd's
+    transport.SelfCert writes. Being its own issuer, a peer that fetched it can trust it as is
+    (etcd's clients skip verification instead; gRPC cannot)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = _key()
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pyetcd"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "pyetcd-auto-tls")])
+    cert = (
+        _builder("pyetcd-auto-tls", name, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
+                                     content_commitment=False, data_encipherment=False, key_agreement=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(_san(hosts), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(key_path, _key_pem(key), 0o600)
+    return cert_path, key_path

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import socket
 import ssl
 import time
 from collections import deque
@@ -37,20 +38,45 @@ _OPTIONS = [("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_mess
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000)]
 
 
-def _channel(url: str, tls: TLSInfo) -> grpc.aio.Channel:
+def _channel(url: str, tls: TLSInfo, peer_cert: bytes | None = None) -> grpc.aio.Channel:
+    """A channel to a peer URL; ``peer_cert`` is what --peer-auto-tls trusts (see _auto_tls_cert)."""
     addr = parse_url(url)
     if not addr.secure:
         return grpc.aio.insecure_channel(addr.host_port, options=_OPTIONS)
     if tls.auto_tls:
-        # --peer-auto-tls: self-signed certificates that no CA vouches for; etcd skips
-        # verification, grpc cannot, so trust the certificate the peer shows (trust on first use)
-        host, port = addr.host_port.rsplit(":", 1)
-        pem = ssl.get_server_certificate((host.strip("[]"), int(port)))
-        creds = grpc.ssl_channel_credentials(root_certificates=pem.encode(),
+        creds = grpc.ssl_channel_credentials(root_certificates=peer_cert,
                                              private_key=Path(tls.key_file).read_bytes(),
                                              certificate_chain=Path(tls.cert_file).read_bytes())
         return grpc.aio.secure_channel(addr.host_port, creds, options=_OPTIONS)
     return grpc.aio.secure_channel(addr.host_port, channel_credentials(tls), options=_OPTIONS)
+
+
+async def _auto_tls_cert(url: str) -> bytes:
+    """--peer-auto-tls: the peers' certificates are self-signed and no CA vouches for them; etcd
+    skips verification, gRPC cannot, so trust the certificate the peer shows (trust on first use)."""
+    addr = parse_url(url)
+    host, port = addr.host_port.rsplit(":", 1)
+
+    def fetch() -> bytes:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])  # a gRPC server answers only HTTP/2 clients
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0) as sock, \
+                ctx.wrap_socket(sock, server_hostname=host.strip("[]")) as tls_sock:
+            der = tls_sock.getpeercert(binary_form=True)
+        if der is None:
+            raise OSError(f"{url} showed no certificate")
+        return ssl.DER_cert_to_PEM_cert(der).encode()
+
+    return await asyncio.get_running_loop().run_in_executor(None, fetch)
+
+
+async def open_channel(url: str, tls: TLSInfo) -> grpc.aio.Channel:
+    """A channel to a peer URL with our peer TLS settings (fetching the peer's certificate first
+    under --peer-auto-tls)."""
+    pem = await _auto_tls_cert(url) if tls.auto_tls and parse_url(url).secure else None
+    return _channel(url, tls, pem)
 
 
 class _Peer:
@@ -69,9 +95,9 @@ class _Peer:
                        asyncio.get_running_loop().create_task(self._watch(), name=f"peer-watch-{member_id:x}")]
         self._connected = asyncio.Event()
 
-    def _connect(self) -> peer_pb2_grpc.PeerStub:
+    async def _connect(self) -> peer_pb2_grpc.PeerStub:
         if self.stub is None:
-            self.channel = _channel(self.urls[0], self.t.tls)
+            self.channel = await open_channel(self.urls[0], self.t.tls)
             self.stub = peer_pb2_grpc.PeerStub(self.channel)
             self._connected.set()
         return self.stub
@@ -97,7 +123,7 @@ class _Peer:
         backoff = 0.05
         while True:
             try:
-                stub = self._connect()
+                stub = await self._connect()
                 await stub.Stream(self._batches())
             except asyncio.CancelledError:
                 raise
@@ -106,6 +132,8 @@ class _Peer:
                     self.t.refused(self.id, e.details() or "")
                 elif e.code() != grpc.StatusCode.CANCELLED:
                     log.debug("stream to %x broke: %s", self.id, e.code().name)
+            except OSError as e:  # --peer-auto-tls could not fetch the peer's certificate
+                log.debug("cannot reach %x: %s", self.id, e)
             except Exception:
                 log.warning("stream to %x failed", self.id, exc_info=True)
             self.t.unreachable(self.id)
@@ -212,7 +240,7 @@ class PeerTransport:
             yield peer_pb2.SnapshotChunk(sha256=digest.digest())
 
         try:
-            ack = await peer._connect().Snapshot(chunks())
+            ack = await (await peer._connect()).Snapshot(chunks())
             done(bool(ack.installed))
         except Exception as e:
             log.warning("streaming snapshot to %x failed: %s", m.to, e)
@@ -249,7 +277,7 @@ class PeerTransport:
         if peer is None:
             raise errors.ErrNoLeader()
         try:
-            return await call(peer._connect())
+            return await call(await peer._connect())
         except grpc.aio.AioRpcError as e:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise errors.ErrTimeout() from e
@@ -295,7 +323,11 @@ async def fetch_remote_cluster(cfg: ServerConfig, timeout: float = 30.0) -> Remo
     last = ""
     while time.monotonic() < deadline:
         for url in urls:
-            channel = _channel(url, cfg.peer_tls)
+            try:
+                channel = await open_channel(url, cfg.peer_tls)
+            except OSError as e:
+                last = f"{url}: {e}"
+                continue
             try:
                 resp = await peer_pb2_grpc.PeerStub(channel).Members(peer_pb2.MembersRequest(), timeout=2.0)
                 return RemoteCluster(resp.cluster_id, [
