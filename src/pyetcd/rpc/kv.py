@@ -51,7 +51,9 @@ class KVService:
                 await self.s.linearizable_read()
             return self._fill(self.s.txn_read_only(r))
         await self.s.quota.check(r)
-        return self._fill(await self.s.propose(internal_pb2.InternalRequest(txn=r)))
+        req = internal_pb2.InternalRequest()
+        req.txn.CopyFrom(r)  # not InternalRequest(txn=r): that merges by re-parsing, within upb's 100 levels
+        return self._fill(await self.s.propose(req))
 
     @unary
     async def Compact(self, r: rpc_pb2.CompactionRequest, context: Any) -> rpc_pb2.CompactionResponse:

@@ -1,4 +1,4 @@
-"""etcdserverpb.Maintenance over gRPC: status and alarms."""
+"""etcdserverpb.Maintenance over gRPC: status, alarms, hashes, snapshots, defragmentation."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.server.server import EtcdServer
+from pyetcd.server.storehash import store_hash
 
 from .errors import stream, unary
 
@@ -35,6 +36,11 @@ class MaintenanceService:
         resp = rpc_pb2.HashKVResponse(hash=h, compact_revision=compact)
         resp.header.CopyFrom(self.s.header(rev))
         return resp
+
+    @unary
+    async def Hash(self, r: rpc_pb2.HashRequest, context: Any) -> rpc_pb2.HashResponse:
+        # on the event loop, like HashKV: no defragmentation can swap the file meanwhile
+        return rpc_pb2.HashResponse(header=self.s.header(), hash=store_hash(self.s.backend))
 
     @stream
     async def Snapshot(self, r: rpc_pb2.SnapshotRequest, context: Any) -> AsyncIterator[rpc_pb2.SnapshotResponse]:

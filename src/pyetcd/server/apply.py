@@ -2,17 +2,25 @@
 
 Runs on the apply thread, inside the batch's LMDB write transaction. Every member applies the
 same entries in the same order and gets the same result: nothing here reads a clock.
+
+Applying a committed entry never raises, whatever bytes it holds: every member would meet the
+same entry, again on every restart, so an exception here would stop the cluster for good.
+Limits are checked before a proposal (rpc/validate.py); an entry that is undecodable anyway or
+trips a bug answers its client with an error and the member goes on.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
-from pyetcd import errors
+from pyetcd import errors, wire
 from pyetcd.api import internal_pb2, rpc_pb2
 
 from . import kvops
-from .batch import ApplyBatch
+from .batch import AppliedResult, ApplyBatch
+
+log = logging.getLogger("pyetcd.server.apply")
 
 
 class LeaseApplier(Protocol):
@@ -55,6 +63,28 @@ class Applier:
     def register(self, kind: str, handler: Any) -> None:
         """Let a subsystem (auth, alarms, membership) apply its own request kind."""
         self.extra[kind] = handler
+
+    def apply_entry(self, batch: ApplyBatch, data: bytes) -> AppliedResult:
+        """Decode and apply one committed entry; never raises (see the module docstring).
+
+        An entry that cannot be decoded changes nothing and is logged once (its request id is
+        unknown, so its client times out, as for a lost proposal). A request that fails in an
+        unexpected way (a bug) is logged with its traceback and answered with an error; what it
+        wrote before failing stays, the same on every member, since they all fail alike."""
+        try:
+            req = wire.parse(internal_pb2.InternalRequest, data)
+        except Exception as e:
+            log.error("skipping committed entry %d: cannot decode %d bytes (%s)", batch.entry_index, len(data), e)
+            return AppliedResult(0, error=errors.EtcdError(f"etcdserver: undecodable entry: {e}"))
+        result = AppliedResult(req.header.ID)
+        try:
+            result.response = self.apply(batch, req)
+        except errors.EtcdError as e:
+            result.error = e
+        except Exception as e:
+            log.exception("applying entry %d (%s) failed", batch.entry_index, req.WhichOneof("request"))
+            result.error = errors.EtcdError(f"etcdserver: apply failed: {type(e).__name__}")
+        return result
 
     def apply(self, batch: ApplyBatch, req: internal_pb2.InternalRequest) -> Any:
         for guard in self.guards:

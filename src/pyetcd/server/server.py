@@ -371,13 +371,7 @@ class EtcdServer:
         batch.results.append(AppliedResult(ctx.request_id, response=members))
 
     def _apply_entry(self, batch: ApplyBatch, data: bytes) -> None:
-        req = internal_pb2.InternalRequest.FromString(data)
-        result = AppliedResult(req.header.ID)
-        try:
-            result.response = self.applier.apply(batch, req)
-        except errors.EtcdError as e:
-            result.error = e
-        batch.results.append(result)
+        batch.results.append(self.applier.apply_entry(batch, data))
 
     def _maybe_compact_log(self, batch: ApplyBatch) -> None:
         first = self.raftlog.first_index()
