@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyetcd import errors, wire
 from pyetcd.api import rpc_pb2
+from pyetcd.auth.store import MAX_NAME_BYTES
 
 # The deepest Txn nesting whose InternalRequest (one level more, RequestOps in between) the
 # apply thread can still decode (wire.MAX_DEPTH). etcd's default --max-txn-ops (128) refuses
@@ -23,11 +24,8 @@ def check_range(r: rpc_pb2.RangeRequest) -> None:
         raise errors.ErrInvalidSortOption()
 
 
-MAX_AUTH_NAME_BYTES = 511  # LMDB's key limit: user and role names are keys of the auth buckets
-
-
 def check_auth_name(name: str) -> None:
-    if len(name.encode()) > MAX_AUTH_NAME_BYTES:
+    if len(name.encode()) > MAX_NAME_BYTES:
         raise errors.ErrAuthNameTooLong()
 
 
