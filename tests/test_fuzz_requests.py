@@ -4,7 +4,8 @@ Valid requests, mutated bytes, huge repeated fields and deep Txns (tests/support
 go to one pyetcd member over mutual TLS as raw bytes. After each request:
 - its gRPC status is not UNKNOWN (an unexpected exception; Lock and Election excepted, where
   etcd itself answers its errors UNKNOWN), and INTERNAL only for bytes that do not parse
-  ("grpc: error unmarshalling request", as etcd answers);
+  ("grpc: error unmarshalling request", or on a stream "grpc: failed to unmarshal the received
+  message", as etcd answers);
 - the member still serves a linearizable Range, and its process is alive;
 - its log gained no traceback;
 - a rejected request (any status but OK), and any request of a read-only method, left the store
@@ -52,7 +53,7 @@ READ_ONLY = {
     "Auth.RoleGet", "Auth.RoleList", "Election.Leader", "Election.Observe",
 }
 METHODS = [m for m in all_methods() if m.id not in EXCLUDED]
-UNMARSHAL = "grpc: error unmarshalling request"
+UNMARSHAL = ("grpc: error unmarshalling request", "grpc: failed to unmarshal the received message")
 # etcd's v3lock and v3election servers return plain Go errors, which gRPC answers UNKNOWN with
 # the error's text ("election: no leader", "etcdserver: request is too large"); pyetcd does the
 # same. grpc's own UNKNOWN for an exception a handler let escape reads "Unexpected <class ...>".

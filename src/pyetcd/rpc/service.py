@@ -6,7 +6,7 @@ not define are left out: gRPC answers them UNIMPLEMENTED, as etcd does for unkno
 
 Request bytes that do not parse get what Go's gRPC server answers etcd's clients: INTERNAL
 "grpc: error unmarshalling request: ...", with nothing logged; on a client stream the first
-such message ends the call the same way. (A deserializer that raises would make grpc answer
+such message ends the call INTERNAL "grpc: failed to unmarshal the received message ...". (A deserializer that raises would make grpc answer
 UNKNOWN and log a traceback per request, so ours never raises: it hands the handler wrapper an
 ``Undecodable`` marker instead.)
 """
@@ -25,13 +25,16 @@ from google.protobuf.descriptor import ServiceDescriptor
 from pyetcd import wire
 
 _db = symbol_database.Default()
+# Go gRPC's words, which etcd's clients see: for a unary request, and for a client-stream message
 UNMARSHAL_ERROR = "grpc: error unmarshalling request: "
+STREAM_UNMARSHAL_ERROR = "grpc: failed to unmarshal the received message "
 
 
 class Undecodable:
     """Request bytes that did not parse as the method's request type."""
 
     def __init__(self, reason: str) -> None:
+        self.reason = reason
         self.details = UNMARSHAL_ERROR + reason
 
 
@@ -62,7 +65,7 @@ class _Requests:
         req = await self._requests.__anext__()
         if isinstance(req, Undecodable):
             self.bad = req
-            raise UndecodableRequest(req.details)
+            raise UndecodableRequest(req.reason)
         return req
 
 
@@ -95,7 +98,7 @@ def _guarded(fn: Any, name: str, guard: CallGuard, client_streaming: bool) -> An
             except UndecodableRequest:
                 pass
             if requests is not None and requests.bad is not None:
-                await context.abort(grpc.StatusCode.INTERNAL, requests.bad.details)
+                await context.abort(grpc.StatusCode.INTERNAL, STREAM_UNMARSHAL_ERROR + requests.bad.reason)
         return stream
 
     @functools.wraps(fn)
