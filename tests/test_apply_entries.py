@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -68,10 +69,22 @@ def member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Member]:
     m.close()
 
 
-def _deep_entry(depth: int) -> bytes:
-    """An InternalRequest holding a Txn ``depth`` levels deep (field 4 is ``txn``)."""
-    payload = nested_txn(depth)
-    return b"\x22" + _varint(len(payload)) + payload
+def _deep_request(depth: int, size: int = 0) -> bytes:
+    """A TxnRequest ``depth`` levels deep, padded (in its innermost value) to about ``size`` bytes."""
+    pad = size
+    data = nested_txn(depth, rpc_pb2.PutRequest(key=b"fz/deep", value=b"v" * pad))
+    while len(data) > size and pad > 0:  # lengths grow with the value: shrink it until it fits
+        pad = max(0, pad - (len(data) - size))
+        data = nested_txn(depth, rpc_pb2.PutRequest(key=b"fz/deep", value=b"v" * pad))
+    return data
+
+
+def _deep_entry(depth: int, size: int = 0) -> bytes:
+    """The log entry for such a request: an InternalRequest (``txn`` is field 4) whose header
+    names a user, as a proposal made with auth on does."""
+    payload = _deep_request(depth, size)
+    header = internal_pb2.InternalRequest(header=internal_pb2.RequestHeader(ID=7, username="u" * 500))
+    return header.SerializeToString() + b"\x22" + _varint(len(payload)) + payload
 
 
 def _varint(n: int) -> bytes:
@@ -117,10 +130,23 @@ def test_an_undecodable_entry_is_skipped_with_one_log_line(member: Member,
 
 
 def test_the_txn_depth_the_rpc_layer_admits_applies(member: Member) -> None:
-    """The deepest Txn rpc/validate.py lets through still decodes once wrapped for the log."""
+    """The deepest and largest deep Txn the rpc layer lets through still decodes once wrapped
+    for the log (one level deeper, a header larger)."""
     from pyetcd.rpc.validate import MAX_TXN_NESTING
 
-    entry = _deep_entry(MAX_TXN_NESTING)
+    request = _deep_request(MAX_TXN_NESTING, wire.MAX_DEEP_BYTES)
+    wire.parse(rpc_pb2.TxnRequest, request)  # the rpc layer decodes it
+    entry = _deep_entry(MAX_TXN_NESTING, wire.MAX_DEEP_BYTES)
+    assert len(request) <= wire.MAX_DEEP_BYTES < len(entry)  # within the limit; its entry is not
     assert wire.wire_depth(internal_pb2.InternalRequest.DESCRIPTOR, entry, 10_000) <= wire.MAX_DEPTH
     result = member.applier.apply_entry(member.batch, entry)
     assert result.error is None, result.error
+
+
+def test_a_deep_and_large_message_is_refused_cheaply() -> None:
+    """Walking a deep message's fields in Python costs ~50x upb's decode: only small ones get it."""
+    filler = b"\x78\x01" * (wire.MAX_DEEP_BYTES // 2)  # unknown varint field 15, many times
+    entry = _deep_entry(120) + filler
+    with pytest.raises(DecodeError, match="larger than"):
+        wire.parse(internal_pb2.InternalRequest, entry)
+    assert wire.parse(internal_pb2.InternalRequest, _deep_entry(120)).txn.success

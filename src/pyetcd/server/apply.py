@@ -21,6 +21,8 @@ from . import kvops
 from .batch import AppliedResult, ApplyBatch
 
 log = logging.getLogger("pyetcd.server.apply")
+# an entry is the client's request plus the InternalRequest header (id, user name, auth revision)
+ENTRY_MAX_DEEP_BYTES = wire.MAX_DEEP_BYTES + 2048
 
 
 class LeaseApplier(Protocol):
@@ -72,7 +74,7 @@ class Applier:
         unexpected way (a bug) is logged with its traceback and answered with an error; what it
         wrote before failing stays, the same on every member, since they all fail alike."""
         try:
-            req = wire.parse(internal_pb2.InternalRequest, data)
+            req = wire.parse(internal_pb2.InternalRequest, data, ENTRY_MAX_DEEP_BYTES)
         except Exception as e:
             log.error("skipping committed entry %d: cannot decode %d bytes (%s)", batch.entry_index, len(data), e)
             return AppliedResult(0, error=errors.EtcdError(f"etcdserver: undecodable entry: {e}"))
