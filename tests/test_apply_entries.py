@@ -30,7 +30,7 @@ from pyetcd.server.apply import Applier
 from pyetcd.server.batch import ApplyBatch
 from pyetcd.server.membership import Membership
 from pyetcd.storage.backend import Backend
-from support.protofuzz import messages, mutated, nested_txn
+from support.protofuzz import length_delimited, messages, mutated, nested_txn
 
 
 class Member:
@@ -84,16 +84,7 @@ def _deep_entry(depth: int, size: int = 0) -> bytes:
     names a user, as a proposal made with auth on does."""
     payload = _deep_request(depth, size)
     header = internal_pb2.InternalRequest(header=internal_pb2.RequestHeader(ID=7, username="u" * 500))
-    return header.SerializeToString() + b"\x22" + _varint(len(payload)) + payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+    return header.SerializeToString() + length_delimited(4, payload)
 
 
 valid = messages(internal_pb2.InternalRequest).map(lambda m: m.SerializeToString())

@@ -134,11 +134,11 @@ def nested_txn(depth: int, leaf: Message | None = None) -> bytes:
     inner = rpc_pb2.TxnRequest(success=[rpc_pb2.RequestOp(
         request_put=leaf or rpc_pb2.PutRequest(key=b"fz/deep", value=b"v"))]).SerializeToString()
     for _ in range(depth - 1):
-        inner = _ld(2, _ld(4, inner))  # TxnRequest.success (2) -> RequestOp.request_txn (4)
+        inner = length_delimited(2, length_delimited(4, inner))  # TxnRequest.success (2) -> RequestOp.request_txn (4)
     return inner
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while True:
         b, n = n & 0x7F, n >> 7
@@ -147,8 +147,8 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _ld(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+def length_delimited(field: int, payload: bytes) -> bytes:
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
 
 
 def huge_repeated(method: Method) -> st.SearchStrategy[bytes]:
@@ -166,13 +166,13 @@ def huge_repeated(method: Method) -> st.SearchStrategy[bytes]:
             count = draw(st.sampled_from([129, 1000, 20000]))
             one = draw(messages(_db.GetSymbol(f.message_type.full_name), max_depth=1)).SerializeToString() \
                 if f.type == T.TYPE_MESSAGE else b""
-            item = _ld(f.number, one) if f.type in (T.TYPE_MESSAGE, T.TYPE_BYTES, T.TYPE_STRING) \
-                else _varint(f.number << 3) + b"\x01"
+            item = length_delimited(f.number, one) if f.type in (T.TYPE_MESSAGE, T.TYPE_BYTES, T.TYPE_STRING) \
+                else varint(f.number << 3) + b"\x01"
             return data + item * count
         if big:
             f = draw(st.sampled_from(big))
             size = draw(st.sampled_from([600 * 1024, 1600 * 1024, 3 * 1024 * 1024]))
-            return data + _ld(f.number, b"x" * size)
+            return data + length_delimited(f.number, b"x" * size)
         return data
 
     return build()
