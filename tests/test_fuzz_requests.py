@@ -43,7 +43,7 @@ from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from support import CertPaths, Member, grpc_channel, pyetcd_unavailable_reason, start_member
 from support.protofuzz import Method, all_methods, requests
 
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 FUZZ_SOAK_EXAMPLES = int(os.environ.get("FUZZ_SOAK_EXAMPLES", "300"))
 EXCLUDED = {"Auth.AuthEnable"}
 READ_ONLY = {

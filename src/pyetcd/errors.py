@@ -82,6 +82,10 @@ ErrInvalidAuthToken = _error("ErrInvalidAuthToken", "UNAUTHENTICATED", "etcdserv
 # names are LMDB keys, which hold at most 511 bytes; refused before they are proposed
 ErrAuthNameTooLong = _error("ErrAuthNameTooLong", "INVALID_ARGUMENT",
                             "etcdserver: user or role name is too long (at most 511 bytes)")
+# pyetcd's own: etcd 3.4 answers nothing here (an unknown alarm action leaves its response nil,
+# and marshalling that stops the process)
+ErrInvalidAlarmAction = _error("ErrInvalidAlarmAction", "INVALID_ARGUMENT",
+                               "etcdserver: invalid alarm action (GET, ACTIVATE or DEACTIVATE)")
 ErrInvalidAuthMgmt = _error("ErrInvalidAuthMgmt", "INVALID_ARGUMENT", "etcdserver: invalid auth management")
 ErrAuthOldRevision = _error("ErrAuthOldRevision", "INVALID_ARGUMENT", "etcdserver: revision of auth store is old")
 

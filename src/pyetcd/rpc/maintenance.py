@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from pyetcd import errors
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.server.server import EtcdServer
 from pyetcd.server.storehash import store_hash
@@ -54,15 +55,22 @@ class MaintenanceService:
 
     @unary
     async def Alarm(self, r: rpc_pb2.AlarmRequest, context: Any) -> rpc_pb2.AlarmResponse:
+        if r.action not in _ALARM_ACTIONS:
+            raise errors.ErrInvalidAlarmAction()
         # every alarm request, GET included, goes through raft as in etcd
         resp: rpc_pb2.AlarmResponse = await self.s.propose(internal_pb2.InternalRequest(alarm=r))
         resp.header.CopyFrom(self.s.header())
         return resp
 
 
+_ALARM_ACTIONS = frozenset(rpc_pb2.AlarmRequest.AlarmAction.values())
+_ALARM_NAMES = {v: k for k, v in rpc_pb2.AlarmType.items()}
+
+
 def _alarm_text(a: rpc_pb2.AlarmMember) -> str:
-    """etcd's AlarmMember.String(), as Status lists raised alarms in ``errors``."""
-    return f"memberID:{a.memberID} alarm:{rpc_pb2.AlarmType.Name(a.alarm)} "
+    """etcd's AlarmMember.String(), as Status lists raised alarms in ``errors`` (an alarm type
+    etcd has no name for is printed as its number, as gogo's EnumName does)."""
+    return f"memberID:{a.memberID} alarm:{_ALARM_NAMES.get(a.alarm, a.alarm)} "
 
 
 SNAPSHOT_CHUNK = 32 * 1024  # etcd's snapshot send buffer
