@@ -25,8 +25,9 @@ from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.auth.store import AuthStore
 from pyetcd.lease import Lessor
 from pyetcd.mvcc import KVStore
+from pyetcd.raft import ConfChange, ConfChangeType
 from pyetcd.server.alarms import Alarms
-from pyetcd.server.apply import Applier
+from pyetcd.server.apply import Applier, decode_conf_change
 from pyetcd.server.batch import ApplyBatch
 from pyetcd.server.membership import Membership
 from pyetcd.storage.backend import Backend
@@ -141,3 +142,15 @@ def test_a_deep_and_large_message_is_refused_cheaply() -> None:
     with pytest.raises(DecodeError, match="larger than"):
         wire.parse(internal_pb2.InternalRequest, entry)
     assert wire.parse(internal_pb2.InternalRequest, _deep_entry(120)).txn.success
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", b"\xff" * 9, b"\x07" + b"\x00" * 8 + b"\xff\xff"])
+def test_an_undecodable_conf_change_is_skipped(data: bytes) -> None:
+    assert decode_conf_change(data) is None
+
+
+def test_a_conf_change_decodes() -> None:
+    ctx = internal_pb2.ConfChangeContext(request_id=5)
+    cc = ConfChange(ConfChangeType.ADD_LEARNER_NODE, 7, ctx.SerializeToString())
+    decoded = decode_conf_change(cc.encode())
+    assert decoded is not None and decoded[0] == cc and decoded[1].request_id == 5

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pyetcd import errors, wire
 from pyetcd.api import internal_pb2, rpc_pb2
+from pyetcd.raft import ConfChange
 
 from . import kvops
 from .batch import AppliedResult, ApplyBatch
@@ -23,6 +24,17 @@ from .batch import AppliedResult, ApplyBatch
 log = logging.getLogger("pyetcd.server.apply")
 # an entry is the client's request plus the InternalRequest header (id, user name, auth revision)
 ENTRY_MAX_DEEP_BYTES = wire.MAX_DEEP_BYTES + 2048
+
+
+def decode_conf_change(data: bytes) -> tuple[ConfChange, internal_pb2.ConfChangeContext] | None:
+    """A committed conf change entry and its context, or None (logged once) when the bytes do
+    not decode: skipped, as an undecodable normal entry is, rather than stopping apply."""
+    try:
+        cc = ConfChange.decode(data)
+        return cc, wire.parse(internal_pb2.ConfChangeContext, cc.context)
+    except Exception as e:
+        log.error("skipping a committed conf change: cannot decode %d bytes (%s)", len(data), e)
+        return None
 
 
 class LeaseApplier(Protocol):

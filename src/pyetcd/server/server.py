@@ -43,7 +43,7 @@ from pyetcd.storage.raftlog import RaftLog
 
 from . import kvops
 from .alarms import Alarms, Quota
-from .apply import Applier
+from .apply import Applier, decode_conf_change
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
 from .config import ServerConfig
 from .leases import ServerLeases
@@ -362,8 +362,9 @@ class EtcdServer:
 
     def _apply_conf_change(self, batch: ApplyBatch, data: bytes) -> None:
         """Apply thread (which owns the node during a turn): the core and the member list change together."""
-        cc = ConfChange.decode(data)
-        ctx = internal_pb2.ConfChangeContext.FromString(cc.context)
+        if (decoded := decode_conf_change(data)) is None:
+            return
+        cc, ctx = decoded
         conf_state = self.node.apply_conf_change(cc)
         self.raftlog.persist_conf_state(batch.txn, conf_state)
         members = self.members.apply_conf_change(batch, cc, ctx)
