@@ -1,7 +1,8 @@
 """Fuzz every method and stream of KV, Watch, Lease, Cluster, Maintenance, Auth, Lock and Election.
 
 Valid requests, mutated bytes, huge repeated fields and deep Txns (tests/support/protofuzz.py)
-go to one pyetcd member over mutual TLS as raw bytes. After each request:
+go to one pyetcd member over mutual TLS as raw bytes (one to three of them on a client stream:
+Watch, LeaseKeepAlive). After each request:
 - its gRPC status is not UNKNOWN (an unexpected exception; Lock and Election excepted, where
   etcd itself answers its errors UNKNOWN), and INTERNAL only for bytes that do not parse
   ("grpc: error unmarshalling request", or on a stream "grpc: failed to unmarshal the received
@@ -38,6 +39,7 @@ from pathlib import Path
 import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from support import CertPaths, Member, grpc_channel, pyetcd_unavailable_reason, start_member
@@ -87,12 +89,13 @@ class Target:
         self.log_offset += len(data)
         return data.decode(errors="replace")
 
-    def call(self, method: Method, data: bytes) -> tuple[grpc.StatusCode, str, list[bytes]]:
-        """Send ``data`` as the method's request (one frame on a client stream)."""
+    def call(self, method: Method, frames: list[bytes]) -> tuple[grpc.StatusCode, str, list[bytes]]:
+        """Send ``frames`` as the method's request (a client stream gets them all, in order)."""
         replies: list[bytes] = []
+        data = frames[0]
         try:
             if method.client_streaming:
-                call = self.ch.stream_stream(method.path)(iter([data]), timeout=5)
+                call = self.ch.stream_stream(method.path)(iter(frames), timeout=5)
                 timer = threading.Timer(0.3, call.cancel)  # a watch stays open: read briefly
                 timer.start()
                 try:
@@ -135,12 +138,13 @@ class Target:
             req.ID += 1  # type: ignore[attr-defined]
         return req.SerializeToString()
 
-    def check(self, method: Method, data: bytes) -> None:
-        data = self.tame(method, bytes(data))
+    def check(self, method: Method, frames: list[bytes]) -> None:
+        frames = [self.tame(method, bytes(f)) for f in frames]
         before = self.fingerprint()
-        code, details, _ = self.call(method, data)
+        code, details, _ = self.call(method, frames)
         STATUSES[(method.id, code.name)] += 1
-        context = f"{method.id} with {len(data)} bytes {data[:80]!r}: {code.name} {details[:200]}"
+        context = (f"{method.id} with {len(frames)} frame(s) of {[len(f) for f in frames]} bytes, "
+                   f"first {frames[0][:80]!r}: {code.name} {details[:200]}")
         if code == grpc.StatusCode.UNKNOWN:  # etcd's own answer for Lock and Election errors only
             assert method.service in PLAIN_ERROR_SERVICES and not details.startswith("Unexpected"), context
         assert code != grpc.StatusCode.INTERNAL or details.startswith(UNMARSHAL), context
@@ -171,11 +175,14 @@ def target(tmp_path_factory: pytest.TempPathFactory, certs: CertPaths) -> Iterat
 
 
 def _run(target: Target, method: Method, examples: int, derandomize: bool) -> None:
+    frames = st.lists(requests(method), min_size=1, max_size=3) if method.client_streaming \
+        else requests(method).map(lambda blob: [blob])
+
     @settings(max_examples=examples, deadline=None, derandomize=derandomize, database=None,
               suppress_health_check=list(HealthCheck), print_blob=True)
-    @given(data=requests(method))
-    def one(data: bytes) -> None:  # a Blob
-        target.check(method, data)
+    @given(frames=frames)
+    def one(frames: list[bytes]) -> None:  # Blobs
+        target.check(method, frames)
 
     one()
 
