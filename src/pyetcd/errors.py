@@ -32,6 +32,7 @@ ErrKeyNotFound = _error("ErrKeyNotFound", "INVALID_ARGUMENT", "etcdserver: key n
 ErrValueProvided = _error("ErrValueProvided", "INVALID_ARGUMENT", "etcdserver: value is provided")
 ErrLeaseProvided = _error("ErrLeaseProvided", "INVALID_ARGUMENT", "etcdserver: lease is provided")
 ErrTooManyOps = _error("ErrTooManyOps", "INVALID_ARGUMENT", "etcdserver: too many operations in txn request")
+ErrInvalidSortOption = _error("ErrInvalidSortOption", "INVALID_ARGUMENT", "etcdserver: invalid sort option")
 ErrDuplicateKey = _error("ErrDuplicateKey", "INVALID_ARGUMENT", "etcdserver: duplicate key given in txn request")
 ErrCompacted = _error("ErrCompacted", "OUT_OF_RANGE", "etcdserver: mvcc: required revision has been compacted")
 ErrFutureRev = _error("ErrFutureRev", "OUT_OF_RANGE", "etcdserver: mvcc: required revision is a future revision")
@@ -77,6 +78,14 @@ ErrPermissionNotGranted = _error("ErrPermissionNotGranted", "FAILED_PRECONDITION
                                  "etcdserver: permission is not granted to the role")
 ErrAuthNotEnabled = _error("ErrAuthNotEnabled", "FAILED_PRECONDITION", "etcdserver: authentication is not enabled")
 ErrInvalidAuthToken = _error("ErrInvalidAuthToken", "UNAUTHENTICATED", "etcdserver: invalid auth token")
+# pyetcd's own (etcd's bolt takes keys up to 32 KiB and exits on a longer one): user and role
+# names are LMDB keys, which hold at most 511 bytes; refused before they are proposed
+ErrAuthNameTooLong = _error("ErrAuthNameTooLong", "INVALID_ARGUMENT",
+                            "etcdserver: user or role name is too long (at most 511 bytes)")
+# pyetcd's own: etcd 3.4 answers nothing here (an unknown alarm action leaves its response nil,
+# and marshalling that stops the process)
+ErrInvalidAlarmAction = _error("ErrInvalidAlarmAction", "INVALID_ARGUMENT",
+                               "etcdserver: invalid alarm action (GET, ACTIVATE or DEACTIVATE)")
 ErrInvalidAuthMgmt = _error("ErrInvalidAuthMgmt", "INVALID_ARGUMENT", "etcdserver: invalid auth management")
 ErrAuthOldRevision = _error("ErrAuthOldRevision", "INVALID_ARGUMENT", "etcdserver: revision of auth store is old")
 

@@ -113,9 +113,11 @@ class AuthStore:
         batch.on_publish(publish)
 
     def _put_user(self, batch: ApplyBatch, user: auth_pb2.User) -> None:
+        _check_name(user.name)
         batch.txn.put(user.name, user.SerializeToString(), db=self.backend.db(AUTH_USERS))
 
     def _put_role(self, batch: ApplyBatch, role: auth_pb2.Role) -> None:
+        _check_name(role.name)
         batch.txn.put(role.name, role.SerializeToString(), db=self.backend.db(AUTH_ROLES))
 
     def _user(self, name: str) -> auth_pb2.User:
@@ -272,3 +274,13 @@ class AuthStore:
         self._put_role(batch, role)
         self._commit(batch, self.applied.with_changes(roles={**self.applied.roles, r.role: role}))
         return rpc_pb2.AuthRoleRevokePermissionResponse()
+
+
+MAX_NAME_BYTES = 511  # user and role names are LMDB keys, which hold at most 511 bytes
+
+
+def _check_name(name: bytes) -> None:
+    """Refuse a name LMDB cannot store (the rpc layer refuses it first; an entry committed
+    anyway must get an error, never an exception that stops apply)."""
+    if len(name) > MAX_NAME_BYTES:
+        raise errors.ErrAuthNameTooLong()

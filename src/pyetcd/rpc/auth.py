@@ -16,6 +16,7 @@ from pyetcd.auth.passwords import check_password, hash_password
 from pyetcd.auth.tokens import token_prefix
 from pyetcd.server.etcd_server import EtcdServer
 
+from . import validate
 from .errors import unary
 
 
@@ -37,7 +38,6 @@ class AuthService:
     UserDelete = _proposer("auth_user_delete")
     UserGrantRole = _proposer("auth_user_grant_role")
     UserRevokeRole = _proposer("auth_user_revoke_role")
-    RoleAdd = _proposer("auth_role_add")
     RoleDelete = _proposer("auth_role_delete")
     RoleGrantPermission = _proposer("auth_role_grant_permission")
     RoleRevokePermission = _proposer("auth_role_revoke_permission")
@@ -70,10 +70,16 @@ class AuthService:
     async def UserAdd(self, r: rpc_pb2.AuthUserAddRequest, context: Any) -> rpc_pb2.AuthUserAddResponse:
         if not r.name:
             raise errors.ErrUserEmpty()
+        validate.check_auth_name(r.name)
         if not r.options.no_password and not r.hashedPassword:
             r.hashedPassword = await asyncio.to_thread(hash_password, r.password, self.s.cfg.bcrypt_cost)
         r.password = ""
         return await self._propose(auth_user_add=r)  # type: ignore[no-any-return]
+
+    @unary
+    async def RoleAdd(self, r: rpc_pb2.AuthRoleAddRequest, context: Any) -> rpc_pb2.AuthRoleAddResponse:
+        validate.check_auth_name(r.name)
+        return await self._propose(auth_role_add=r)  # type: ignore[no-any-return]
 
     @unary
     async def UserGet(self, r: rpc_pb2.AuthUserGetRequest, context: Any) -> rpc_pb2.AuthUserGetResponse:

@@ -41,13 +41,14 @@ class CallGuard:
     def __init__(self, server: EtcdServer, crl: RevocationCheck | None = None) -> None:
         self.s = server
         self.crl = crl
-        self.cert_auth = server.cfg.client_tls.client_cert_auth
 
     async def __call__(self, method: str, request: Any, context: Any) -> None:
         if self.crl is not None:
             await self.crl.check(context)
         st = self.s.auth_state
         if not st.enabled or method in UNCHECKED:
+            return
+        if method == "Watch":  # each create request is checked, caller included (watch_refusal)
             return
         try:
             info = self.caller(context, st)
@@ -62,30 +63,36 @@ class CallGuard:
             await abort(context, e)
 
     def caller(self, context: Any, st: AuthState) -> AuthInfo:
-        """etcd's AuthInfoFromCtx, then AuthInfoFromTLS; NOBODY when neither names a user."""
-        for key, value in context.invocation_metadata() or ():
-            if key in TOKEN_KEYS:
-                found = self.s.auth_tokens.info(value, st.revision)
-                if found is None:
-                    raise errors.ErrInvalidAuthToken()
-                return AuthInfo(*found)
-        if self.cert_auth:
-            cn = context.auth_context().get("x509_common_name")
-            if cn:
-                return AuthInfo(cn[0].decode(), st.revision)
-        return NOBODY
+        return resolve_caller(self.s, context, st)
 
     def lease_keys(self, lease_id: int) -> list[bytes]:
         return self.s.lease_keys(lease_id)
 
 
-def watch_refusal(server: EtcdServer, c: rpc_pb2.WatchCreateRequest) -> str | None:
-    """Why a watch may not be created (etcd's isWatchPermitted), as etcd's cancel reason."""
+def resolve_caller(server: EtcdServer, context: Any, st: AuthState) -> AuthInfo:
+    """etcd's AuthInfoFromCtx, then AuthInfoFromTLS; NOBODY when neither names a user."""
+    for key, value in context.invocation_metadata() or ():
+        if key in TOKEN_KEYS:
+            found = server.auth_tokens.info(value, st.revision)
+            if found is None:
+                raise errors.ErrInvalidAuthToken()
+            return AuthInfo(*found)
+    if server.cfg.client_tls.client_cert_auth:
+        cn = context.auth_context().get("x509_common_name")
+        if cn:
+            return AuthInfo(cn[0].decode(), st.revision)
+    return NOBODY
+
+
+def watch_refusal(server: EtcdServer, context: Any, c: rpc_pb2.WatchCreateRequest) -> str | None:
+    """Why a watch may not be created (etcd's isWatchPermitted, run for each create request:
+    the caller is resolved afresh, so a token invalidated meanwhile cancels the watch with
+    etcd's reason instead of failing the stream), as etcd's cancel reason."""
     st = server.auth_state
     if not st.enabled:
         return None
-    who = auth_context.current.get() or NOBODY
     try:
+        who = resolve_caller(server, context, st)
         st.check_op(AuthInfo(who.username, st.revision if who.username else 0), c.key, c.range_end, READ)
     except errors.EtcdError as e:
         go_code = "".join(part.capitalize() for part in e.code.split("_"))

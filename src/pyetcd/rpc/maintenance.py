@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from pyetcd import errors
 from pyetcd.api import rpc_pb2
 from pyetcd.server.etcd_server import EtcdServer
 
@@ -35,6 +36,10 @@ class MaintenanceService:
         resp.header.CopyFrom(self.s.header(rev))
         return resp
 
+    @unary
+    async def Hash(self, r: rpc_pb2.HashRequest, context: Any) -> rpc_pb2.HashResponse:
+        return rpc_pb2.HashResponse(header=self.s.header(), hash=self.s.store_hash())
+
     @stream
     async def Snapshot(self, r: rpc_pb2.SnapshotRequest, context: Any) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
         async for resp in snapshot_stream(self.s):
@@ -47,12 +52,17 @@ class MaintenanceService:
 
     @unary
     async def Alarm(self, r: rpc_pb2.AlarmRequest, context: Any) -> rpc_pb2.AlarmResponse:
+        if r.action not in _ALARM_ACTIONS:
+            raise errors.ErrInvalidAlarmAction()
         return await self.s.alarm(r)
 
     @unary
     async def MoveLeader(self, r: rpc_pb2.MoveLeaderRequest, context: Any) -> rpc_pb2.MoveLeaderResponse:
         await self.s.move_leader(r.targetID)
         return rpc_pb2.MoveLeaderResponse(header=self.s.header())
+
+
+_ALARM_ACTIONS = frozenset(rpc_pb2.AlarmRequest.AlarmAction.values())
 
 
 SNAPSHOT_CHUNK = 32 * 1024  # etcd's snapshot send buffer

@@ -3,6 +3,12 @@
 Handlers may return either a protobuf message or already-encoded bytes (a range reply built
 from stored KeyValue bytes), so the response serializer accepts both. Methods a servicer does
 not define are left out: gRPC answers them UNIMPLEMENTED, as etcd does for unknown methods.
+
+Request bytes that do not parse get what Go's gRPC server answers etcd's clients: INTERNAL
+"grpc: error unmarshalling request: ...", with nothing logged; on a client stream the first
+such message ends the call INTERNAL "grpc: failed to unmarshal the received message ...". (A deserializer that raises would make grpc answer
+UNKNOWN and log a traceback per request, so ours never raises: it hands the handler wrapper an
+``Undecodable`` marker instead.)
 """
 
 from __future__ import annotations
@@ -16,7 +22,51 @@ import grpc
 from google.protobuf import symbol_database
 from google.protobuf.descriptor import ServiceDescriptor
 
+from pyetcd import wire
+
 _db = symbol_database.Default()
+# Go gRPC's words, which etcd's clients see: for a unary request, and for a client-stream message
+UNMARSHAL_ERROR = "grpc: error unmarshalling request: "
+STREAM_UNMARSHAL_ERROR = "grpc: failed to unmarshal the received message "
+
+
+class Undecodable:
+    """Request bytes that did not parse as the method's request type."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.details = UNMARSHAL_ERROR + reason
+
+
+class UndecodableRequest(Exception):
+    """Raised into a stream handler's request loop by an undecodable message: the call ends INTERNAL."""
+
+
+def _deserializer(request_type: Any) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return wire.parse(request_type, data)
+        except Exception as e:  # DecodeError, or whatever else bad bytes may provoke in a decoder
+            return Undecodable(str(e) or type(e).__name__)
+    return decode
+
+
+class _Requests:
+    """A client stream's decoded requests; remembers the first undecodable one and stops there."""
+
+    def __init__(self, requests: AsyncIterator[Any]) -> None:
+        self._requests = requests
+        self.bad: Undecodable | None = None
+
+    def __aiter__(self) -> _Requests:
+        return self
+
+    async def __anext__(self) -> Any:
+        req = await self._requests.__anext__()
+        if isinstance(req, Undecodable):
+            self.bad = req
+            raise UndecodableRequest(req.reason)
+        return req
 
 
 def _serialize(msg: Any) -> bytes:
@@ -28,19 +78,33 @@ def _serialize(msg: Any) -> bytes:
 CallGuard = Callable[[str, Any, Any], Awaitable[None]]
 
 
-def _guarded(fn: Any, name: str, guard: CallGuard) -> Any:
-    """Run ``guard`` before the handler, in the handler's task (so what it learns, the caller,
-    is visible to the handler through context variables)."""
+async def _allow_all(name: str, request: Any, context: Any) -> None:
+    return None
+
+
+def _guarded(fn: Any, name: str, guard: CallGuard, client_streaming: bool) -> Any:
+    """Refuse undecodable requests, then run ``guard`` before the handler, in the handler's task
+    (so what it learns, the caller, is visible to the handler through context variables)."""
     if inspect.isasyncgenfunction(fn):
         @functools.wraps(fn)
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            await guard(name, request, context)
-            async for item in fn(request, context):
-                yield item
+            if isinstance(request, Undecodable):
+                await context.abort(grpc.StatusCode.INTERNAL, request.details)
+            requests = _Requests(request) if client_streaming else None
+            await guard(name, requests or request, context)
+            try:
+                async for item in fn(requests or request, context):
+                    yield item
+            except UndecodableRequest:
+                pass
+            if requests is not None and requests.bad is not None:
+                await context.abort(grpc.StatusCode.INTERNAL, STREAM_UNMARSHAL_ERROR + requests.bad.reason)
         return stream
 
     @functools.wraps(fn)
     async def unary(request: Any, context: Any) -> Any:
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INTERNAL, request.details)
         await guard(name, request, context)
         return await fn(request, context)
     return unary
@@ -53,8 +117,7 @@ def generic_handler(service: ServiceDescriptor, servicer: object,
         fn = getattr(servicer, method.name, None)
         if fn is None:
             continue
-        if guard is not None:
-            fn = _guarded(fn, method.name, guard)
+        fn = _guarded(fn, method.name, guard or _allow_all, method.client_streaming)
         request_type = _db.GetSymbol(method.input_type.full_name)
         kind = {
             (False, False): grpc.unary_unary_rpc_method_handler,
@@ -62,6 +125,6 @@ def generic_handler(service: ServiceDescriptor, servicer: object,
             (True, False): grpc.stream_unary_rpc_method_handler,
             (True, True): grpc.stream_stream_rpc_method_handler,
         }[(method.client_streaming, method.server_streaming)]
-        handlers[method.name] = kind(fn, request_deserializer=request_type.FromString,
+        handlers[method.name] = kind(fn, request_deserializer=_deserializer(request_type),
                                      response_serializer=_serialize)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

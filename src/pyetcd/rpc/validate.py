@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from pyetcd import errors
+from pyetcd import errors, wire
 from pyetcd.api import rpc_pb2
+from pyetcd.auth.store import MAX_NAME_BYTES
+
+# The deepest Txn nesting whose InternalRequest (one level more, RequestOps in between) the
+# apply thread can still decode (wire.MAX_DEPTH). etcd's default --max-txn-ops (128) refuses
+# deeper ones first; with a larger --max-txn-ops etcd would accept more, pyetcd answers "too many".
+MAX_TXN_NESTING = (wire.MAX_DEPTH - 2) // 2
+
+
+_SORT_ORDERS = frozenset(rpc_pb2.RangeRequest.SortOrder.values())
+_SORT_TARGETS = frozenset(rpc_pb2.RangeRequest.SortTarget.values())
 
 
 def check_range(r: rpc_pb2.RangeRequest) -> None:
     if not r.key:
         raise errors.ErrEmptyKey()
+    # etcd 3.5's check (3.4 has none: an unknown target made its sort call a nil sorter)
+    if r.sort_order not in _SORT_ORDERS or r.sort_target not in _SORT_TARGETS:
+        raise errors.ErrInvalidSortOption()
+
+
+def check_auth_name(name: str) -> None:
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise errors.ErrAuthNameTooLong()
 
 
 def check_put(r: rpc_pb2.PutRequest) -> None:
@@ -31,9 +49,9 @@ def check_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
     _check_intervals(r.failure)
 
 
-def _check_txn_ops(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
+def _check_txn_ops(r: rpc_pb2.TxnRequest, max_txn_ops: int, depth: int = 1) -> None:
     opc = max(len(r.compare), len(r.success), len(r.failure))
-    if opc > max_txn_ops:
+    if opc > max_txn_ops or depth > MAX_TXN_NESTING:
         raise errors.ErrTooManyOps()
     for c in r.compare:
         if not c.key:
@@ -47,7 +65,7 @@ def _check_txn_ops(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
         elif kind == "request_delete_range":
             check_delete(op.request_delete_range)
         elif kind == "request_txn":
-            _check_txn_ops(op.request_txn, max_txn_ops - opc)
+            _check_txn_ops(op.request_txn, max_txn_ops - opc, depth + 1)
         else:
             raise errors.ErrKeyNotFound()  # an empty op, as etcd answers it
 

@@ -48,7 +48,7 @@ class WatchService:
     async def Watch(self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: Any) -> AsyncIterator[bytes]:
         stream = WatchStream(self.hub, self._header, max_response_bytes=self.max_response_bytes,
                              progress_interval=self.progress_interval)
-        reader = asyncio.get_running_loop().create_task(self._recv(stream, request_iterator, self.s))
+        reader = asyncio.get_running_loop().create_task(self._recv(stream, request_iterator, self.s, context))
         try:
             while (msgs := await stream.next_messages()) is not None:
                 for msg in msgs:
@@ -58,10 +58,11 @@ class WatchService:
             stream.close()
 
     @staticmethod
-    async def _recv(stream: WatchStream, requests: AsyncIterator[rpc_pb2.WatchRequest], s: EtcdServer) -> None:
+    async def _recv(stream: WatchStream, requests: AsyncIterator[rpc_pb2.WatchRequest], s: EtcdServer,
+                    context: Any) -> None:
         try:
             async for req in requests:
-                if req.HasField("create_request") and (refusal := watch_refusal(s, req.create_request)):
+                if req.HasField("create_request") and (refusal := watch_refusal(s, context, req.create_request)):
                     stream.refuse(refusal)
                     continue
                 stream.handle(req)

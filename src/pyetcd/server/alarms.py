@@ -22,7 +22,7 @@ from .batch import ApplyBatch
 from .kvops import is_txn_read_only
 
 NOSPACE = rpc_pb2.NOSPACE
-_KEY = struct.Struct(">QI")  # member id, alarm type
+_KEY = struct.Struct(">Qi")  # member id, alarm type (int32: etcd stores any type a client names)
 # etcd's cost estimates for what a request adds to the backend
 KV_OVERHEAD = 256
 LEASE_OVERHEAD = 64

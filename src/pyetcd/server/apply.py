@@ -2,6 +2,11 @@
 
 Runs on the apply thread, inside the batch's LMDB write transaction. Every member applies the
 same entries in the same order and gets the same result: nothing here reads a clock.
+
+Applying a committed entry never raises, whatever bytes it holds: every member would meet the
+same entry, again on every restart, so an exception here would stop the cluster for good.
+Limits are checked before a proposal (rpc/validate.py); an entry that is undecodable anyway or
+trips a bug answers its client with an error and the member goes on.
 """
 
 from __future__ import annotations
@@ -9,13 +14,27 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from pyetcd import errors
+from pyetcd import errors, wire
 from pyetcd.api import internal_pb2, rpc_pb2
+from pyetcd.raft import ConfChange
 
 from . import kvops
 from .batch import AppliedResult, ApplyBatch
 
 log = logging.getLogger("pyetcd.server.apply")
+# an entry is the client's request plus the InternalRequest header (id, user name, auth revision)
+ENTRY_MAX_DEEP_BYTES = wire.MAX_DEEP_BYTES + 2048
+
+
+def decode_conf_change(data: bytes) -> tuple[ConfChange, internal_pb2.ConfChangeContext] | None:
+    """A committed conf change entry and its context, or None (logged once) when the bytes do
+    not decode: skipped, as an undecodable normal entry is, rather than stopping apply."""
+    try:
+        cc = ConfChange.decode(data)
+        return cc, wire.parse(internal_pb2.ConfChangeContext, cc.context)
+    except Exception as e:
+        log.error("skipping a committed conf change: cannot decode %d bytes (%s)", len(data), e)
+        return None
 
 
 class LeaseApplier(Protocol):
@@ -60,18 +79,25 @@ class Applier:
         self.extra[kind] = handler
 
     def apply_entry(self, batch: ApplyBatch, data: bytes) -> AppliedResult:
-        """Apply one committed entry; never raises, whatever the entry holds (every member
-        applies the same entry: an exception here would stop them all, on every restart)."""
+        """Decode and apply one committed entry; never raises (see the module docstring).
+
+        An entry that cannot be decoded changes nothing and is logged once (its request id is
+        unknown, so its client times out, as for a lost proposal). A request that fails in an
+        unexpected way (a bug) is logged with its traceback and answered with an error; what it
+        wrote before failing stays, the same on every member, since they all fail alike."""
         try:
-            req = internal_pb2.InternalRequest.FromString(data)
-        except Exception:
-            log.error("skipping a committed entry that cannot be decoded (%d bytes)", len(data))
-            return AppliedResult(0, error=errors.ErrCorrupt())
+            req = wire.parse(internal_pb2.InternalRequest, data, ENTRY_MAX_DEEP_BYTES)
+        except Exception as e:
+            log.error("skipping committed entry %d: cannot decode %d bytes (%s)", batch.entry_index, len(data), e)
+            return AppliedResult(0, error=errors.EtcdError(f"etcdserver: undecodable entry: {e}"))
         result = AppliedResult(req.header.ID)
         try:
             result.response = self.apply(batch, req)
         except errors.EtcdError as e:
             result.error = e
+        except Exception as e:
+            log.exception("applying entry %d (%s) failed", batch.entry_index, req.WhichOneof("request"))
+            result.error = errors.EtcdError(f"etcdserver: apply failed: {type(e).__name__}")
         return result
 
     def apply(self, batch: ApplyBatch, req: internal_pb2.InternalRequest) -> Any:

@@ -40,6 +40,7 @@ from .install import SnapshotInstaller
 from .node_loop import NodeLoop
 from .ports import NoPeers, PeerSender
 from .proposals import Proposals
+from .storehash import store_hash
 from .subsystems import Subsystems
 
 log = logging.getLogger("pyetcd.server")
@@ -246,7 +247,9 @@ class EtcdServer:
             resp.header.revision = self.kv.current_rev
         else:
             await self.quota.check(r)
-            resp = await self.propose(internal_pb2.InternalRequest(txn=r))
+            req = internal_pb2.InternalRequest()
+            req.txn.CopyFrom(r)  # not InternalRequest(txn=r): that merges by re-parsing, within upb's 100 levels
+            resp = await self.propose(req)
         self.fill_header(resp.header)
         return resp
 
@@ -418,6 +421,11 @@ class EtcdServer:
         resp.header.CopyFrom(self.header())
         return resp
 
+    def store_hash(self) -> int:
+        """Maintenance.Hash: the whole replicated store (storehash.py says what it covers). On the
+        event loop, like HashKV: no defragmentation can swap the file meanwhile."""
+        return store_hash(self.parts.backend)
+
     def hash_kv(self, revision: int) -> tuple[int, int, int]:
         """(hash, revision it covers, compact revision), as etcd's HashKV."""
         return self.kv.hash_kv(revision)
@@ -472,6 +480,10 @@ class EtcdServer:
         return self.parts.auth.tokens
 
 
+_ALARM_NAMES = {v: k for k, v in rpc_pb2.AlarmType.items()}
+
+
 def _alarm_text(a: rpc_pb2.AlarmMember) -> str:
-    """etcd's AlarmMember.String(), as Status lists raised alarms in ``errors``."""
-    return f"memberID:{a.memberID} alarm:{rpc_pb2.AlarmType.Name(a.alarm)} "
+    """etcd's AlarmMember.String(), as Status lists raised alarms in ``errors`` (an alarm type
+    etcd has no name for is printed as its number, as gogo's EnumName does)."""
+    return f"memberID:{a.memberID} alarm:{_ALARM_NAMES.get(a.alarm, a.alarm)} "

@@ -178,7 +178,7 @@ def _compare_kv(c: rpc_pb2.Compare, kv: kv_pb2.KeyValue) -> bool:
     elif target == rpc_pb2.Compare.LEASE:
         result = _cmp(kv.lease, c.lease)
     else:
-        return True
+        result = 0  # an unknown target compares as equal (etcd's compareKV leaves result 0)
     if c.result == rpc_pb2.Compare.EQUAL:
         return result == 0
     if c.result == rpc_pb2.Compare.NOT_EQUAL:

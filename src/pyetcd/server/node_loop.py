@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyetcd import errors
-from pyetcd.api import internal_pb2
 from pyetcd.raft import (
     ConfChange,
     ConfChangeType,
@@ -42,6 +41,7 @@ from pyetcd.raft import (
 )
 from pyetcd.storage.backend import META
 
+from .apply import decode_conf_change
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
 from .install import SnapshotInstaller
 from .ports import PeerSender
@@ -289,12 +289,9 @@ class NodeLoop:
 
     def _apply_conf_change(self, batch: ApplyBatch, data: bytes) -> None:
         """The core and the member list change together (the apply thread owns the node)."""
-        try:
-            cc = ConfChange.decode(data)
-            ctx = internal_pb2.ConfChangeContext.FromString(cc.context)
-        except Exception:  # a committed entry is applied whatever it holds: skip what cannot be read
-            log.error("skipping a committed conf change that cannot be decoded (%d bytes)", len(data))
-            return
+        if (decoded := decode_conf_change(data)) is None:
+            return  # a committed entry is applied whatever it holds: what cannot be read is skipped
+        cc, ctx = decoded
         conf_state = self.node.apply_conf_change(cc)
         assert batch.raft_txn is not None
         self.parts.raftlog.persist_conf_state(batch.raft_txn, conf_state)
