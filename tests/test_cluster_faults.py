@@ -238,3 +238,30 @@ def test_damaged_snapshot_stream_is_refused(cluster_factory: object, damage: str
     assert not list((follower.data_dir / "member" / "snap").glob("incoming-*"))
     assert etcdctl(follower, "get", "k", "--print-value-only").stdout == "v\n"
     assert _header_of(follower)["revision"] == _header_of(leader)["revision"]
+
+
+@pytest.mark.parametrize("kind", ["etcd", "pyetcd"])
+def test_peer_auto_tls_cluster(cluster_factory: object, kind: str) -> None:
+    """--peer-auto-tls: each member's own self-signed peer certificate; the cluster forms."""
+    members: list[Member] = cluster_factory(kind, peer_auto_tls=True)  # type: ignore[operator]
+    assert all(m.peer_url.startswith("https://") for m in members)
+    wait_leader(members)
+    etcdctl(members[0], "put", "auto", "tls")
+    assert etcdctl(members[2], "get", "auto", "--print-value-only").stdout == "tls\n"
+    assert "--peer-auto-tls" in members[0].command()
+
+
+def test_force_new_cluster_keeps_the_data_of_a_lone_survivor(cluster_factory: object) -> None:
+    members: list[Member] = cluster_factory("pyetcd")  # type: ignore[operator]
+    wait_leader(members)
+    etcdctl(members, "put", "survives", "yes")
+    for m in members:
+        m.stop()
+    lone = members[0]
+    lone.extra_args = (*lone.extra_args, "--force-new-cluster")
+    lone.restart()
+    listed = etcdctl(lone, "member", "list").stdout.splitlines()
+    assert len(listed) == 1 and ", m0," in listed[0]
+    assert etcdctl(lone, "get", "survives", "--print-value-only").stdout == "yes\n"
+    assert etcdctl(lone, "put", "after", "force").stdout == "OK\n"
+    assert "forcing a new cluster: removed 2 other member(s)" in lone.log_path.read_text()

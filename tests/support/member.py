@@ -67,6 +67,7 @@ class Member:
     client_cert_auth: bool = True
     initial_cluster: str | None = None
     initial_cluster_state: str = "new"
+    peer_auto_tls: bool = False  # --peer-auto-tls instead of the CA's peer certificates
     cluster_token: str = field(default_factory=lambda: f"pyetcd-test-{uuid.uuid4().hex[:12]}")
     proc: subprocess.Popen[bytes] | None = None
 
@@ -113,9 +114,12 @@ class Member:
             "--initial-cluster-state", self.initial_cluster_state,
             "--initial-cluster-token", self.cluster_token,
             "--cert-file", str(c.server), "--key-file", str(c.server_key), "--trusted-ca-file", str(c.ca),
-            "--peer-cert-file", str(c.peer), "--peer-key-file", str(c.peer_key),
-            "--peer-trusted-ca-file", str(c.ca), "--peer-client-cert-auth",
         ]
+        if self.peer_auto_tls:
+            args.append("--peer-auto-tls")
+        else:
+            args += ["--peer-cert-file", str(c.peer), "--peer-key-file", str(c.peer_key),
+                     "--peer-trusted-ca-file", str(c.ca), "--peer-client-cert-auth"]
         if self.client_cert_auth:
             args.append("--client-cert-auth")
         return [*binary, *args, *self.extra_args]
@@ -251,7 +255,7 @@ def _launch(members: list[Member], timeout: float) -> bool:
 
 
 def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple[str, ...] | list[str],
-           client_cert_auth: bool, timeout: float) -> list[Member]:
+           client_cert_auth: bool, timeout: float, peer_auto_tls: bool = False) -> list[Member]:
     """Start one cluster with a member per (name, dir); new ports and a retry after a port clash."""
     if kind not in ("etcd", "pyetcd"):
         raise ValueError(f"unknown member kind {kind!r}")
@@ -259,7 +263,7 @@ def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple
         token = f"pyetcd-test-{uuid.uuid4().hex[:12]}"
         members = [Member(kind=kind, name=n, base_dir=Path(d), client_port=free_port(), peer_port=free_port(),
                           certs=certs, extra_args=tuple(extra_args), client_cert_auth=client_cert_auth,
-                          cluster_token=token) for n, d in dirs.items()]
+                          cluster_token=token, peer_auto_tls=peer_auto_tls) for n, d in dirs.items()]
         if len(members) > 1:
             initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
             for m in members:
@@ -271,10 +275,11 @@ def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple
 
 def start_cluster(kind: str, base_dir: Path, certs: CertPaths, *, size: int = 3,
                   extra_args: tuple[str, ...] | list[str] = (), client_cert_auth: bool = True,
-                  timeout: float = 60.0) -> list[Member]:
-    """A size-member cluster of kind "etcd" or "pyetcd" (peer mTLS), members m0.. in base_dir/<name>."""
+                  timeout: float = 60.0, peer_auto_tls: bool = False) -> list[Member]:
+    """A size-member cluster of kind "etcd" or "pyetcd" (peer mTLS, or --peer-auto-tls), members
+    m0.. in base_dir/<name>."""
     dirs = {f"m{i}": Path(base_dir) / f"m{i}" for i in range(size)}
-    return _start(kind, dirs, certs, extra_args, client_cert_auth, timeout)
+    return _start(kind, dirs, certs, extra_args, client_cert_auth, timeout, peer_auto_tls)
 
 
 def start_member(kind: str, base_dir: Path, certs: CertPaths, *, name: str = "m0",
