@@ -31,7 +31,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "cli": set(LAYERS),
     "embed": {"tools"},
 }
-SHARED = {"errors", "wire", "__init__", "tls", "failpoints"}  # errors, wire (bounded decoding), tls, ...: usable everywhere
+SHARED = {"errors", "wire", "varint", "__init__", "tls", "failpoints"}  # errors, wire (bounded decoding), tls, ...: usable everywhere
 FORBIDDEN_THIRD_PARTY = {"raft": {"grpc", "lmdb", "google"}, "mvcc": {"grpc"}, "rpc": {"lmdb"}}
 
 

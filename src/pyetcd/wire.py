@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from pyetcd.varint import VarintError, decode_varint
+
 _set_oversize: Callable[[bool], None] | None
 try:  # upb, the implementation protobuf >= 4 uses
     from google._upb._message import SetAllowOversizeProtos as _set_oversize
@@ -62,16 +64,10 @@ def parse(cls: type[M], data: bytes, max_deep_bytes: int = MAX_DEEP_BYTES) -> M:
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise DecodeError("truncated varint")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
+    try:
+        return decode_varint(data, pos)
+    except VarintError as e:
+        raise DecodeError(f"truncated varint: {e}") from e
 
 
 def wire_depth(desc: Any, data: bytes, limit: int) -> int:

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from hypothesis import strategies as st
 
 from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
+from pyetcd.varint import encode_varint
 
 _db = symbol_database.Default()
 KEYS = [b"", b"\x00", b"fz/a", b"fz/b", b"fz/c", b"fz0", b"\xff"]
@@ -138,13 +139,7 @@ def nested_txn(depth: int, leaf: Message | None = None) -> bytes:
     return inner
 
 
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+varint = encode_varint
 
 
 def length_delimited(field: int, payload: bytes) -> bytes:

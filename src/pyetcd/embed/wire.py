@@ -14,17 +14,12 @@ from collections.abc import Iterator
 
 import grpc
 
+from pyetcd.varint import decode_varint, encode_varint
+
 _VARINT, _LEN = 0, 2
 
 
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1  # int64 fields (lease ids) are two's complement on the wire
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+_varint = encode_varint  # int64 fields (lease ids) are two's complement on the wire
 
 
 def field_bytes(number: int, data: bytes) -> bytes:
@@ -35,15 +30,7 @@ def field_varint(number: int, value: int) -> bytes:
     return _varint(number << 3 | _VARINT) + _varint(value)
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
+_read_varint = decode_varint
 
 
 def fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:

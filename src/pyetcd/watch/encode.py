@@ -7,27 +7,15 @@ parses as ``etcdserverpb.WatchResponse``; tests check that against the generated
 
 from __future__ import annotations
 
+from pyetcd.varint import encode_varint
+
 from .watcher import DELETE
 
 # field tags: (number << 3) | wire type
 _HEADER, _WATCH_ID, _CREATED, _CANCELED = b"\x0a", b"\x10", b"\x18", b"\x20"
 _COMPACT_REV, _CANCEL_REASON, _FRAGMENT, _EVENT = b"\x28", b"\x32", b"\x38", b"\x5a"
 _EV_DELETE, _EV_KV, _EV_PREV = b"\x08\x01", b"\x12", b"\x1a"
-_SMALL = [bytes((i,)) for i in range(128)]
-
-
-def varint(n: int) -> bytes:
-    """Protobuf varint; negative int64 values take ten bytes (two's complement)."""
-    if 0 <= n < 128:
-        return _SMALL[n]
-    if n < 0:
-        n += 1 << 64
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+varint = encode_varint  # (kvops and tests import it from here)
 
 
 def _uint_field(tag: bytes, n: int) -> bytes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pyetcd.varint import VarintError, decode_varint
+
 VARINT, FIXED64, BYTES, FIXED32 = 0, 1, 2, 5
 
 
@@ -17,18 +19,10 @@ class WireError(ValueError):
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise WireError("varint runs past the end of the message")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise WireError("varint longer than 10 bytes")
+    try:
+        return decode_varint(buf, pos)
+    except VarintError as e:
+        raise WireError(str(e)) from e
 
 
 def fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
