@@ -14,7 +14,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import lmdb
 
 from pyetcd.api import internal_pb2
 from pyetcd.raft import ConfState
@@ -57,9 +61,7 @@ def bootstrap(cfg: ServerConfig, raftlog: RaftLog, backend: Backend, members: Me
             _force_new_cluster(raftlog, backend, members)
         return
     urls = local_name_urls(cfg)
-    rtxn = raftlog.begin_write()
-    ktxn = backend.begin_write()
-    try:
+    with _both_stores(raftlog, backend) as (rtxn, ktxn):
         if cfg.initial_cluster_state == "existing":
             if remote is None:
                 raise ConfigError("--initial-cluster-state=existing needs a running member among --initial-cluster")
@@ -78,6 +80,16 @@ def bootstrap(cfg: ServerConfig, raftlog: RaftLog, backend: Backend, members: Me
             own_id = member_id(urls, cfg.initial_cluster_token)
             raftlog.bootstrap(rtxn, own_id, members.conf_state())
             log.info("starting member %x in new cluster %x", own_id, members.cluster_id)
+
+
+@contextmanager
+def _both_stores(raftlog: RaftLog, backend: Backend) -> Iterator[tuple[lmdb.Transaction, lmdb.Transaction]]:
+    """Write transactions on the raft log and the store, committed together (raft log first)
+    or not at all."""
+    rtxn = raftlog.begin_write()
+    ktxn = backend.begin_write()
+    try:
+        yield rtxn, ktxn
         rtxn.commit()
         ktxn.commit()
     except BaseException:
@@ -94,22 +106,13 @@ def _force_new_cluster(raftlog: RaftLog, backend: Backend, members: Membership) 
     if me is None:
         raise ConfigError(f"--force-new-cluster: member {own:x} is not in its own member list")
     applied_conf = ConfState(voters=(own,))
-    rtxn = raftlog.begin_write()
-    ktxn = backend.begin_write()
-    try:
-        others = [m for m in members.members if m != own]
+    others = [m for m in members.members if m != own]
+    hs, last = raftlog.hard_state, raftlog.last_index()
+    with _both_stores(raftlog, backend) as (rtxn, ktxn):
         for mid in others:
             members.delete(ktxn, mid)
-        hs = raftlog.hard_state
-        last = raftlog.last_index()
         raftlog.truncate_after(rtxn, hs.commit)
         raftlog.persist_conf_state(rtxn, applied_conf)
-        rtxn.commit()
-        ktxn.commit()
-    except BaseException:
-        rtxn.abort()
-        ktxn.abort()
-        raise
     raftlog.reload()
     members.reload()
     log.warning("forcing a new cluster: removed %d other member(s), discarded %d uncommitted entries",
