@@ -137,14 +137,15 @@ def missing_writes(m: Member, acked: dict[bytes, int], prefix: bytes) -> list[by
 
 
 def peer_call(target: Member, call: Callable[[Any], Awaitable[Any]], certs: CertPaths | None = None) -> Any:
-    """Run ``call(PeerStub)`` against ``target``'s peer URL with a peer certificate (``certs``,
-    default the cluster's): what another member would send, or a forged one."""
+    """Run ``call(PeerStub)`` against ``target``'s peer URL presenting a peer certificate from
+    ``certs`` (default the cluster's; the cluster's CA is always the one trusted): what another
+    member would send, or a forged one."""
     from pyetcd.api import peer_pb2_grpc
     from pyetcd.tls import TLSInfo
     from pyetcd.transport.transport import open_channel
 
     c = certs or target.certs
-    tls = TLSInfo(str(c.peer), str(c.peer_key), str(c.ca))
+    tls = TLSInfo(str(c.peer), str(c.peer_key), str(target.certs.ca))
 
     async def run() -> Any:
         ch = await open_channel(target.peer_url, tls)
