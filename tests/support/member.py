@@ -211,7 +211,19 @@ class Member:
         _LIVE.discard(self)
 
     def pause(self) -> None:
+        """SIGSTOP, and wait until the kernel shows the process stopped (delivery is asynchronous)."""
         self._signal(signal.SIGSTOP)
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return
+            if state in ("T", "t"):
+                return
+            time.sleep(0.01)
 
     def resume(self) -> None:
         self._signal(signal.SIGCONT)
