@@ -9,7 +9,9 @@ import sys
 from urllib.parse import urlsplit
 
 from pyetcd import ETCD_API_VERSION, __version__
-from pyetcd.rpc.grpcserver import ConfigError, build_server
+from pyetcd.gateway.metrics import Metrics, watcher_count
+from pyetcd.gateway.serve import HTTPSide
+from pyetcd.rpc.grpcserver import ConfigError, build_server, client_api
 from pyetcd.server.config import ServerConfig, TLSInfo
 from pyetcd.server.server import EtcdServer
 
@@ -48,8 +50,14 @@ def auto_tls(cfg: ServerConfig) -> None:
 
 async def serve(cfg: ServerConfig) -> None:
     server = EtcdServer(cfg)
-    grpc_server = build_server(server)
+    api = client_api(server)
+    api.observer = metrics = Metrics(server, watcher_count(api))
+    http = HTTPSide(server, api, metrics)
+    # gRPC and HTTP share each client URL: the front takes the port, gRPC serves behind it
+    backends = http.bind_client_urls(cfg.listen_client_urls) if cfg.client_http else None
+    grpc_server = build_server(server, api=api, listen=backends)
     await grpc_server.start()
+    await http.start(cfg.listen_metrics_urls)
     log.info("serving client traffic on %s", ",".join(cfg.listen_client_urls))
     await server.start()
     log.info("ready to serve client requests; member %x in cluster %x", server.id, server.cluster_id)
@@ -59,6 +67,7 @@ async def serve(cfg: ServerConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("received signal; shutting down")
+    await http.stop()
     await grpc_server.stop(grace=1.0)
     await server.stop()
 

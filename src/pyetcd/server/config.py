@@ -40,6 +40,7 @@ class ServerConfig:
     election_timeout_ms: int = 1000
     snapshot_count: int = 100_000
     listen_metrics_urls: list[str] = field(default_factory=list)
+    client_http: bool = True  # HTTP beside gRPC on each client URL (gateway/front.py)
     auto_compaction_retention: str = "0"
     auto_compaction_mode: str = "periodic"
     log_level: str = "info"

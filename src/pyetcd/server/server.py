@@ -102,6 +102,9 @@ class EtcdServer:
         self.term = self.raftlog.hard_state.term
         self.commit_index = self.raftlog.hard_state.commit
         self.leader = 0
+        self.leader_changes = 0  # for /metrics (etcd_server_leader_changes_seen_total)
+        self.proposals_failed = 0  # for /metrics: dropped, timed out or stopped before applied
+        self.commit_observers: list[Callable[[float], None]] = []  # seconds each turn's commit took
         self._apply_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
         self._ids = itertools.count((time.time_ns() >> 16) << 16)
         self._waiters: dict[int, asyncio.Future[Any]] = {}
@@ -212,6 +215,9 @@ class EtcdServer:
         self._wake.set()
         try:
             return await self._deadlines.track(fut)
+        except (errors.ErrTimeout, errors.ErrNoLeader, errors.ErrStopped):
+            self.proposals_failed += 1
+            raise
         finally:
             self._waiters.pop(rid, None)
 
@@ -249,6 +255,10 @@ class EtcdServer:
     @property
     def version(self) -> str:
         return ETCD_API_VERSION
+
+    @property
+    def proposals_pending(self) -> int:
+        return len(self._waiters)
 
     @property
     def is_leader(self) -> bool:
@@ -340,7 +350,10 @@ class EtcdServer:
                 txn.put(_META_APPLIED_TERM, _U64.pack(batch.applied_term), db=meta)
                 self._maybe_compact_log(batch)
             batch.kv.finish()
+            started = time.perf_counter()
             txn.commit()
+            for observe in self.commit_observers:
+                observe(time.perf_counter() - started)
             self.backend.refresh_size()
             return batch
         except BaseException:
@@ -418,6 +431,8 @@ class EtcdServer:
             self.commit_index = out.hard_state.commit
         if out.soft_state is not None:
             was_leader = self.is_leader
+            if out.soft_state.lead and out.soft_state.lead != self.leader:
+                self.leader_changes += 1
             self.leader = out.soft_state.lead
             if out.soft_state.raft_state == StateType.LEADER or self.leader:
                 self.ready_event.set()
