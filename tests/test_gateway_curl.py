@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from support import ETCDCTL_BIN, Member, etcdctl_env, free_port, pyetcd_command
+from pyetcd.api import rpc_pb2, rpc_pb2_grpc
+from support import ETCDCTL_BIN, Member, etcdctl_env, free_port, grpc_channel, pyetcd_command
+from support.crl import revoked_client, write_crl
 from support.http import curl
 from support.tls import ClientTLS
 
@@ -97,3 +99,58 @@ def test_plain_http_url_serves_grpc_and_http(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+def test_health_fails_while_an_alarm_is_raised(any_member: Member) -> None:
+    """etcd: 503 while NOSPACE is raised (3.5 names it in "reason" and honours ?exclude=NOSPACE)."""
+    def alarm(action: int) -> None:
+        with grpc_channel(any_member) as ch:
+            members = rpc_pb2_grpc.ClusterStub(ch).MemberList(rpc_pb2.MemberListRequest(), timeout=10).members
+            rpc_pb2_grpc.MaintenanceStub(ch).Alarm(rpc_pb2.AlarmRequest(
+                action=action, memberID=members[0].ID, alarm=rpc_pb2.NOSPACE), timeout=10)
+
+    assert curl(any_member, "/health").status == 200
+    alarm(rpc_pb2.AlarmRequest.ACTIVATE)
+    raised = curl(any_member, "/health")
+    assert raised.status == 503 and raised.json()["health"] == "false"
+    if any_member.kind == "pyetcd":  # etcd 3.5's additions; 3.4 has neither
+        assert raised.json() == {"health": "false", "reason": "ALARM NOSPACE"}
+        assert curl(any_member, "/readyz").status == 503
+        assert curl(any_member, "/livez").status == 200
+        assert curl(any_member, "/health?exclude=NOSPACE").json() == {"health": "true", "reason": ""}
+    alarm(rpc_pb2.AlarmRequest.DEACTIVATE)
+    assert curl(any_member, "/health").status == 200
+
+
+def test_front_process_is_restarted_if_it_dies(pyetcd_member: Member) -> None:
+    """The front runs in a child of the member; killed, it is started again on the same sockets."""
+    assert pyetcd_member.pid is not None
+
+    def children() -> list[int]:
+        with open(f"/proc/{pyetcd_member.pid}/task/{pyetcd_member.pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+
+    (front,) = children()
+    os.kill(front, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if curl(pyetcd_member, "/health", max_time=2).status == 200:
+                break
+        except RuntimeError:
+            pass
+        assert time.monotonic() < deadline, "the front did not come back"
+        time.sleep(0.2)
+    assert children() != [front]
+    with grpc_channel(pyetcd_member) as ch:  # gRPC through the new front too
+        rpc_pb2_grpc.KVStub(ch).Put(rpc_pb2.PutRequest(key=b"k", value=b"v"), timeout=10)
+
+
+def test_revoked_client_refused_over_http_too(member_factory, certs, tmp_path: Path) -> None:
+    """--client-crl-file applies to HTTP as to gRPC: the handshake of a revoked client fails."""
+    revoked, serial = revoked_client(certs, tmp_path)
+    m: Member = member_factory("pyetcd", extra_args=["--client-crl-file", str(write_crl(certs, serial,
+                                                                                        tmp_path / "r.crl"))])
+    with pytest.raises(RuntimeError, match="curl"):
+        curl(m, "/health", tls=revoked)
+    assert curl(m, "/health").status == 200

@@ -44,7 +44,7 @@ class _Pipe(asyncio.Protocol):
         self._live = live  # the front's open relay ends, closed when it stops
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not asyncio.Transport subclasses)
+        self.transport = cast(asyncio.Transport, transport)
         self._live.add(self.transport)
 
     def attach(self, peer: _Pipe) -> None:
@@ -164,7 +164,7 @@ class Front:
         def pipe() -> _Pipe:
             return _Pipe(self._relays)
         backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:  # a local listener: connects at once (made here because uvloop takes no abstract names)
+        try:  # a local listener: connects at once
             backend.connect("\0" + self.backend)
         except BaseException:
             backend.close()

@@ -22,14 +22,6 @@ from .front import Front
 log = logging.getLogger("pyetcd.gateway.relay")
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop  # a faster loop for a process that only moves bytes, when installed
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # type: ignore[no-any-return]
-
-
 async def run(handover: socket.socket, specs: list[tuple[int, bool, str]]) -> None:
     loop = asyncio.get_running_loop()
     handover.setblocking(False)
@@ -76,12 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handover_fd, specs = parse(sys.argv[1:] if argv is None else argv)
-    handover = socket.socket(fileno=handover_fd)
-    loop = new_event_loop()
-    try:
-        loop.run_until_complete(run(handover, specs))
-    finally:
-        loop.close()
+    # (uvloop measured no cheaper here than asyncio's loop: ~25-40 us of CPU per relayed request
+    # either way, bench/front.py; most of it is system calls)
+    asyncio.run(run(socket.socket(fileno=handover_fd), specs))
     return 0
 
 

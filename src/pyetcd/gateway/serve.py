@@ -7,10 +7,14 @@ import asyncio
 import logging
 import socket
 import ssl
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from pyetcd.rpc.grpcserver import ClientAPI, ConfigError
 from pyetcd.server.config import TLSInfo
@@ -36,8 +40,25 @@ def http_tls(tls: TLSInfo) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load the client TLS files for HTTP: {e}") from e
     ctx.verify_mode = ssl.CERT_REQUIRED if tls.client_cert_auth and tls.trusted_ca_file else ssl.CERT_NONE
+    if tls.crl_file and ctx.verify_mode == ssl.CERT_REQUIRED:
+        _load_crl(ctx, tls.crl_file)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+def _load_crl(ctx: ssl.SSLContext, crl_file: str) -> None:
+    """--client-crl-file for HTTP: a revoked client certificate fails the handshake, as in etcd."""
+    try:
+        raw = Path(crl_file).read_bytes()
+        if b"-----BEGIN" not in raw:  # DER: OpenSSL's store loads CRLs from PEM files only
+            raw = x509.load_der_x509_crl(raw).public_bytes(serialization.Encoding.PEM)
+        with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
+            pem.write(raw)
+            pem.flush()
+            ctx.load_verify_locations(cafile=pem.name)
+    except (OSError, ValueError, ssl.SSLError) as e:
+        raise ConfigError(f"cannot load --client-crl-file {crl_file}: {e}") from e
+    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
 
 
 def _host_port(url: str) -> tuple[str, int, bool]:
