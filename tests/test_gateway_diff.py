@@ -73,6 +73,9 @@ def script() -> list[Step]:
         Step("/v3/kv/range", {"key": b64("foo"), "revision": 99}),
         Step("/v3/kv/range", {"key": b64("nope"), "serializable": True}),
         Step("/v3/kv/put", {"value": b64("x")}),
+        Step("/v3/kv/put", {"key": b64("big"), "value": b64("v" * 1_400_000)}),
+        Step("/v3/kv/put", {"key": b64("big"), "value": b64("v" * 1_900_000)}),
+        Step("/v3/kv/deleterange", {"key": b64("big")}),
         Step("/v3/kv/range", raw="{not json"),
         Step("/v3/kv/txn", {"compare": [{"key": b64("foo"), "target": "VALUE", "value": b64("bar")}],
                             "success": [{"request_put": {"key": b64("foo"), "value": b64("baz")}},
@@ -183,13 +186,14 @@ def test_known_divergences_are_few_and_named() -> None:
 
 def watch_lines(m: Member) -> list[Any]:
     """A watch over HTTP sees a put made while it is open: one JSON result per line."""
-    argv = curl_argv(m.client_url + "/v3/watch", tls=m.client_tls(), max_time=4,
-                     data=json.dumps({"create_request": {"key": b64("w"), "prev_kv": True}}))
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    body = json.dumps({"create_request": {"key": b64("w"), "prev_kv": True}})
+    argv = curl_argv(m.client_url + "/v3/watch", tls=m.client_tls(), max_time=4, data=body)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
     writer = threading.Timer(1.5, lambda: [post(m, "/v3/kv/put", {"key": b64("w"), "value": b64(v)})
                                             for v in ("1", "2")])
     writer.start()
-    stdout, _ = proc.communicate(timeout=20)
+    stdout, _ = proc.communicate(body, timeout=20)
     writer.join()
     return [mask(json.loads(line)) for line in stdout.splitlines()[:-1] if line.strip()]
 

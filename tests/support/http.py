@@ -36,8 +36,8 @@ def curl_argv(url: str, *, tls: ClientTLS | None = None, data: str | None = None
             cmd += ["--cert", str(tls.cert), "--key", str(tls.key)]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
-    if data is not None:
-        cmd += ["-X", "POST", "--data-binary", data]
+    if data is not None:  # the body on stdin: no argument length limit
+        cmd += ["-X", "POST", "--data-binary", "@-"]
     return [*cmd, url]
 
 
@@ -47,7 +47,7 @@ def curl(member: Member, path: str, *, data: str | None = None, tls: ClientTLS |
     """One request to ``member`` (its client URL unless ``base``); ``stream``: read until max_time."""
     url = (base or member.client_url) + path
     argv = curl_argv(url, tls=tls or member.client_tls(), data=data, headers=headers, max_time=max_time)
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=max_time + 10, check=False)
+    res = subprocess.run(argv, input=data, capture_output=True, text=True, timeout=max_time + 10, check=False)
     body, _, code = res.stdout.rpartition("\n")
     if res.returncode not in (0, 28) or (res.returncode == 28 and not stream):  # 28: --max-time reached
         raise RuntimeError(f"curl {url} failed ({res.returncode}): {res.stderr.strip()}")

@@ -17,16 +17,14 @@ import signal
 import socket
 import sys
 
-from .front import Front
-
-log = logging.getLogger("pyetcd.gateway.relay")
+from .front import Front, HandOver
 
 
 async def run(handover: socket.socket, specs: list[tuple[int, bool, str]]) -> None:
     loop = asyncio.get_running_loop()
     handover.setblocking(False)
 
-    def hand_over_to(index: int) -> object:
+    def hand_over_to(index: int) -> HandOver:
         async def hand_over(conn: socket.socket) -> None:
             try:
                 socket.send_fds(handover, [bytes([index])], [conn.fileno()])
@@ -37,7 +35,7 @@ async def run(handover: socket.socket, specs: list[tuple[int, bool, str]]) -> No
                 conn.close()
         return hand_over
 
-    fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i))  # type: ignore[arg-type]
+    fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i))
               for i, (fd, tls, backend) in enumerate(specs)]
     for front in fronts:
         front.start()

@@ -16,7 +16,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pyetcd.rpc.grpcserver import ClientAPI, ConfigError
+from pyetcd.rpc.grpcserver import GRPC_OVERHEAD_BYTES, ClientAPI, ConfigError
 from pyetcd.server.config import TLSInfo
 from pyetcd.server.server import EtcdServer
 
@@ -81,7 +81,10 @@ class HTTPSide:
     def __init__(self, server: EtcdServer, api: ClientAPI, metrics: Metrics) -> None:
         self.s, self.metrics = server, metrics
         health = Health(server)
-        app = web.Application(middlewares=[access_controller(server)])
+        # a request etcd would take over gRPC fits, base64 and all; what is too large then gets
+        # etcd's own "request is too large" from the server, as over gRPC
+        max_body = (server.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES) * 4 // 3 + 64 * 1024
+        app = web.Application(middlewares=[access_controller(server)], client_max_size=max_body)
         health.add_routes(app)
         app.router.add_get("/metrics", self.serve_metrics)
         JSONGateway(api).add_routes(app)
