@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run test lint typecheck unit soak bench deps e2e clean
+.PHONY: all install proto run test lint typecheck unit soak bench deps e2e clean etcd3gw
 
 all: install
 
@@ -55,6 +55,10 @@ test: lint typecheck unit
 
 soak: install
 	$(BIN)/pytest -q -m soak tests
+
+# etcd3gw's own integration tests (its PyPI sdist) against pyetcd and real etcd over the JSON gateway
+etcd3gw: install deps
+	$(BIN)/pytest -q -s -m etcd3gw tests/test_etcd3gw.py
 
 bench: install deps
 	$(BIN)/python bench/kv.py
