@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import subprocess
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,17 +184,21 @@ def test_known_divergences_are_few_and_named() -> None:
 
 
 def watch_lines(m: Member) -> list[Any]:
-    """A watch over HTTP sees a put made while it is open: one JSON result per line."""
+    """A watch over HTTP sees puts made while it is open: one JSON result per line."""
     body = json.dumps({"create_request": {"key": b64("w"), "prev_kv": True}})
-    argv = curl_argv(m.client_url + "/v3/watch", tls=m.client_tls(), max_time=4, data=body)
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    writer = threading.Timer(1.5, lambda: [post(m, "/v3/kv/put", {"key": b64("w"), "value": b64(v)})
-                                            for v in ("1", "2")])
-    writer.start()
-    stdout, _ = proc.communicate(body, timeout=20)
-    writer.join()
-    return [mask(json.loads(line)) for line in stdout.splitlines()[:-1] if line.strip()]
+    argv = curl_argv(m.client_url + "/v3/watch", tls=m.client_tls(), max_time=6, data=body)
+    proc = subprocess.Popen([argv[0], "-N", *argv[1:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # -N: each line as it comes
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(body)
+    proc.stdin.close()
+    created = proc.stdout.readline()  # the watch exists: what is put now must reach it
+    for v in ("1", "2"):
+        post(m, "/v3/kv/put", {"key": b64("w"), "value": b64(v)})
+    rest = proc.stdout.read()  # until curl's --max-time ends the stream
+    proc.wait(10)
+    lines = [created, *rest.splitlines()[:-1]]  # (the last line is curl's status code)
+    return [mask(json.loads(line)) for line in lines if line.strip()]
 
 
 def test_gateway_matches_real_etcd(member_factory) -> None:
@@ -206,7 +209,10 @@ def test_gateway_matches_real_etcd(member_factory) -> None:
     mismatches = [f"{w[0]}:\n  etcd   {w[1]} {json.dumps(w[2])}\n  pyetcd {g[1]} {json.dumps(g[2])}"
                   for w, g in zip(want, got, strict=True) if w != g]
     assert not mismatches, "\n".join(mismatches)
-    assert watch_lines(etcd) == watch_lines(py)
+    want_lines = watch_lines(etcd)
+    events = [e for line in want_lines for e in line["result"].get("events", [])]
+    assert want_lines[0]["result"]["created"] and len(events) == 2  # the test sees what it means to
+    assert watch_lines(py) == want_lines
 
 
 def test_snapshot_streams_the_backend(pyetcd_member: Member) -> None:
