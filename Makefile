@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench bench-snapshot deps e2e clean
+.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench bench-snapshot deps e2e clean etcd3gw
 
 all: install
 
@@ -73,6 +73,10 @@ cluster-soak: install deps
 # pip install . of the checkout into a fresh venv, then a user's test file with the etcd fixture
 packaging: install deps
 	$(BIN)/pytest -q -m packaging tests/test_packaging.py
+
+# etcd3gw's own integration tests (its PyPI sdist) against pyetcd and real etcd over the JSON gateway
+etcd3gw: install deps
+	$(BIN)/pytest -q -s -m etcd3gw tests/test_etcd3gw.py
 
 bench: install deps
 	$(BIN)/python bench/kv.py

@@ -124,7 +124,9 @@ FLAGS: list[Flag] = [
     _s("logger", "zap", "'zap' for structured logging or 'capnslog'."),
     _s("log-outputs", "default", "'default', 'stderr', 'stdout', or file paths (comma-separated)."),
     _b("debug", "Enable debug-level logging."),
-    Flag("listen-metrics-urls", parse_urls, [], "Additional URLs to serve /metrics and /health.", supported=False),
+    Flag("listen-metrics-urls", parse_urls, [], "Additional URLs to serve /metrics and /health."),
+    Flag("client-urls-http", parse_bool, True, "Serve HTTP (health, metrics, the JSON gateway) beside gRPC on "
+         "every client URL (pyetcd only; false: gRPC alone, with no relay in front of it).", boolean=True),
     _s("auto-compaction-retention", "0", "Auto compaction retention: a duration ('1h', '30m'; a bare number "
        "is hours) in periodic mode, a number of revisions in revision mode. 0 disables auto compaction."),
     _s("auto-compaction-mode", "periodic", "Interpret 'auto-compaction-retention' as 'periodic' (a duration) "
@@ -270,6 +272,7 @@ def to_config(v: dict[str, Any]) -> ServerConfig:
         force_new_cluster=v["force_new_cluster"],
         snapshot_catchup_entries=v["experimental_snapshot_catchup_entries"],
         listen_metrics_urls=v["listen_metrics_urls"],
+        client_http=v["client_urls_http"],
         log_level="debug" if v["debug"] else v["log_level"],
         watch_progress_notify_interval=v["experimental_watch_progress_notify_interval"],
         # etcd falls back to the default cost when the given one is outside bcrypt's range

@@ -9,7 +9,9 @@ import sys
 from urllib.parse import urlsplit
 
 from pyetcd import ETCD_API_VERSION, __version__
-from pyetcd.rpc.grpcserver import build_server
+from pyetcd.gateway.metrics import Metrics, watcher_count
+from pyetcd.gateway.serve import HTTPSide
+from pyetcd.rpc.grpcserver import build_server, client_api
 from pyetcd.server.config import ServerConfig
 from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.storage.etcdimport import EtcdDataDirError
@@ -66,7 +68,14 @@ async def serve(cfg: ServerConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await transport.serve()
-    grpc_server = build_server(server)  # (config errors surface before we join the cluster)
+    api = client_api(server)
+    api.observer = metrics = Metrics(server, watcher_count(api))
+    http = HTTPSide(server, api, metrics)
+    # gRPC and HTTP share each client URL: the front takes the port, gRPC serves behind it
+    # (config errors surface before we join the cluster)
+    backends = http.bind_client_urls(cfg.listen_client_urls) if cfg.client_http else None
+    grpc_server = build_server(server, api=api, listen=backends)
+    await http.start(cfg.listen_metrics_urls)
     starting = asyncio.create_task(server.start())
     removal = asyncio.create_task(server.removed.wait())
     stopping = asyncio.create_task(stop.wait())
@@ -87,6 +96,7 @@ async def serve(cfg: ServerConfig) -> int:
         log.info("received signal; shutting down", extra={"fields": {"signal": "terminated"}})
     for task in (starting, removal, stopping):
         task.cancel()
+    await http.stop()
     await grpc_server.stop(grace=1.0)
     await transport.close()
     await server.stop()

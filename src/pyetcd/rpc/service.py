@@ -13,18 +13,24 @@ UNKNOWN and log a traceback per request, so ours never raises: it hands the hand
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf import symbol_database
 from google.protobuf.descriptor import ServiceDescriptor
 
 from pyetcd import wire
+from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
 
 _db = symbol_database.Default()
+# every client-facing service by its short name (as in services.py)
+DESCRIPTORS: dict[str, ServiceDescriptor] = {
+    **rpc_pb2.DESCRIPTOR.services_by_name, **v3lock_pb2.DESCRIPTOR.services_by_name,
+    **v3election_pb2.DESCRIPTOR.services_by_name}
 # Go gRPC's words, which etcd's clients see: for a unary request, and for a client-stream message
 UNMARSHAL_ERROR = "grpc: error unmarshalling request: "
 STREAM_UNMARSHAL_ERROR = "grpc: failed to unmarshal the received message "
@@ -78,11 +84,60 @@ def _serialize(msg: Any) -> bytes:
 CallGuard = Callable[[str, Any, Any], Awaitable[None]]
 
 
+class MethodStats(Protocol):
+    """Counts one method's calls (grpc_server_started_total / handled_total in gateway/metrics.py)."""
+
+    def start(self) -> None: ...
+
+    def done(self, code: str) -> None: ...  # a grpc.StatusCode name
+
+
+class CallObserver(Protocol):
+    def bind(self, service: str, method: str, kind: str) -> MethodStats: ...
+
+
+def final_code(exc: BaseException | None, context: Any) -> str:
+    """The status a call ended with, as a grpc.StatusCode name."""
+    if exc is None:
+        return "OK"
+    if isinstance(exc, asyncio.CancelledError):
+        return "CANCELLED"
+    code = context.code()  # set by abort (grpc's context, or the gateway's)
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def _observed(fn: Any, stats: MethodStats) -> Any:
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            stats.start()
+            try:
+                async for item in fn(request, context):
+                    yield item
+            except BaseException as e:
+                stats.done(final_code(e, context))
+                raise
+            stats.done("OK")
+        return stream
+
+    @functools.wraps(fn)
+    async def unary(request: Any, context: Any) -> Any:
+        stats.start()
+        try:
+            resp = await fn(request, context)
+        except BaseException as e:
+            stats.done(final_code(e, context))
+            raise
+        stats.done("OK")
+        return resp
+    return unary
+
+
 async def _allow_all(name: str, request: Any, context: Any) -> None:
     return None
 
 
-def _guarded(fn: Any, name: str, guard: CallGuard, client_streaming: bool) -> Any:
+def guarded(fn: Any, name: str, guard: CallGuard, client_streaming: bool) -> Any:
     """Refuse undecodable requests, then run ``guard`` before the handler, in the handler's task
     (so what it learns, the caller, is visible to the handler through context variables)."""
     if inspect.isasyncgenfunction(fn):
@@ -110,14 +165,29 @@ def _guarded(fn: Any, name: str, guard: CallGuard, client_streaming: bool) -> An
     return unary
 
 
-def generic_handler(service: ServiceDescriptor, servicer: object,
-                    guard: CallGuard | None = None) -> grpc.GenericRpcHandler:
+def kind_of(method: Any) -> str:
+    """go-grpc-prometheus's grpc_type label."""
+    return {(False, False): "unary", (False, True): "server_stream", (True, False): "client_stream",
+            (True, True): "bidi_stream"}[(method.client_streaming, method.server_streaming)]
+
+
+def wrap_handler(fn: Any, service: ServiceDescriptor, method: Any, guard: CallGuard | None,
+                 observer: CallObserver | None) -> Any:
+    """A servicer method as every transport calls it: counted, then guarded."""
+    fn = guarded(fn, method.name, guard or _allow_all, method.client_streaming)
+    if observer is not None:
+        fn = _observed(fn, observer.bind(service.full_name, method.name, kind_of(method)))
+    return fn
+
+
+def generic_handler(service: ServiceDescriptor, servicer: object, guard: CallGuard | None = None,
+                    observer: CallObserver | None = None) -> grpc.GenericRpcHandler:
     handlers = {}
     for method in service.methods:
         fn = getattr(servicer, method.name, None)
         if fn is None:
             continue
-        fn = _guarded(fn, method.name, guard or _allow_all, method.client_streaming)
+        fn = wrap_handler(fn, service, method, guard, observer)
         request_type = _db.GetSymbol(method.input_type.full_name)
         kind = {
             (False, False): grpc.unary_unary_rpc_method_handler,

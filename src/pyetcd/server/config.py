@@ -34,6 +34,7 @@ class ServerConfig:
     force_new_cluster: bool = False
     snapshot_catchup_entries: int = 5000  # etcd's --experimental-snapshot-catchup-entries
     listen_metrics_urls: list[str] = field(default_factory=list)
+    client_http: bool = True  # HTTP beside gRPC on each client URL (gateway/front.py)
     auto_compaction_retention: str = "0"
     auto_compaction_mode: str = "periodic"
     log_level: str = "info"

@@ -51,6 +51,25 @@ SNAPSHOT_CATCHUP_ENTRIES = 5000
 
 
 @dataclass
+class ServerMetrics:
+    """What /metrics reports of the server, read at scrape time."""
+
+    member_id: int
+    version: str
+    has_leader: bool
+    is_leader: bool
+    leader_changes: int
+    committed: int
+    applied: int
+    proposals_pending: int
+    proposals_failed: int
+    db_size: int
+    db_size_in_use: int
+    keys: int
+    quota_bytes: int
+
+
+@dataclass
 class StatusInfo:
     leader: int
     raft_index: int
@@ -86,6 +105,7 @@ class EtcdServer:
             compact=lambda rev: self.compact(rpc_pb2.CompactionRequest(revision=rev)),
             is_leader=lambda: self.is_leader)
         self._stopped = False
+        self.proposals_failed = 0  # dropped, timed out or stopped before applied (for /metrics)
 
     # ---- what the rest of the process reads -------------------------------------------------
     @property
@@ -190,8 +210,15 @@ class EtcdServer:
             raise errors.ErrRequestTooLarge()
         fut = self.proposals.register(rid)
         self.loop.propose(rid, data)
+        return await self._applied(rid, fut)
+
+    async def _applied(self, rid: int, fut: asyncio.Future[Any]) -> Any:
+        """The applied result of proposal ``rid``; failures are counted for /metrics."""
         try:
             return await fut
+        except (errors.ErrTimeout, errors.ErrNoLeader, errors.ErrStopped):
+            self.proposals_failed += 1
+            raise
         finally:
             self.proposals.forget(rid)
 
@@ -201,11 +228,8 @@ class EtcdServer:
         ctx = internal_pb2.ConfChangeContext(request_id=rid, member=member)
         fut = self.proposals.register(rid)
         self.loop.propose_conf_change(rid, ConfChange(kind, node_id, ctx.SerializeToString()))
-        try:
-            members: list[rpc_pb2.Member] = await fut
-            return members
-        finally:
-            self.proposals.forget(rid)
+        members: list[rpc_pb2.Member] = await self._applied(rid, fut)
+        return members
 
     def _request_id(self) -> int:
         if self._stopped:
@@ -411,6 +435,20 @@ class EtcdServer:
                           applied_index=self.loop.applied_index, is_learner=bool(me and me.is_learner),
                           db_size=sizes.db_size, db_size_in_use=sizes.db_size_in_use,
                           errors=[_alarm_text(a) for a in self.parts.alarms.members()])
+
+    def metrics(self) -> ServerMetrics:
+        loop, sizes = self.loop, self.parts.backend.sizes()
+        return ServerMetrics(
+            member_id=self.id, version=self.version, has_leader=bool(self.leader), is_leader=self.is_leader,
+            leader_changes=loop.leader_changes, committed=loop.commit_index, applied=loop.applied_index,
+            proposals_pending=len(self.proposals), proposals_failed=self.proposals_failed,
+            db_size=sizes.db_size, db_size_in_use=sizes.db_size_in_use,
+            keys=sum(1 for _, ki in self.kv.index.items() if ki.alive), quota_bytes=self.quota.quota)
+
+    def observe_commits(self, wal: Callable[[float], None], backend: Callable[[float], None]) -> None:
+        """Call ``wal`` with the seconds each raft log commit (fsync) took, ``backend`` with the store's."""
+        self.loop.wal_observers.append(wal)
+        self.loop.backend_observers.append(backend)
 
     def alarms(self) -> list[rpc_pb2.AlarmMember]:
         return self.parts.alarms.members()

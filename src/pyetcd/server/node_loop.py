@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -109,6 +110,10 @@ class NodeLoop:
         self.applied_index, self.applied_term = parts.applied
         self.conf_state: ConfState = raftlog.initial_state()[1]
         self.leader_listeners: list[Callable[[bool], None]] = []
+        self.leader_changes = 0  # etcd_server_leader_changes_seen_total
+        # seconds each commit took: the raft log's (etcd's WAL fsync) and the store's (backend commit)
+        self.wal_observers: list[Callable[[float], None]] = []
+        self.backend_observers: list[Callable[[float], None]] = []
         self.removed = asyncio.Event()  # set when a committed change removed this member
         self.ready_event = asyncio.Event()  # set once a leader is known
         self.disk = asyncio.Lock()  # held by a turn's transactions, a snapshot install, or defragmentation
@@ -258,13 +263,13 @@ class NodeLoop:
                 self.node.advance(rd)
                 rd = self.node.ready() if self.node.has_ready() else None
             self._maybe_compact_log(rtxn, batch)
-            rtxn.commit()
+            _timed(rtxn.commit, self.wal_observers)
             if batch.applied_index:
                 meta = parts.backend.db(META)
                 ktxn.put(META_APPLIED, _U64.pack(batch.applied_index), db=meta)
                 ktxn.put(META_APPLIED_TERM, _U64.pack(batch.applied_term), db=meta)
                 batch.kv.finish()
-                ktxn.commit()
+                _timed(ktxn.commit, self.backend_observers)
                 parts.backend.refresh_size()
             else:
                 ktxn.abort()
@@ -387,6 +392,8 @@ class NodeLoop:
             if out.soft_state.lead != self.leader:
                 self.reads.retry_all()
                 self._wake.set()
+                if out.soft_state.lead:
+                    self.leader_changes += 1
             self.leader = out.soft_state.lead
             self.raft_state = out.soft_state.raft_state
             if self.leader:
@@ -401,3 +408,12 @@ class NodeLoop:
             for m in out.messages:
                 if m.type is MessageType.MSG_SNAP:
                     self.installer.send(m, self.peers, self.report_snapshot)
+
+
+def _timed(commit: Callable[[], object], observers: list[Callable[[float], None]]) -> None:
+    started = time.perf_counter()
+    commit()
+    if observers:
+        took = time.perf_counter() - started
+        for observe in observers:
+            observe(took)

@@ -1,0 +1,188 @@
+"""One client URL, two servers: gRPC and HTTP share the port, as etcd's cmux makes them.
+
+Each accepted connection is classified from its first bytes, read with MSG_PEEK so nothing is
+consumed: on an ``http://`` URL the HTTP/2 preface means gRPC (etcd sends every HTTP/2 connection
+there too) and anything else is HTTP/1.1; on an ``https://`` URL the ClientHello's ALPN list tells
+(gateway/hello.py). HTTP connections are handed over, unread, to the member's aiohttp server
+(gateway/relay.py: the front runs in a child process), which does TLS with the same mutual-TLS
+rules. gRPC connections are relayed byte for byte, still encrypted, to the
+gRPC server on a private abstract unix socket: the gRPC server does the TLS handshake itself and
+sees the client's certificate, so its checks (client-cert-auth, CN as user, CRL) are unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from itertools import count
+from typing import cast
+
+from . import hello
+
+log = logging.getLogger("pyetcd.gateway.front")
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+CLASSIFY_TIMEOUT = 10.0  # a client that sends nothing this long after connecting is dropped
+_names = count()
+
+
+def backend_name() -> str:
+    """A fresh abstract unix socket name for a private gRPC listener of this process."""
+    return f"pyetcd-{os.getpid()}-{next(_names)}-grpc"
+
+
+class _Pipe(asyncio.Protocol):
+    """One direction-pair end of a relay: what arrives is written to the peer, back-pressure too."""
+
+    def __init__(self, live: set[asyncio.Transport]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Pipe | None = None
+        self._early: list[bytes] = []
+        self._live = live  # the front's open relay ends, closed when it stops
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self._live.add(self.transport)
+
+    def attach(self, peer: _Pipe) -> None:
+        self.peer = peer
+        for data in self._early:
+            assert peer.transport is not None
+            peer.transport.write(data)
+        self._early.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None or self.peer.transport is None:
+            self._early.append(data)
+        else:
+            self.peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        if self.peer is not None and self.peer.transport is not None and self.peer.transport.can_write_eof():
+            self.peer.transport.write_eof()
+        return True  # keep the other direction open (half-close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self._live.discard(self.transport)
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+    loop.add_reader(sock.fileno(), ready)
+    try:
+        await fut
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, tls: bool) -> bytes:
+    """The connection's first bytes, left unread: enough to classify it (b"" if it closed)."""
+    data = b""
+    while True:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            data = sock.recv(16384, socket.MSG_PEEK)
+            if not data:
+                return b""
+            need = (hello.record_length(data) or len(data)) if tls else len(PREFACE)
+            if len(data) >= need or (not tls and not PREFACE.startswith(data)):
+                return data
+            await asyncio.sleep(0.001)  # part of it arrived; the socket stays readable until all has
+            continue
+        await _readable(loop, sock)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket of a client URL (bound by the member, so a taken port fails its start)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=socket.SOMAXCONN)
+    sock.setblocking(False)
+    return sock
+
+
+HandOver = Callable[[socket.socket], Awaitable[None]]
+
+
+class Front:
+    """Accepts on one client URL; relays gRPC connections and hands HTTP ones to ``on_http``."""
+
+    def __init__(self, sock: socket.socket, tls: bool, backend: str, on_http: HandOver) -> None:
+        self.sock, self.tls, self.backend, self.on_http = sock, tls, backend, on_http
+        self._accepting: asyncio.Task[None] | None = None
+        self._relays: set[asyncio.Transport] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._accepting = asyncio.get_running_loop().create_task(self._accept())
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(self.sock)
+            except OSError as e:  # out of descriptors and the like: keep serving the others
+                log.warning("accept on %s failed: %s", self.sock.getsockname(), e)
+                await asyncio.sleep(0.1)
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._dispatch(conn))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _dispatch(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            head = await asyncio.wait_for(_peek(loop, conn, self.tls), CLASSIFY_TIMEOUT)
+            if not head:
+                conn.close()
+            elif hello.is_grpc(hello.offered_alpn(head)) if self.tls else head.startswith(PREFACE):
+                await self._relay(loop, conn)
+            else:
+                await self.on_http(conn)
+        except (OSError, TimeoutError) as e:
+            log.debug("client connection dropped before it was served: %s", e)
+            conn.close()
+
+    async def _relay(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+        def pipe() -> _Pipe:
+            return _Pipe(self._relays)
+        backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:  # a local listener: connects at once
+            backend.connect("\0" + self.backend)
+        except BaseException:
+            backend.close()
+            raise
+        backend.setblocking(False)
+        back_tr, back = await loop.create_unix_connection(pipe, sock=backend)
+        try:
+            _, client = await loop.connect_accepted_socket(pipe, conn)
+        except BaseException:
+            back_tr.close()
+            raise
+        client.attach(back)
+        back.attach(client)
+
+    async def stop(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for task in list(self._pending):
+            task.cancel()
+        for tr in list(self._relays):
+            tr.close()

@@ -1,0 +1,76 @@
+"""The front's own process: ``python -m pyetcd.gateway.relay HANDOVER_FD FD:TLS:BACKEND ...``.
+
+The member binds the client URLs and starts this process with their listening sockets. Here
+each connection is classified (gateway/front.py); gRPC is relayed to the member's private gRPC
+listener, HTTP is passed back to the member, unread, over the HANDOVER_FD unix socket
+(SCM_RIGHTS, one byte naming the URL). Relaying costs CPU on every gRPC message: in a process
+of its own it runs on another core instead of the member's event loop. The process exits when
+the member's end of HANDOVER_FD closes (the member stopped or died).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+
+from .front import Front, HandOver
+
+
+async def run(handover: socket.socket, specs: list[tuple[int, bool, str]]) -> None:
+    loop = asyncio.get_running_loop()
+    handover.setblocking(False)
+
+    def hand_over_to(index: int) -> HandOver:
+        async def hand_over(conn: socket.socket) -> None:
+            try:
+                socket.send_fds(handover, [bytes([index])], [conn.fileno()])
+            except BlockingIOError:  # the member is not reading: wait for room once, then give up
+                await asyncio.sleep(0.05)
+                socket.send_fds(handover, [bytes([index])], [conn.fileno()])
+            finally:
+                conn.close()
+        return hand_over
+
+    fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i))
+              for i, (fd, tls, backend) in enumerate(specs)]
+    for front in fronts:
+        front.start()
+    member_gone = loop.create_future()
+
+    def readable() -> None:
+        with contextlib.suppress(BlockingIOError):
+            if not handover.recv(1) and not member_gone.done():
+                member_gone.set_result(None)
+    loop.add_reader(handover.fileno(), readable)
+    await member_gone
+    for front in fronts:
+        await front.stop()
+
+
+def parse(argv: list[str]) -> tuple[int, list[tuple[int, bool, str]]]:
+    specs = []
+    for arg in argv[1:]:
+        fd, tls, backend = arg.split(":", 2)
+        specs.append((int(fd), tls == "1", backend))
+    return int(argv[0]), specs
+
+
+def main(argv: list[str] | None = None) -> int:
+    # a SIGTERM to the member's process group is the member's to act on: this process ends
+    # when the member closes its end of HANDOVER_FD, so no connection is dropped before that
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handover_fd, specs = parse(sys.argv[1:] if argv is None else argv)
+    # (uvloop measured no cheaper here than asyncio's loop: ~25-40 us of CPU per relayed request
+    # either way, bench/front.py; most of it is system calls)
+    asyncio.run(run(socket.socket(fileno=handover_fd), specs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
