@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "pyetcd"
 # design.md's order, top to bottom: a package may depend only on those before it.
 LAYERS = ["api", "tools", "raft", "storage", "mvcc", "watch", "lease", "auth", "server", "transport", "rpc",
           "gateway", "cli"]
-SHARED = {"errors", "__init__"}  # pyetcd.errors, pyetcd (version constants): usable everywhere
+SHARED = {"errors", "failpoints", "__init__"}  # pyetcd.errors, .failpoints, pyetcd (versions): usable everywhere
 FORBIDDEN_THIRD_PARTY = {"raft": {"grpc", "lmdb", "google"}, "mvcc": {"grpc"}, "rpc": {"lmdb"}}
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pyetcd import ETCD_API_VERSION, errors
+from pyetcd import ETCD_API_VERSION, errors, failpoints
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.auth import context as auth_context
 from pyetcd.auth.store import AuthStore
@@ -114,6 +114,7 @@ class EtcdServer:
         self._wake = Wakeup()
         self._deadlines = Deadlines(cfg.request_timeout, errors.ErrTimeout)
         self._disk = asyncio.Lock()  # held by a turn's write transaction, or by defragmentation
+        self._deferred_txn: Any = None  # only ever set by the selftest's deliberate bug.ack_before_commit
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self.change_listeners: list[Callable[[list[Change]], None]] = []
@@ -223,6 +224,8 @@ class EtcdServer:
         await self._deadlines.track(fut)
 
     def range(self, r: rpc_pb2.RangeRequest) -> kvops.RangeReply:
+        if failpoints.hit("bug.stale_read") and not r.revision:  # deliberate bug (selftest): an old view
+            r.revision = max(1, self.kv.compact_rev, self.kv.current_rev - 3)
         return kvops.execute_range(self.kv, r)
 
     def txn_read_only(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
@@ -320,7 +323,8 @@ class EtcdServer:
         messages, client answers and read states wait in the batch until it is durable, and if
         the commit fails the member stops.
         """
-        txn = self.backend.begin_write()
+        failpoints.hit("turn.before_persist")
+        txn, self._deferred_txn = self._deferred_txn or self.backend.begin_write(), None
         try:
             batch = ApplyBatch(txn=txn, kv=self.kv.writer(txn))
             rd: Ready | None = first
@@ -340,7 +344,11 @@ class EtcdServer:
                 txn.put(_META_APPLIED_TERM, _U64.pack(batch.applied_term), db=meta)
                 self._maybe_compact_log(batch)
             batch.kv.finish()
+            if failpoints.hit("bug.ack_before_commit"):  # deliberate bug (selftest): answer now, commit next turn
+                self._deferred_txn = txn
+                return batch
             txn.commit()
+            failpoints.hit("turn.after_persist")
             self.backend.refresh_size()
             return batch
         except BaseException:
@@ -353,6 +361,7 @@ class EtcdServer:
         for entry in rd.committed_entries:
             if entry.index <= applied:
                 continue
+            failpoints.hit("apply.before")
             if entry.type == EntryType.NORMAL and entry.data:
                 batch.entry_index = entry.index
                 self._apply_entry(batch, entry.data)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import lmdb
 
+from pyetcd import failpoints
+
 # Bucket names, as etcd's bolt buckets.
 KEY = b"key"          # revision -> mvccpb.KeyValue bytes
 META = b"meta"        # consistent index, compaction revisions, current revision
@@ -108,6 +110,7 @@ class Backend:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         self.env.copy(str(tmp), compact=True)
+        failpoints.hit("defrag.after_copy")
         fd = os.open(tmp / "data.mdb", os.O_RDONLY)
         try:
             os.fsync(fd)  # durable before it replaces the live file
@@ -118,7 +121,9 @@ class Backend:
     def defrag_swap(self, tmp: Path) -> None:
         """Replace the live file with the compact copy and reopen. No transaction may be open."""
         self.env.close()
+        failpoints.hit("defrag.before_swap")
         os.replace(tmp / "data.mdb", self.path / "data.mdb")
+        failpoints.hit("defrag.after_swap")
         shutil.rmtree(tmp, ignore_errors=True)
         self.fsync_dir()
         self._open()

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from pyetcd import failpoints
 from pyetcd.mvcc import KVStore
 from pyetcd.mvcc.store import Change
 
@@ -125,6 +126,8 @@ class WatchHub:
             i = j
 
     def _notify(self, rev: int, changes: list[Change]) -> None:
+        if failpoints.hit("bug.drop_watch_event"):  # deliberate bug (selftest): a revision never sent
+            return
         if len(changes) == 1:
             matched: Iterable[tuple[Watcher, list[Change]]] = [
                 (w, changes) for ws in self.synced.match(changes[0].key) for w in ws if rev >= w.min_rev]
