@@ -152,6 +152,10 @@ def test_lost_write_counts_an_acknowledged_revision_that_was_reused() -> None:
     assert lost_writes(h, ("ok", 2, (kv("a", "acked", 2, 2),))) == []
     assert len(lost_writes(h, ("ok", 2, (kv("a", "other", 2, 2),)))) == 1
     assert len(lost_writes(h, ("ok", 1, ()))) == 1
+    again = h.invoke(1, ("put", "b", "after-restart", 0))  # the member crashed and reused revision 2
+    h.done(again, ("ok", 2))
+    lost = lost_writes(h, ("ok", 2, (kv("a", "acked", 2, 2), kv("b", "after-restart", 2, 2))))
+    assert len(lost) == 1 and "a=acked" in lost[0] and f"#{again.id}" in lost[0]
 
 
 # ---- generated histories: speed, and a single corruption is caught ---------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -72,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     base = args.dir or Path(tempfile.mkdtemp(prefix="pyetcd-robustness-"))
     base.mkdir(parents=True, exist_ok=True)
     certs = CertPaths.create(base / "certs")
-    if args.cmd == "selftest":
-        return run_selftest(base, certs, args.seed)
-    return _run(args, base, certs)
+    try:
+        return run_selftest(base, certs, args.seed) if args.cmd == "selftest" else _run(args, base, certs)
+    finally:
+        shutil.rmtree(base / "certs", ignore_errors=True)
+        if args.dir is None and not any(base.iterdir()):  # only failed runs left anything behind
+            base.rmdir()
 
 
 if __name__ == "__main__":

@@ -42,16 +42,16 @@ class Verdict:
         return out + self.serializable + self.watch + self.hash
 
 
-def _acked_puts(ops: list[Operation]) -> list[tuple[str, str, int]]:
-    """(key, value, revision) of every put a client was told succeeded."""
+def _acked_puts(ops: list[Operation]) -> list[tuple[int, str, str, int]]:
+    """(op id, key, value, revision) of every put a client was told succeeded."""
     out = []
     for op in ops:
         if op.output is None or op.output[0] != "ok" or op.ret is None:
             continue
         if op.input[0] == "put":
-            out.append((op.input[1], op.input[2], op.output[1]))
+            out.append((op.id, op.input[1], op.input[2], op.output[1]))
         elif op.input[0] == "txn" and op.output[2]:
-            out.extend((o[1], o[2], op.output[1]) for o in op.input[2] if o[0] == "put")
+            out.extend((op.id, o[1], o[2], op.output[1]) for o in op.input[2] if o[0] == "put")
     return out
 
 
@@ -61,7 +61,8 @@ def is_acked_write(op: Operation) -> bool:
 
 
 def lost_writes(h: History, final: tuple[Any, ...]) -> list[str]:
-    """Acknowledged puts missing from the final state (revision reused or gone back, value vanished)."""
+    """Acknowledged puts missing from the final state, or whose revision was acknowledged again for another
+    write (a crash lost it and the revision was reused), or past the revision the member ended at."""
     final_rev, kvs = final[1], {kv[0]: kv for kv in final[2]}
     deletes: dict[str, list[int]] = {}
     for w in h.watches:
@@ -70,9 +71,17 @@ def lost_writes(h: History, final: tuple[Any, ...]) -> list[str]:
                 if typ == "DELETE":
                     deletes.setdefault(kv[0], []).append(kv[3])
     lost = []
-    for key, value, rev in _acked_puts(h.ops):
+    puts = _acked_puts(h.ops)
+    claims: dict[int, list[int]] = {}  # revision -> the acknowledged ops that wrote at it, in invoke order
+    for op_id, _, _, rev in puts:
+        if op_id not in claims.setdefault(rev, []):
+            claims[rev].append(op_id)
+    for op_id, key, value, rev in puts:
         kv = kvs.get(key)
-        if rev > final_rev:
+        if claims[rev][-1] != op_id:  # one revision acknowledged to two writes: the earlier was lost
+            lost.append(f"{key}={value} acknowledged at revision {rev}, later acknowledged again to "
+                        f"operation #{claims[rev][-1]}")
+        elif rev > final_rev:
             lost.append(f"{key}={value} acknowledged at revision {rev}, the member ended at {final_rev}")
         elif kv is not None and kv[3] == rev and kv[1] != value:
             lost.append(f"{key}={value} acknowledged at revision {rev}, which now holds {kv[1]}")

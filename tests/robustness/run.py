@@ -73,7 +73,7 @@ def _final_read(h: History, member: Member) -> tuple[Any, ...]:
     try:
         while True:
             out = record(h, ep, -2, ("get", "\0", "\0", False))
-            if out is not None:
+            if out is not None and out[0] == "ok":
                 return out
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no final read within {FINAL_TIMEOUT:.0f}s: {member.log_tail(10)}")
@@ -203,7 +203,7 @@ def _report(result: RunResult, h: History, cfg: RunConfig) -> None:
 def replay_check(path: Path) -> Verdict:
     """Judge a kept ``history.json`` again (after a checker change), without any member."""
     h = History.load(path)
-    finals = [op for op in h.ops if op.client == -2 and op.output is not None]
+    finals = [op for op in h.ops if op.client == -2 and op.output is not None and op.output[0] == "ok"]
     return evaluate(h, finals[-1].output)
 
 

@@ -7,6 +7,7 @@ when the run broke); each gets a few seeded attempts, as a real bug would in ``m
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def run_selftest(base: Path, certs: CertPaths, seed: int = 1) -> int:
             if r.verdict.failed:
                 first = r.verdict.findings()[0]
                 verdict = f"caught (attempt {attempt + 1}): {first[:300]}"
+                shutil.rmtree(r.dir, ignore_errors=True)  # expected: nothing to look at
                 break
             if r.error:
                 print(f"    run error (not a catch): {r.error}", flush=True)

@@ -324,7 +324,10 @@ class EtcdServer:
         the commit fails the member stops.
         """
         failpoints.hit("turn.before_persist")
-        txn, self._deferred_txn = self._deferred_txn or self.backend.begin_write(), None
+        if self._deferred_txn is not None:  # deliberate bug only (see below): the previous turn commits now
+            self._deferred_txn.commit()
+            self._deferred_txn = None
+        txn = self.backend.begin_write()
         try:
             batch = ApplyBatch(txn=txn, kv=self.kv.writer(txn))
             rd: Ready | None = first
