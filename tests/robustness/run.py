@@ -143,7 +143,7 @@ def run_once(cfg: RunConfig) -> RunResult:
         for _ in range(cfg.watchers):  # watchers from random past revisions, started during traffic
             if stop.wait(rng.uniform(0.1, cfg.duration / (cfg.watchers + 1))):
                 break
-            lo = compactor.done + 1
+            lo = max(compactor.done + 1, shared.latest_rev - 30)  # in the past, but not yet compacted
             start = rng.randint(lo, max(lo, shared.latest_rev))
             key, end = rng.choice([("k/", "k0"), ("k/1", "k/2"), (rng.choice(["k/1", "k/2"]), None)])
             w = Watcher(h, h.watch(key, end, rng.random() < 0.5, start), member, wstop, progress)

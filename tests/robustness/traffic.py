@@ -236,7 +236,7 @@ class Compactor(threading.Thread):
         ep = Endpoint(self.member)
         try:
             while not self.stop_ev.wait(self.rng.uniform(0.1, 0.2)):
-                at = self.limit() - self.rng.randint(0, 5)
+                at = self.limit() - self.rng.randint(0, 40)  # a little behind, so watchers can start in the past
                 if at > self.done:
                     out = record(self.h, ep, -1, ("compact", at))
                     if out is not None and out[0] == "ok":

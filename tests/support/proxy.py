@@ -148,21 +148,17 @@ class FaultProxy:
             threading.Thread(target=fn, name=f"proxy-{self.port}-{direction}-{what}", daemon=True).start()
 
     def _close_pair(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        with self._lock:
+            self._conns.difference_update(pair)
         for s in pair:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-            with self._lock:
-                self._conns.discard(s)
+            _shut(s)
 
     def _close_conns(self) -> None:
         with self._lock:
             conns = list(self._conns)
             self._conns.clear()
         for s in conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
+            _shut(s)
 
     @property
     def open_connections(self) -> int:
@@ -180,3 +176,10 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shut(s: socket.socket) -> None:
+    """Close now, waking a thread blocked in recv on it (close alone may not)."""
+    with contextlib.suppress(OSError):
+        s.shutdown(socket.SHUT_RDWR)
+    s.close()
