@@ -259,3 +259,24 @@ def test_saved_history_is_judged_the_same_after_loading(tmp_path: Any) -> None:
     assert not evaluate(again, final).failed
     again.watches[0].responses[0].events = []
     assert evaluate(again, final).watch
+
+
+def test_unknown_writes_are_placed_in_the_order_the_complete_watcher_saw() -> None:
+    """Regression (seed 1028, pause): two deletes timed out during a pause; the checker's witness put
+    them in the other order than the member applied them, and the watch check then blamed the watch."""
+    h = History()
+    for req, out in [(("put", "a", "1", 0), ("ok", 2)), (("put", "b", "2", 0), ("ok", 3))]:
+        h.done(h.invoke(0, req), out)
+    for client, key in ((1, "a"), (2, "b")):  # both timed out: unknown outcome
+        h.done(h.invoke(client, ("delete", key, None)), None)
+    h.done(h.invoke(0, ("get", "\0", "\0", False)), ("ok", 5, ()))
+    w = h.watch("\0", "\0", True, 1)
+    w.responses = [WatchResponse(1, 3, [("PUT", kv("a", "1", 2, 2), None), ("PUT", kv("b", "2", 3, 3), None)]),
+                   WatchResponse(2, 4, [("DELETE", ("b", "", 0, 4, 0, 0), kv("b", "2", 3, 3))]),
+                   WatchResponse(3, 5, [("DELETE", ("a", "", 0, 5, 0, 0), kv("a", "1", 2, 2))])]
+    assert not evaluate(h, h.ops[-1].output).failed
+    w.responses[1:] = [WatchResponse(2, 5, [("DELETE", ("b", "", 0, 5, 0, 0), kv("b", "2", 3, 3))])]  # rev 4 lost
+    assert "event #2 should be DELETE ('a'" in " ".join(evaluate(h, h.ops[-1].output).watch)
+    w.responses[1:] = [WatchResponse(2, 4, [("DELETE", ("a", "", 0, 4, 0, 0), kv("a", "1", 2, 2))]),
+                       WatchResponse(3, 5, [("DELETE", ("a", "", 0, 5, 0, 0), kv("a", "1", 2, 2))])]  # impossible
+    assert "fit no linearization" in " ".join(evaluate(h, h.ops[-1].output).watch)

@@ -34,8 +34,9 @@ def _run(args: argparse.Namespace, base: Path, certs: CertPaths) -> int:
         r = run_once(RunConfig(seed=seed, base=base, certs=certs, kind=args.kind, fault=args.fault,
                                duration=args.duration, keep=args.keep))
         results.append(r)
-        per_fault[r.fault.partition(":")[0] + ("" if r.fired else "(not fired)")][0] += 1
-        per_fault[r.fault.partition(":")[0] + ("" if r.fired else "(not fired)")][1] += r.failed
+        counts = per_fault[r.fault + ("" if r.fired else " (not fired)")]
+        counts[0] += 1
+        counts[1] += r.failed
         print(r.line(), flush=True)
         if r.failed:
             print(f"  FAILED seed {seed}: kept {r.dir} (history.json, report.txt, member log); replay with "
@@ -44,6 +45,8 @@ def _run(args: argparse.Namespace, base: Path, certs: CertPaths) -> int:
                 print(f"    {f}", flush=True)
     for fault, (n, bad) in sorted(per_fault.items()):
         print(f"  fault {fault}: {n} runs, {bad} failed")
+    if broken := [r.seed for r in results if r.error]:
+        print(f"  runs that could not finish (counted as failed, not as violations): seeds {broken}")
     print(_summary(results), flush=True)
     return 1 if any(r.failed for r in results) else 0
 

@@ -183,16 +183,30 @@ def apply(s: State, req: tuple[Any, ...]) -> tuple[State, tuple[Any, ...], list[
 
 
 class EtcdModel:
-    """The checker's view of etcd: exact answers, unknown outcomes accept any effect."""
+    """The checker's view of etcd: exact answers, unknown outcomes accept any effect.
+
+    ``observed``: revision -> the events a complete watcher received for it, as (type, kv, prev)
+    tuples. When given, a write is placed at a revision only if it makes exactly those events:
+    two unknown-outcome deletes could otherwise be linearized in either order, and the watch
+    checks need the one that happened (etcd's robustness suite patches its history with the
+    watch the same way). A watcher that lies then makes the history fail to linearize: the
+    caller checks again without it to tell which is wrong."""
+
+    def __init__(self, observed: dict[int, tuple[tuple[Any, ...], ...]] | None = None) -> None:
+        self.observed = observed or {}
 
     def init(self) -> State:
         return INITIAL
 
     def step(self, state: State, input: tuple[Any, ...], output: tuple[Any, ...] | None) -> State | None:
-        new, answer, _ = apply(state, input)
-        if output is None or answer == output:
-            return new
-        return None
+        new, answer, events = apply(state, input)
+        if output is not None and answer != output:
+            return None
+        if events and self.observed:
+            want = self.observed.get(new.rev)
+            if want is not None and want != tuple((e.type, e.kv, e.prev) for e in events):
+                return None
+        return new
 
     def partition(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         """Not partitioned: every write moves the one revision counter every answer carries."""
