@@ -280,3 +280,15 @@ def test_unknown_writes_are_placed_in_the_order_the_complete_watcher_saw() -> No
     w.responses[1:] = [WatchResponse(2, 4, [("DELETE", ("a", "", 0, 4, 0, 0), kv("a", "1", 2, 2))]),
                        WatchResponse(3, 5, [("DELETE", ("a", "", 0, 5, 0, 0), kv("a", "1", 2, 2))])]  # impossible
     assert "fit no linearization" in " ".join(evaluate(h, h.ops[-1].output).watch)
+
+
+def test_missing_prev_kv_is_excused_only_by_a_compaction_past_it() -> None:
+    """Regression (seed 2017, kill): a watcher started at the compacted revision 435 got the event at
+    435 without prev_kv; etcd reads prev_kv at 434 when it sends, which that compaction removed."""
+    events, final = _truth()
+    stream = [WatchResponse(1, 3, [_ev(events, 2), _ev(events, 3)]),
+              WatchResponse(2, 4, [_ev(events, 4, prev=False)]),  # a's prev_kv (at 3) left out
+              WatchResponse(3, 5, [_ev(events, 5, 0), _ev(events, 5, 1)])]
+    assert "should be" in " ".join(check_watcher(_watcher(stream), events, final, compactions=[(3, 0.5)]))
+    assert check_watcher(_watcher(stream), events, final, compactions=[(4, 1.5)]) == []
+    assert check_watcher(_watcher(stream), events, final, compactions=[(4, 2.5)]) != []  # asked for too late

@@ -144,7 +144,9 @@ def evaluate(h: History, final: tuple[Any, ...], hashes: dict[str, tuple[int, in
                 if s is None or s.range(op.input[1], op.input[2]) != op.output[2]:
                     v.serializable.append(f"serializable read #{op.id} {op.input} -> {op.output} matches no "
                                           f"state of the history (state at {rev}: {s})")
-        v.watch += check_watches(h.watches, truth, final_rev)
+        compactions = [(op.input[1], op.call) for op in h.ops
+                       if op.input[0] == "compact" and (op.output is None or op.output[0] == "ok")]
+        v.watch += check_watches(h.watches, truth, final_rev, compactions)
     if hashes and len({hv for hv in hashes.values()}) > 1:
         v.hash.append(f"HashKV differs between members at the same revision: {hashes}")
     return v

@@ -30,6 +30,8 @@ BUGS: dict[str, Bug] = {
                              "(it commits with the next turn), then kill -9"),
     "drop_watch_event": Bug("bug.drop_watch_event=3%on", "none",
                             "now and then a revision's events are not sent to synced watchers"),
+    "watch_resume_skip": Bug("bug.watch_resume_skip=on", "kill",
+                             "a watcher started (or resumed) at a past revision misses that revision"),
     "stale_read": Bug("bug.stale_read=10%on", "none",
                       "now and then a linearizable range is served from the state 3 revisions back"),
 }

@@ -54,7 +54,7 @@ class WatchHub:
             w.state = State.SYNCED
             self.synced.add(w)
         else:
-            w.min_rev = start_rev
+            w.min_rev = start_rev + failpoints.hit("bug.watch_resume_skip")  # deliberate bug (selftest): off by one
             self._make_unsynced(w)
 
     def remove(self, w: Watcher) -> None:
