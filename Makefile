@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench bench-snapshot deps e2e clean etcd3gw
+.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench bench-snapshot deps e2e clean etcd3gw robustness robustness-selftest
 
 all: install
 
@@ -84,6 +84,18 @@ bench: install deps
 # Snapshot save/restore of a 1 GiB store beside real etcd (minutes, ~10 GiB of temporary disk).
 bench-snapshot: install deps
 	$(BIN)/python bench/snapshot.py
+
+# Recorded client histories under injected faults, checked for linearizability and etcd's watch
+# guarantees (tests/robustness). A failing run prints its seed and keeps its history and logs.
+RUNS ?= 10
+SEED ?= 1
+KIND ?= pyetcd
+robustness: install deps
+	PYTHONPATH=tests $(BIN)/python -m robustness run --runs $(RUNS) --seed $(SEED) --kind $(KIND)
+
+# The same suite against servers with bugs switched on deliberately: each must be caught.
+robustness-selftest: install deps
+	PYTHONPATH=tests $(BIN)/python -m robustness selftest --seed $(SEED)
 
 # etcd's own e2e tests (TestCtlV3*) against pyetcd; the single-member KV subset by default.
 E2E_RUN ?= ^TestCtlV3(Compact|CompactPhysical|Put|PutNoTLS|PutClientTLS|PutClientAutoTLS|PutPeerTLS|PutTimeout|PutClientTLSFlagByEnv|PutIgnoreValue|PutIgnoreLease|Get|GetNoTLS|GetClientTLS|GetClientAutoTLS|GetPeerTLS|GetTimeout|GetFormat|GetRev|GetKeysOnly|Del|DelNoTLS|DelClientTLS|DelPeerTLS|DelTimeout|GetRevokedCRL|MemberList|MemberListNoTLS|MemberListClientTLS|MemberListClientAutoTLS|MemberListPeerTLS|Version|DialWithHTTPScheme|TxnInteractiveSuccess|TxnInteractiveSuccessNoTLS|TxnInteractiveSuccessClientTLS|TxnInteractiveSuccessPeerTLS|TxnInteractiveFail|Snapshot|SnapshotCorrupt|SnapshotStatusBeforeRestore|AuthSnapshot|AuthSnapshotJWT)$$

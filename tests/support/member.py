@@ -69,6 +69,7 @@ class Member:
     initial_cluster_state: str = "new"
     peer_auto_tls: bool = False  # --peer-auto-tls instead of the CA's peer certificates
     cluster_token: str = field(default_factory=lambda: f"pyetcd-test-{uuid.uuid4().hex[:12]}")
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment at (re)start, e.g. failpoints
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -145,7 +146,7 @@ class Member:
             log.flush()
             try:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                             start_new_session=True)
+                                             start_new_session=True, env={**os.environ, **self.env})
             except FileNotFoundError as e:
                 raise MemberStartError(f"cannot start {self.kind}: {e}; `make deps` installs etcd, "
                                        "`make install` installs pyetcd") from e

@@ -21,7 +21,7 @@ from typing import Protocol
 import crc32c
 import lmdb
 
-from pyetcd import errors
+from pyetcd import errors, failpoints
 from pyetcd.api import kv_pb2
 from pyetcd.storage.backend import KEY, META, Backend
 from pyetcd.storage.progress import Progress
@@ -301,6 +301,7 @@ class StoreWriter:
             raise errors.ErrCompacted()
         if at_rev > self.rev:
             raise errors.ErrFutureRev()
+        failpoints.hit("compact.before")
         keep = revisions_to_keep(self.index, at_rev)
         cursor = self.txn.cursor(db=self.store.db)
         positioned = cursor.first()
@@ -313,6 +314,7 @@ class StoreWriter:
                 break
             # delete() moves to the next row itself
             positioned = cursor.delete() if rev not in keep else cursor.next()
+        failpoints.hit("compact.after")
         self.compact_rev = at_rev
         self.compactions.append(at_rev)
         self.txn.put(_META_COMPACT_REV, _I64.pack(at_rev), db=self.store.meta)

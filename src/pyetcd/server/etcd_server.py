@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyetcd import ETCD_API_VERSION, errors
+from pyetcd import ETCD_API_VERSION, errors, failpoints
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.auth import context as auth_context
 from pyetcd.auth.state import AuthState
@@ -247,6 +247,8 @@ class EtcdServer:
     async def range(self, r: rpc_pb2.RangeRequest) -> kvops.RangeReply:
         if not r.serializable:
             await self.linearizable_read()
+        if failpoints.hit("bug.stale_read") and not r.revision:  # deliberate bug (selftest): an old view
+            r.revision = max(1, self.kv.compact_rev, self.kv.current_rev - 3)
         return kvops.execute_range(self.kv, r)
 
     async def put(self, r: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:

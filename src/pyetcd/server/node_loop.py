@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pyetcd import errors
+from pyetcd import errors, failpoints
 from pyetcd.raft import (
     ConfChange,
     ConfChangeType,
@@ -124,6 +124,7 @@ class NodeLoop:
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self._leftover: Ready | None = None
+        self._deferred: tuple[Any, Any] | None = None  # see _commit_deferred
 
     # ---- the inbox: what handlers and the transport may do -----------------------------
     def propose(self, rid: int, data: bytes) -> None:
@@ -245,6 +246,8 @@ class NodeLoop:
         installed next, on its own.
         """
         parts = self.parts
+        failpoints.hit("turn.before_persist")
+        self._commit_deferred()
         rtxn = parts.raftlog.begin_write()
         ktxn = parts.backend.begin_write()
         try:
@@ -263,16 +266,22 @@ class NodeLoop:
                 self.node.advance(rd)
                 rd = self.node.ready() if self.node.has_ready() else None
             self._maybe_compact_log(rtxn, batch)
-            _timed(rtxn.commit, self.wal_observers)
             if batch.applied_index:
                 meta = parts.backend.db(META)
                 ktxn.put(META_APPLIED, _U64.pack(batch.applied_index), db=meta)
                 ktxn.put(META_APPLIED_TERM, _U64.pack(batch.applied_term), db=meta)
                 batch.kv.finish()
+            if failpoints.hit("bug.ack_before_commit"):  # deliberate bug (selftest): answer now, commit next turn
+                self._deferred = (rtxn, ktxn)
+                return batch
+            _timed(rtxn.commit, self.wal_observers)
+            failpoints.hit("turn.between_commits")
+            if batch.applied_index:
                 _timed(ktxn.commit, self.backend_observers)
                 parts.backend.refresh_size()
             else:
                 ktxn.abort()
+            failpoints.hit("turn.after_persist")
             return batch
         except BaseException:
             rtxn.abort()
@@ -280,11 +289,20 @@ class NodeLoop:
             log.critical("persisting a raft turn failed; the member must stop", exc_info=True)
             os._exit(2)  # the core already advanced past state that is not on disk: never continue
 
+    def _commit_deferred(self) -> None:
+        """Only ever set by the selftest's deliberate bug.ack_before_commit: the previous turn
+        commits now, after its clients were answered."""
+        if self._deferred is not None:
+            for txn in self._deferred:
+                txn.commit()
+            self._deferred = None
+
     def _apply_committed(self, batch: ApplyBatch, rd: Ready) -> None:
         applied = max(self.applied_index, batch.applied_index)
         for entry in rd.committed_entries:
             if entry.index <= applied:
                 continue
+            failpoints.hit("apply.before")
             if entry.type == EntryType.NORMAL and entry.data:
                 batch.entry_index = entry.index
                 batch.results.append(self.parts.applier.apply_entry(batch, entry.data))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import lmdb
 
+from pyetcd import failpoints
+
 from .progress import FileGrowth, Progress
 
 # Bucket names, as etcd's bolt buckets.
@@ -125,6 +127,7 @@ class Backend:
         else:
             with FileGrowth(progress, tmp / "data.mdb"):
                 self.env.copy(str(tmp), compact=True)
+        failpoints.hit("defrag.after_copy")
         fd = os.open(tmp / "data.mdb", os.O_RDONLY)
         try:
             os.fsync(fd)  # durable before it replaces the live file
@@ -134,7 +137,9 @@ class Backend:
 
     def defrag_swap(self, tmp: Path) -> None:
         """Replace the live file with the compact copy and reopen. No transaction may be open."""
+        failpoints.hit("defrag.before_swap")
         self.replace_with(tmp / "data.mdb")
+        failpoints.hit("defrag.after_swap")
         shutil.rmtree(tmp, ignore_errors=True)
 
     def replace_with(self, data_file: Path) -> None:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from pyetcd import failpoints
 from pyetcd.mvcc import KVStore
 from pyetcd.mvcc.store import Change
 
@@ -50,7 +51,7 @@ class WatchHub:
             w.state = State.SYNCED
             self.synced.add(w)
         else:
-            w.min_rev = start_rev
+            w.min_rev = start_rev + failpoints.hit("bug.watch_resume_skip")  # deliberate bug (selftest): off by one
             self._make_unsynced(w)
 
     def remove(self, w: Watcher) -> None:
@@ -122,6 +123,8 @@ class WatchHub:
             i = j
 
     def _notify(self, rev: int, changes: list[Change]) -> None:
+        if failpoints.hit("bug.drop_watch_event"):  # deliberate bug (selftest): a revision never sent
+            return
         if len(changes) == 1:
             matched: Iterable[tuple[Watcher, list[Change]]] = [
                 (w, changes) for ws in self.synced.match(changes[0].key) for w in ws if rev >= w.min_rev]

@@ -1,0 +1,27 @@
+"""A small fixed budget of the robustness suite in the default test run: one short run per server.
+
+Real etcd proves the harness and the checkers pass an etcd they did not write; pyetcd is the
+thing under test. Each run kills the member with SIGKILL mid-traffic and restarts it. The long
+seeded runs are ``make robustness``; the checkers' ability to fail is ``make robustness-selftest``
+(and tests/test_robustness_checker.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robustness.run import RunConfig, run_once
+from support import CertPaths, pyetcd_unavailable_reason
+
+
+@pytest.mark.parametrize("kind", ["etcd", "pyetcd"])
+def test_short_run_with_a_kill_passes_every_check(kind: str, tmp_path: Path, certs: CertPaths) -> None:
+    if kind == "pyetcd" and (reason := pyetcd_unavailable_reason()):
+        pytest.skip(reason)
+    r = run_once(RunConfig(seed=7, base=tmp_path, certs=certs, kind=kind, fault="kill", duration=2.5,
+                           clients=4, watchers=2))
+    assert not r.failed, (r.line(), r.log, r.verdict.findings(), r.error, r.dir)
+    assert r.fired and r.verdict.acked_writes > 100
+    assert r.verdict.linearizable is True and not r.verdict.watch and not r.verdict.lost
