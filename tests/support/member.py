@@ -258,7 +258,7 @@ def _launch(members: list[Member], timeout: float) -> bool:
     except BaseException as e:
         for m in members:
             m.stop()
-        clash = [m for m in members if "address already in use" in m.log_tail(200)]
+        clash = [m for m in members if "address already in use" in m.log_tail(200).lower()]
         if isinstance(e, MemberStartError) and clash:
             for m in members:
                 shutil.rmtree(m.data_dir, ignore_errors=True)

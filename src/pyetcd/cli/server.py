@@ -64,42 +64,51 @@ async def serve(cfg: ServerConfig) -> int:
         stop.set()
 
     transport.on_removed = removed
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await transport.serve()
     api = client_api(server)
     api.observer = metrics = Metrics(server, watcher_count(api))
     http = HTTPSide(server, api, metrics)
-    # gRPC and HTTP share each client URL: the front takes the port, gRPC serves behind it
-    # (config errors surface before we join the cluster)
-    backends = http.bind_client_urls(cfg.listen_client_urls) if cfg.client_http else None
-    grpc_server = build_server(server, api=api, listen=backends)
-    await http.start(cfg.listen_metrics_urls)
-    starting = asyncio.create_task(server.start())
-    removal = asyncio.create_task(server.removed.wait())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if starting.done() and not starting.exception():
-        # as etcd: clients are served once the member knows a leader (until then they retry
-        # another endpoint rather than get "no leader")
-        await grpc_server.start()
-        log.info("serving client traffic", extra={"fields": {"listen-client-urls": cfg.listen_client_urls}})
-        log.info("ready to serve client requests", extra={"fields": {
-            "local-member-id": f"{server.id:x}", "cluster-id": f"{server.cluster_id:x}",
-            "advertise-client-urls": cfg.advertise_client_urls}})
-        notify("READY=1")
-        await asyncio.wait({removal, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if removal.done():
-            removed("the member has been permanently removed from the cluster")
-    if stopping.done():
-        log.info("received signal; shutting down", extra={"fields": {"signal": "terminated"}})
-    for task in (starting, removal, stopping):
-        task.cancel()
-    await http.stop()
-    await grpc_server.stop(grace=1.0)
-    await transport.close()
-    await server.stop()
+    try:
+        # gRPC and HTTP share each client URL: the front takes the port, gRPC serves behind it.
+        # A port that is taken fails here, before the member joins anything.
+        backends = http.bind_client_urls(cfg.listen_client_urls) if cfg.client_http else None
+        grpc_server = build_server(server, api=api, listen=backends)
+    except BaseException:
+        await http.stop()
+        await server.stop()
+        raise
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[object]] = []
+    try:
+        await transport.serve()
+        await http.start(cfg.listen_metrics_urls)
+        starting = asyncio.create_task(server.start())
+        removal = asyncio.create_task(server.removed.wait())
+        stopping = asyncio.create_task(stop.wait())
+        tasks = [starting, removal, stopping]  # type: ignore[list-item]
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done() and not starting.exception():
+            # as etcd: clients are served once the member knows a leader (until then they retry
+            # another endpoint rather than get "no leader")
+            await grpc_server.start()
+            log.info("serving client traffic", extra={"fields": {"listen-client-urls": cfg.listen_client_urls}})
+            log.info("ready to serve client requests", extra={"fields": {
+                "local-member-id": f"{server.id:x}", "cluster-id": f"{server.cluster_id:x}",
+                "advertise-client-urls": cfg.advertise_client_urls}})
+            notify("READY=1")
+            await asyncio.wait({removal, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if removal.done():
+                removed("the member has been permanently removed from the cluster")
+        if stopping.done():
+            log.info("received signal; shutting down", extra={"fields": {"signal": "terminated"}})
+    finally:
+        for task in tasks:
+            task.cancel()
+        await http.stop()
+        await grpc_server.stop(grace=1.0)
+        await transport.close()
+        await server.stop()
     log.info("closed etcd server", extra={"fields": {"name": cfg.name, "data-dir": str(cfg.data_dir)}})
     return exit_code
 

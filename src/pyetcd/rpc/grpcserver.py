@@ -69,5 +69,5 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
         else:
             port = server.add_insecure_port(addr)
         if port == 0:
-            raise ConfigError(f"cannot listen on {addr}: address in use or not available")
+            raise ConfigError(f"cannot listen on {addr}: address already in use or not available")
     return server

@@ -199,7 +199,7 @@ class PeerTransport:
             else:
                 port = server.add_insecure_port(addr.host_port)
             if port == 0:
-                raise ConfigError(f"cannot listen on peer URL {url}: address in use or not available")
+                raise ConfigError(f"cannot listen on peer URL {url}: address already in use or not available")
         await server.start()
         self._server = server
         log.info("serving peer traffic on %s", ",".join(self.cfg.listen_peer_urls))
