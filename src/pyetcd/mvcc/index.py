@@ -4,16 +4,38 @@ A key's life is a list of generations; a generation runs from a creation to a de
 (tombstone). Reading at revision R finds, for each key, the newest revision <= R that is not
 past a tombstone. User keys may be far longer than LMDB's 511-byte key limit, so they live
 here (and inside stored values), never as LMDB keys.
+
+Memory: the shared index holds one packed ``bytes`` per key (signed 64-bit native ints:
+``lease``, then per generation ``created, ver, n, main_1, sub_1, ..., main_n, sub_n``; a deleted
+key ends with an empty generation ``0, 0, 0``). A live key with one revision costs 48 bytes of
+payload instead of the ~1 kB of Python objects a Generation/Revision tree took. Only the keys an
+apply batch changes are unpacked into mutable ``KeyIndex`` objects, and packed again on publish.
 """
 
 from __future__ import annotations
 
 import heapq
+import struct
+from array import array
 from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedDict, SortedList
 
 from .revision import Revision
+
+_EMPTY_GEN = (0, 0, 0)
+_LIVE_ONE_REV = 6  # packed length (in ints) of a live key with a single revision: the common case
+_SINGLE = struct.Struct("=6q")
+RevisionSet = set[Revision]  # named here: TreeIndex.set shadows the builtin inside the class
+
+
+def _ints(raw: bytes) -> memoryview:
+    return memoryview(raw).cast("q")
+
+
+def pack_single(lease: int, created: int, ver: int, main: int, sub: int) -> bytes:
+    """The packed index of a live key with one revision (what a restart builds for most keys)."""
+    return _SINGLE.pack(lease, created, ver, 1, main, sub)
 
 
 class Generation:
@@ -31,7 +53,7 @@ class Generation:
 
 
 class KeyIndex:
-    """All generations of one key. The last generation is empty when the key is deleted."""
+    """All generations of one key, unpacked for change. The last generation is empty when the key is deleted."""
 
     __slots__ = ("generations", "key", "lease")
 
@@ -39,6 +61,35 @@ class KeyIndex:
         self.key = key
         self.generations: list[Generation] = [Generation()]
         self.lease = 0  # lease of the live value, so a write can detach it without a disk read
+
+    @classmethod
+    def unpack(cls, key: bytes, raw: bytes) -> KeyIndex:
+        v = _ints(raw)
+        ki = cls(key)
+        ki.lease = v[0]
+        gens: list[Generation] = []
+        i, end = 1, len(v)
+        while i < end:
+            created, ver, n = v[i], v[i + 1], v[i + 2]
+            revs = [Revision(v[j], v[j + 1]) for j in range(i + 3, i + 3 + 2 * n, 2)]
+            gens.append(Generation(Revision(created, 0) if n else None, ver, revs))
+            i += 3 + 2 * n
+        ki.generations = gens or [Generation()]
+        return ki
+
+    def pack(self) -> bytes:
+        ints = [self.lease]
+        for g in self.generations:
+            if not g.revs:
+                ints.extend(_EMPTY_GEN)
+                continue
+            ints.append(g.created.main if g.created is not None else g.revs[0].main)
+            ints.append(g.ver)
+            ints.append(len(g.revs))
+            for r in g.revs:
+                ints.append(r.main)
+                ints.append(r.sub)
+        return array("q", ints).tobytes()
 
     def copy(self) -> KeyIndex:
         clone = KeyIndex(self.key)
@@ -108,7 +159,7 @@ class KeyIndex:
                     out.append(r)
         return out
 
-    def compact(self, at_rev: int, keep: set[Revision]) -> bool:
+    def compact(self, at_rev: int, keep: RevisionSet) -> bool:
         """Drop history older than ``at_rev``; add to ``keep`` the revisions still needed.
 
         Returns True when nothing is left (the key was deleted at or before at_rev)."""
@@ -132,18 +183,63 @@ class KeyIndex:
         return len(self.generations) == 1 and not self.generations[0].revs
 
 
-class TreeIndex:
-    """Sorted map of user key -> KeyIndex, shared by readers; changed only when a batch is published."""
+def packed_revision_at(raw: bytes, at_rev: int) -> Revision | None:
+    """``KeyIndex.get`` on the packed form, without unpacking (the hot path of every range read)."""
+    v = _ints(raw)
+    if len(v) == _LIVE_ONE_REV:
+        return Revision(v[4], v[5]) if v[4] <= at_rev else None
+    return KeyIndex.unpack(b"", raw).get(at_rev)
 
-    def __init__(self) -> None:
-        self._keys: SortedDict = SortedDict()
+
+def packed_alive(raw: bytes) -> bool:
+    """Whether the newest generation is live: an empty one ends ``0, 0, 0``; a live one ends with
+    a revision, whose main is never 0."""
+    v = _ints(raw)
+    return v[len(v) - 2] != 0
+
+
+def packed_lease(raw: bytes) -> int:
+    return int(_ints(raw)[0])
+
+
+class TreeIndex:
+    """Sorted map of user key -> packed index, shared by readers; changed only when a batch is published."""
+
+    def __init__(self, keys: SortedDict | None = None) -> None:
+        self._keys: SortedDict = keys if keys is not None else SortedDict()
+
+    @classmethod
+    def from_packed(cls, packed: dict[bytes, bytes]) -> TreeIndex:
+        """Built in one go from an unordered dict (a restart's scan, which runs in revision order)."""
+        return cls(SortedDict(packed))
 
     def __len__(self) -> int:
         return len(self._keys)
 
+    def raw(self, key: bytes) -> bytes | None:
+        raw: bytes | None = self._keys.get(key)
+        return raw
+
     def get(self, key: bytes) -> KeyIndex | None:
-        ki: KeyIndex | None = self._keys.get(key)
-        return ki
+        """The key's index, unpacked (a copy: changing it does not change the shared index)."""
+        raw = self.raw(key)
+        return None if raw is None else KeyIndex.unpack(key, raw)
+
+    def revision_at(self, key: bytes, at_rev: int) -> Revision | None:
+        raw = self.raw(key)
+        return None if raw is None else packed_revision_at(raw, at_rev)
+
+    def keep_for_compaction(self, key: bytes, at_rev: int, keep: RevisionSet) -> None:
+        """Add to ``keep`` what a compaction at ``at_rev`` keeps of ``key`` (nothing changes)."""
+        raw = self.raw(key)
+        if raw is None:
+            return
+        v = _ints(raw)
+        if len(v) == _LIVE_ONE_REV:
+            if v[4] <= at_rev:
+                keep.add(Revision(v[4], v[5]))
+            return
+        KeyIndex.unpack(key, raw).compact(at_rev, keep)
 
     def keys_in_range(self, key: bytes, end: bytes | None) -> Iterator[bytes]:
         """Keys in [key, end); ``end=None`` is the single key, ``end=b""`` is every key >= key."""
@@ -156,14 +252,49 @@ class TreeIndex:
         elif end > key:
             yield from self._keys.irange(minimum=key, maximum=end, inclusive=(True, False))
 
-    def items(self) -> Iterable[tuple[bytes, KeyIndex]]:
-        return self._keys.items()  # type: ignore[no-any-return]
+    def items(self) -> Iterator[tuple[bytes, KeyIndex]]:
+        """Every key's index, unpacked: slow on a large store; prefer ``leases``/``live_count``."""
+        for key, raw in self._keys.items():
+            yield key, KeyIndex.unpack(key, raw)
+
+    def leases(self) -> Iterator[tuple[bytes, int]]:
+        """(key, lease) of every live key attached to a lease."""
+        for key, raw in self._keys.items():
+            lease = packed_lease(raw)
+            if lease and packed_alive(raw):
+                yield key, lease
+
+    def live_count(self) -> int:
+        return sum(1 for raw in self._keys.values() if packed_alive(raw))
 
     def set(self, key: bytes, ki: KeyIndex) -> None:
-        self._keys[key] = ki
+        self._keys[key] = ki.pack()
+
+    def set_raw(self, key: bytes, raw: bytes) -> None:
+        self._keys[key] = raw
 
     def remove(self, key: bytes) -> None:
         self._keys.pop(key, None)
+
+    def compact(self, at_rev: int) -> None:
+        """Drop history older than ``at_rev`` from every key (and keys deleted by then)."""
+        keep: RevisionSet = set()
+        doomed: list[bytes] = []
+        changed: list[tuple[bytes, bytes]] = []
+        for key, raw in self._keys.items():
+            if len(raw) == 8 * _LIVE_ONE_REV:
+                continue  # one live revision: compaction never changes it
+            ki = KeyIndex.unpack(key, raw)
+            if ki.compact(at_rev, keep):
+                doomed.append(key)
+            else:
+                new = ki.pack()
+                if new != raw:
+                    changed.append((key, new))
+        for key in doomed:
+            del self._keys[key]
+        for key, new in changed:
+            self._keys[key] = new
 
 
 class BatchIndex:
@@ -182,17 +313,26 @@ class BatchIndex:
         ki = self.changed.get(key)
         return ki if ki is not None else self.base.get(key)
 
+    def revision_at(self, key: bytes, at_rev: int) -> Revision | None:
+        ki = self.changed.get(key)
+        return ki.get(at_rev) if ki is not None else self.base.revision_at(key, at_rev)
+
+    def keep_for_compaction(self, key: bytes, at_rev: int, keep: RevisionSet) -> None:
+        ki = self.changed.get(key)
+        if ki is None:
+            self.base.keep_for_compaction(key, at_rev, keep)
+        else:
+            ki.copy().compact(at_rev, keep)
+
     def for_update(self, key: bytes) -> KeyIndex:
-        """The key's index, copied into this batch on first change (created if new)."""
+        """The key's index, unpacked into this batch on first change (created if new)."""
         ki = self.changed.get(key)
         if ki is not None:
             return ki
-        base = self.base.get(key)
-        if base is None:
+        ki = self.base.get(key)
+        if ki is None:
             ki = KeyIndex(key)
             self._new_keys.add(key)
-        else:
-            ki = base.copy()
         self.changed[key] = ki
         return ki
 
