@@ -252,11 +252,6 @@ class TreeIndex:
         elif end > key:
             yield from self._keys.irange(minimum=key, maximum=end, inclusive=(True, False))
 
-    def items(self) -> Iterator[tuple[bytes, KeyIndex]]:
-        """Every key's index, unpacked: slow on a large store; prefer ``leases``/``live_count``."""
-        for key, raw in self._keys.items():
-            yield key, KeyIndex.unpack(key, raw)
-
     def leases(self) -> Iterator[tuple[bytes, int]]:
         """(key, lease) of every live key attached to a lease."""
         for key, raw in self._keys.items():

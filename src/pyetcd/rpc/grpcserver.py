@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from typing import Any
+
 import grpc
 
 from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
@@ -13,6 +17,7 @@ from .crl import RevocationCheck
 from .limits import GRPC_OVERHEAD_BYTES
 from .service import generic_handler
 from .services import client_services
+from .threaded import ThreadedServer, bridge
 
 __all__ = ["ConfigError", "build_server"]
 
@@ -26,7 +31,9 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(options=options)
+    threaded = os.environ.get("PYETCD_GRPC_SERVER") == "threaded"  # an experiment: rpc/threaded.py
+    server: Any = ThreadedServer(options) if threaded else grpc.aio.server(options=options)
+    wrap = bridge(asyncio.get_running_loop()) if threaded else None
     services = [*client_services(s), *(extra_services or [])]
     descriptors = {**rpc_pb2.DESCRIPTOR.services_by_name, **v3lock_pb2.DESCRIPTOR.services_by_name,
                    **v3election_pb2.DESCRIPTOR.services_by_name}
@@ -35,7 +42,7 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load --client-crl-file {s.cfg.client_tls.crl_file}: {e}") from e
     guard = CallGuard(s, crl)
-    server.add_generic_rpc_handlers([generic_handler(descriptors[name], impl, guard)
+    server.add_generic_rpc_handlers([generic_handler(descriptors[name], impl, guard, wrap)
                                      for name, impl in services])
     creds = None
     for url in s.cfg.listen_client_urls:
