@@ -97,3 +97,21 @@ def test_pack_round_trip_keeps_generations_and_lease() -> None:
     assert [(g.created.main if g.created else None, g.ver, g.revs) for g in again.generations] == \
         [(2, 3, [(2, 0), (3, 1), (4, 0)]), (6, 1, [(6, 0)])]
     assert [again.get(r) for r in range(1, 8)] == [None, (2, 0), (3, 1), None, None, (6, 0), (6, 0)]
+
+
+def test_packed_key_matches_the_object_form_over_a_long_history() -> None:
+    from pyetcd.mvcc import Revision
+    from pyetcd.mvcc.index import PackedKey, packed_revision_at
+    rnd = random.Random(7)
+    ki, pk = KeyIndex(b"x"), PackedKey(b"x")
+    for main in range(2, 400):
+        if ki.alive and rnd.random() < 0.1:
+            ki.tombstone(Revision(main, 0))
+            pk.tombstone(Revision(main, 0))
+        else:
+            ki.put(Revision(main, rnd.randrange(3)))
+            pk.put(Revision(main, ki.generations[-1].revs[-1].sub))
+    raw = pk.pack()
+    assert raw == ki.pack() and pk.alive == ki.alive
+    assert [packed_revision_at(raw, r) for r in range(0, 402)] == [ki.get(r) for r in range(0, 402)]
+    assert PackedKey(b"x", raw).created_and_version() == pk.created_and_version()

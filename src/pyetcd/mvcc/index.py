@@ -18,6 +18,7 @@ import heapq
 import struct
 from array import array
 from collections.abc import Iterable, Iterator
+from typing import TypeAlias
 
 from sortedcontainers import SortedDict, SortedList
 
@@ -27,6 +28,7 @@ _EMPTY_GEN = (0, 0, 0)
 _LIVE_ONE_REV = 6  # packed length (in ints) of a live key with a single revision: the common case
 _SINGLE = struct.Struct("=6q")
 RevisionSet = set[Revision]  # named here: TreeIndex.set shadows the builtin inside the class
+IntSeq: TypeAlias = "memoryview | array[int]"  # packed ints: a view of the shared bytes, or a batch's own copy
 
 
 def _ints(raw: bytes) -> memoryview:
@@ -53,7 +55,8 @@ class Generation:
 
 
 class KeyIndex:
-    """All generations of one key, unpacked for change. The last generation is empty when the key is deleted."""
+    """All generations of one key as objects, for compaction (rare). The last generation is
+    empty when the key is deleted."""
 
     __slots__ = ("generations", "key", "lease")
 
@@ -110,14 +113,6 @@ class KeyIndex:
             g.created = rev
         g.revs.append(rev)
         g.ver += 1
-
-    def restore(self, created: Revision, modified: Revision, ver: int) -> None:
-        """Start a generation as loaded from disk (only its newest revision matters)."""
-        g = self.generations[-1]
-        if not g.revs:
-            g.created = created
-        g.revs.append(modified)
-        g.ver = ver
 
     def tombstone(self, rev: Revision) -> None:
         self.put(rev)
@@ -183,12 +178,97 @@ class KeyIndex:
         return len(self.generations) == 1 and not self.generations[0].revs
 
 
-def packed_revision_at(raw: bytes, at_rev: int) -> Revision | None:
-    """``KeyIndex.get`` on the packed form, without unpacking (the hot path of every range read)."""
-    v = _ints(raw)
-    if len(v) == _LIVE_ONE_REV:
+def _revision_at(v: IntSeq, at_rev: int) -> Revision | None:
+    """``KeyIndex.get`` over the packed ints, with no object per revision."""
+    end = len(v)
+    if end == _LIVE_ONE_REV:  # the common case: one live revision
         return Revision(v[4], v[5]) if v[4] <= at_rev else None
-    return KeyIndex.unpack(b"", raw).get(at_rev)
+    heads = []
+    i = 1
+    while i < end:
+        heads.append(i)
+        i += 3 + 2 * v[i + 2]
+    last = len(heads) - 1
+    for gi in range(last, -1, -1):
+        h = heads[gi]
+        n = v[h + 2]
+        if n == 0:
+            continue
+        first, newest = h + 3, h + 3 + 2 * (n - 1)
+        if gi != last and v[newest] <= at_rev:
+            return None  # deleted at or before at_rev
+        if v[first] <= at_rev:
+            for j in range(newest, first - 1, -2):
+                if v[j] <= at_rev:
+                    return Revision(v[j], v[j + 1])
+    return None
+
+
+def packed_revision_at(raw: bytes, at_rev: int) -> Revision | None:
+    """The revision holding the key's value at ``at_rev`` (the hot path of every range read)."""
+    return _revision_at(_ints(raw), at_rev)
+
+
+class PackedKey:
+    """One key's packed ints, copied into a mutable array for an apply batch (or a restart).
+
+    A write appends to the array: a key with a long history costs one memcpy per batch, not an
+    object per revision."""
+
+    __slots__ = ("_head", "ints", "key")
+
+    def __init__(self, key: bytes, raw: bytes | None = None) -> None:
+        self.key = key
+        self.ints: array[int] = array("q")
+        if raw is None:
+            self.ints.extend((0, *_EMPTY_GEN))
+        else:
+            self.ints.frombytes(raw)
+        i, end = 1, len(self.ints)
+        self._head = 1  # where the newest generation's header starts
+        while i < end:
+            self._head = i
+            i += 3 + 2 * self.ints[i + 2]
+
+    @property
+    def lease(self) -> int:
+        return self.ints[0]
+
+    @lease.setter
+    def lease(self, lease: int) -> None:
+        self.ints[0] = lease
+
+    @property
+    def alive(self) -> bool:
+        return self.ints[self._head + 2] > 0
+
+    def created_and_version(self) -> tuple[int, int] | None:
+        """(create revision, version) of the live generation, None when the key is not live."""
+        h = self._head
+        return (self.ints[h], self.ints[h + 1]) if self.ints[h + 2] else None
+
+    def put(self, rev: Revision, created: int | None = None, ver: int | None = None) -> None:
+        """Add ``rev`` to the live generation (starting one if none); ``created``/``ver`` as
+        stored, when a restart reads them back, else counted here."""
+        a, h = self.ints, self._head
+        if a[h + 2] == 0:
+            a[h] = rev.main if created is None else created
+        a[h + 1] = a[h + 1] + 1 if ver is None else ver
+        a[h + 2] += 1
+        a.append(rev.main)
+        a.append(rev.sub)
+
+    def tombstone(self, rev: Revision) -> None:
+        self.put(rev)
+        self._head = len(self.ints)
+        self.ints.extend(_EMPTY_GEN)
+        self.ints[0] = 0
+
+    def get(self, at_rev: int) -> Revision | None:
+        return _revision_at(self.ints, at_rev)
+
+    def pack(self) -> bytes:
+        return self.ints.tobytes()
 
 
 def packed_alive(raw: bytes) -> bool:
@@ -262,7 +342,7 @@ class TreeIndex:
     def live_count(self) -> int:
         return sum(1 for raw in self._keys.values() if packed_alive(raw))
 
-    def set(self, key: bytes, ki: KeyIndex) -> None:
+    def set(self, key: bytes, ki: KeyIndex | PackedKey) -> None:
         self._keys[key] = ki.pack()
 
     def set_raw(self, key: bytes, raw: bytes) -> None:
@@ -301,35 +381,30 @@ class BatchIndex:
 
     def __init__(self, base: TreeIndex) -> None:
         self.base = base
-        self.changed: dict[bytes, KeyIndex] = {}
+        self.changed: dict[bytes, PackedKey] = {}
         self._new_keys: SortedList = SortedList()
 
-    def get(self, key: bytes) -> KeyIndex | None:
-        ki = self.changed.get(key)
-        return ki if ki is not None else self.base.get(key)
-
     def revision_at(self, key: bytes, at_rev: int) -> Revision | None:
-        ki = self.changed.get(key)
-        return ki.get(at_rev) if ki is not None else self.base.revision_at(key, at_rev)
+        pk = self.changed.get(key)
+        return pk.get(at_rev) if pk is not None else self.base.revision_at(key, at_rev)
 
     def keep_for_compaction(self, key: bytes, at_rev: int, keep: RevisionSet) -> None:
-        ki = self.changed.get(key)
-        if ki is None:
+        pk = self.changed.get(key)
+        if pk is None:
             self.base.keep_for_compaction(key, at_rev, keep)
         else:
-            ki.copy().compact(at_rev, keep)
+            KeyIndex.unpack(key, pk.pack()).compact(at_rev, keep)
 
-    def for_update(self, key: bytes) -> KeyIndex:
-        """The key's index, unpacked into this batch on first change (created if new)."""
-        ki = self.changed.get(key)
-        if ki is not None:
-            return ki
-        ki = self.base.get(key)
-        if ki is None:
-            ki = KeyIndex(key)
+    def for_update(self, key: bytes) -> PackedKey:
+        """The key's index, copied into this batch on first change (created if new)."""
+        pk = self.changed.get(key)
+        if pk is not None:
+            return pk
+        raw = self.base.raw(key)
+        if raw is None:
             self._new_keys.add(key)
-        self.changed[key] = ki
-        return ki
+        pk = self.changed[key] = PackedKey(key, raw)
+        return pk
 
     def keys_in_range(self, key: bytes, end: bytes | None) -> Iterator[bytes]:
         base_keys = self.base.keys_in_range(key, end)

@@ -26,7 +26,7 @@ from pyetcd.api import kv_pb2
 from pyetcd.storage.backend import KEY, META, Backend
 from pyetcd.storage.progress import Progress
 
-from .index import BatchIndex, KeyIndex, TreeIndex, pack_single
+from .index import BatchIndex, PackedKey, TreeIndex, pack_single
 from .revision import REV_BYTES_LEN, Revision, decode_revision, encode_revision, main_revision_prefix
 
 PUT = kv_pb2.Event.PUT
@@ -115,7 +115,7 @@ def _scan_index(cursor: lmdb.Cursor, progress: Progress | None) -> tuple[dict[by
     revision seen. Keys with one revision are packed straight away; the few with history are
     unpacked while the scan runs and packed at the end."""
     packed: dict[bytes, bytes] = {}
-    history: dict[bytes, KeyIndex] = {}
+    history: dict[bytes, PackedKey] = {}
     kv = kv_pb2.KeyValue()
     parse = kv.ParseFromString
     unpack_rev = _REV_MAIN_SUB.unpack_from
@@ -137,12 +137,12 @@ def _scan_index(cursor: lmdb.Cursor, progress: Progress | None) -> tuple[dict[by
                 if not tombstone:
                     packed[key] = pack_single(kv.lease, kv.create_revision, kv.version, main, sub)
                 continue
-            ki = history[key] = KeyIndex.unpack(key, raw)
+            ki = history[key] = PackedKey(key, raw)
         if tombstone:
             if ki.alive:
                 ki.tombstone(Revision(main, sub))
         else:
-            ki.restore(Revision(kv.create_revision, 0), Revision(main, sub), kv.version)
+            ki.put(Revision(main, sub), kv.create_revision, kv.version)
             ki.lease = kv.lease
     for key, ki in history.items():
         packed[key] = ki.pack()
@@ -373,11 +373,8 @@ class TxnWrite:
     def put(self, key: bytes, value: bytes, lease: int) -> int:
         rev = Revision(self.write_rev, len(self.changes))
         ki = self.w.index.for_update(key)
-        g = ki.current()
-        if g.revs and g.created is not None:
-            created, version = g.created.main, g.ver + 1
-        else:
-            created, version = rev.main, 1
+        live = ki.created_and_version()
+        created, version = (live[0], live[1] + 1) if live else (rev.main, 1)
         kv = kv_pb2.KeyValue(key=key, value=value, create_revision=created, mod_revision=rev.main,
                              version=version, lease=lease).SerializeToString()
         self.w.txn.put(encode_revision(rev.main, rev.sub), kv, db=self.w.store.db)
@@ -392,8 +389,7 @@ class TxnWrite:
         at = self.read_rev()
         doomed = []
         for k in self.w.index.keys_in_range(key, end):
-            ki = self.w.index.get(k)
-            if ki is not None and ki.get(at) is not None:
+            if self.w.index.revision_at(k, at) is not None:
                 doomed.append(k)
         for k in doomed:
             self._delete(k)
