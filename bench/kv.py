@@ -6,8 +6,9 @@ one run only. Results print as a table and go to bench/results/kv-<timestamp>.js
 
     .venv/bin/python bench/kv.py [--quick] [--target real|pyetcd|both] [--members 3] [--variant NAME:VAR=VALUE]
 
-``--variant uvloop:PYETCD_EVENT_LOOP=uvloop`` adds a third target, pyetcd started with that
-environment, measured in the same rounds (an A/B of a server option in one run); repeatable.
+``--variant NAME:VAR=VALUE`` adds a target, pyetcd started with that environment, measured in
+the same rounds: an A/B of a server option in one run; repeatable. (Issue 13 measured uvloop and
+grpc's threaded server this way, behind switches since removed: neither won.)
 
 With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
 clients spread over all three endpoints, as etcd's own performance guide measures clusters.

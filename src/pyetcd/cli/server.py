@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from pyetcd import ETCD_API_VERSION, __version__
@@ -44,15 +42,6 @@ def auto_tls(cfg: ServerConfig) -> None:
         cfg.client_tls = _self_signed(cfg, cfg.listen_client_urls, "client")
     if cfg.peer_tls.auto_tls and not cfg.peer_tls.cert_file:
         cfg.peer_tls = _self_signed(cfg, cfg.listen_peer_urls, "peer")
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """``PYETCD_EVENT_LOOP=uvloop`` runs the server on uvloop (measured in bench/kv.py; needs uvloop
-    installed); the default is asyncio's own loop."""
-    if os.environ.get("PYETCD_EVENT_LOOP") != "uvloop":
-        return None
-    import uvloop  # noqa: PLC0415  # optional: only this experiment needs it
-    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 async def serve(cfg: ServerConfig) -> int:
@@ -137,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "auto-compaction-retention": cfg.auto_compaction_retention}})
     auto_tls(cfg)
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(serve(cfg))
+        return asyncio.run(serve(cfg))
     except (ConfigError, EtcdDataDirError) as e:
         log.error("%s", e, extra={"fields": {"error": str(e)}})
         return 1

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-from typing import Any
-
 import grpc
 
 from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
@@ -17,7 +13,6 @@ from .crl import RevocationCheck
 from .limits import GRPC_OVERHEAD_BYTES
 from .service import generic_handler
 from .services import client_services
-from .threaded import ThreadedServer, bridge
 
 __all__ = ["ConfigError", "build_server"]
 
@@ -31,9 +26,7 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
         ("grpc.so_reuseport", 0),
     ]
-    threaded = os.environ.get("PYETCD_GRPC_SERVER") == "threaded"  # an experiment: rpc/threaded.py
-    server: Any = ThreadedServer(options) if threaded else grpc.aio.server(options=options)
-    wrap = bridge(asyncio.get_running_loop()) if threaded else None
+    server = grpc.aio.server(options=options)
     services = [*client_services(s), *(extra_services or [])]
     descriptors = {**rpc_pb2.DESCRIPTOR.services_by_name, **v3lock_pb2.DESCRIPTOR.services_by_name,
                    **v3election_pb2.DESCRIPTOR.services_by_name}
@@ -42,7 +35,7 @@ def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None 
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load --client-crl-file {s.cfg.client_tls.crl_file}: {e}") from e
     guard = CallGuard(s, crl)
-    server.add_generic_rpc_handlers([generic_handler(descriptors[name], impl, guard, wrap)
+    server.add_generic_rpc_handlers([generic_handler(descriptors[name], impl, guard)
                                      for name, impl in services])
     creds = None
     for url in s.cfg.listen_client_urls:

@@ -46,19 +46,15 @@ def _guarded(fn: Any, name: str, guard: CallGuard) -> Any:
     return unary
 
 
-def generic_handler(service: ServiceDescriptor, servicer: object, guard: CallGuard | None = None,
-                    bridge: Callable[[Any], Any] | None = None) -> grpc.GenericRpcHandler:
-    """``bridge`` (rpc/threaded.py) makes unary handlers blocking for grpc's threaded server;
-    streaming methods are then left out."""
+def generic_handler(service: ServiceDescriptor, servicer: object,
+                    guard: CallGuard | None = None) -> grpc.GenericRpcHandler:
     handlers = {}
     for method in service.methods:
         fn = getattr(servicer, method.name, None)
-        if fn is None or (bridge is not None and (method.client_streaming or method.server_streaming)):
+        if fn is None:
             continue
         if guard is not None:
             fn = _guarded(fn, method.name, guard)
-        if bridge is not None:
-            fn = bridge(fn)
         request_type = _db.GetSymbol(method.input_type.full_name)
         kind = {
             (False, False): grpc.unary_unary_rpc_method_handler,
