@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--all-threads", action="store_true", help="sample threads without the GIL too")
+    ap.add_argument("--native", action="store_true", help="C frames too (grpc's Cython core, protobuf)")
     args = ap.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     started = time.gmtime()
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(2)  # past connection set-up
                 raw = Path(tmp) / "stacks.txt"
                 subprocess.run([spy, "record", "--pid", str(m.pid), "--duration", str(args.seconds),
-                                "--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking",
+                                "--rate", "200", "--format", "raw", "--output", str(raw),
+                                # --native pauses the process per sample (py-spy cannot do both)
+                                *(["--native"] if args.native else ["--nonblocking"]),
                                 *([] if args.all_threads else ["--gil"])],
                                check=True, capture_output=True, timeout=args.seconds + 60)
             finally:
