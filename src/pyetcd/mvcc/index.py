@@ -25,8 +25,11 @@ from sortedcontainers import SortedDict, SortedList
 from .revision import Revision
 
 _EMPTY_GEN = (0, 0, 0)
+_NEW_KEY = (0, *_EMPTY_GEN)  # no lease, one empty generation
 _LIVE_ONE_REV = 6  # packed length (in ints) of a live key with a single revision: the common case
 _SINGLE = struct.Struct("=6q")
+_MAIN_SUB = struct.Struct("=2q")
+_MAIN_OFFSET = 32  # bytes before (main, sub) in a single-revision key: lease, created, ver, n
 RevisionSet = set[Revision]  # named here: TreeIndex.set shadows the builtin inside the class
 IntSeq: TypeAlias = "memoryview | array[int]"  # packed ints: a view of the shared bytes, or a batch's own copy
 
@@ -206,6 +209,9 @@ def _revision_at(v: IntSeq, at_rev: int) -> Revision | None:
 
 def packed_revision_at(raw: bytes, at_rev: int) -> Revision | None:
     """The revision holding the key's value at ``at_rev`` (the hot path of every range read)."""
+    if len(raw) == _SINGLE.size:  # one live revision: read it in place
+        main, sub = _MAIN_SUB.unpack_from(raw, _MAIN_OFFSET)
+        return Revision(main, sub) if main <= at_rev else None
     return _revision_at(_ints(raw), at_rev)
 
 
@@ -219,13 +225,11 @@ class PackedKey:
 
     def __init__(self, key: bytes, raw: bytes | None = None) -> None:
         self.key = key
-        self.ints: array[int] = array("q")
-        if raw is None:
-            self.ints.extend((0, *_EMPTY_GEN))
-        else:
-            self.ints.frombytes(raw)
-        i, end = 1, len(self.ints)
+        self.ints: array[int] = array("q", _NEW_KEY if raw is None else raw)
         self._head = 1  # where the newest generation's header starts
+        if raw is None or len(raw) == _SINGLE.size:
+            return
+        i, end = 1, len(self.ints)
         while i < end:
             self._head = i
             i += 3 + 2 * self.ints[i + 2]
@@ -308,6 +312,24 @@ class TreeIndex:
     def revision_at(self, key: bytes, at_rev: int) -> Revision | None:
         raw = self.raw(key)
         return None if raw is None else packed_revision_at(raw, at_rev)
+
+    def revisions_in_range(self, key: bytes, end: bytes | None, at_rev: int) -> list[Revision]:
+        """The revision of each key in [key, end) that exists at ``at_rev``, in key order: one
+        loop, no call per key (a count over every key walks the whole index)."""
+        get = self._keys.__getitem__
+        single, unpack_at, slow, new = _SINGLE.size, _MAIN_SUB.unpack_from, packed_revision_at, tuple.__new__
+        out: list[Revision] = []
+        for k in self.keys_in_range(key, end):
+            raw = get(k)
+            if len(raw) == single:
+                pair = unpack_at(raw, _MAIN_OFFSET)
+                if pair[0] <= at_rev:
+                    out.append(new(Revision, pair))  # Revision(*pair) without its Python-level __new__
+            else:
+                rev = slow(raw, at_rev)
+                if rev is not None:
+                    out.append(rev)
+        return out
 
     def keep_for_compaction(self, key: bytes, at_rev: int, keep: RevisionSet) -> None:
         """Add to ``keep`` what a compaction at ``at_rev`` keeps of ``key`` (nothing changes)."""
@@ -394,6 +416,16 @@ class BatchIndex:
             self.base.keep_for_compaction(key, at_rev, keep)
         else:
             KeyIndex.unpack(key, pk.pack()).compact(at_rev, keep)
+
+    def revisions_in_range(self, key: bytes, end: bytes | None, at_rev: int) -> list[Revision]:
+        if not self.changed:
+            return self.base.revisions_in_range(key, end, at_rev)
+        out: list[Revision] = []
+        for k in self.keys_in_range(key, end):
+            rev = self.revision_at(k, at_rev)
+            if rev is not None:
+                out.append(rev)
+        return out
 
     def for_update(self, key: bytes) -> PackedKey:
         """The key's index, copied into this batch on first change (created if new)."""

@@ -70,6 +70,8 @@ class _IndexView(Protocol):
 
     def keep_for_compaction(self, key: bytes, at_rev: int, keep: set[Revision]) -> None: ...
 
+    def revisions_in_range(self, key: bytes, end: bytes | None, at_rev: int) -> list[Revision]: ...
+
     def keys_in_range(self, key: bytes, end: bytes | None) -> Iterator[bytes]: ...
 
 
@@ -92,12 +94,7 @@ def normalize_end(range_end: bytes) -> bytes | None:
 
 def _read_range(index: _IndexView, txn: lmdb.Transaction, db: lmdb._Database, key: bytes, end: bytes | None,
                 at_rev: int, limit: int, count_only: bool) -> tuple[list[bytes], int]:
-    revs: list[Revision] = []
-    revision_at = index.revision_at
-    for k in index.keys_in_range(key, end):
-        rev = revision_at(k, at_rev)
-        if rev is not None:
-            revs.append(rev)
+    revs = index.revisions_in_range(key, end, at_rev)
     if count_only or not revs:
         return [], len(revs)
     wanted = revs if limit <= 0 else revs[:limit]
