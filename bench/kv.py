@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         targets.remove("pyetcd")
 
     subprocess.run([BENCHMARK, "--help"], capture_output=True, check=True)  # build/cache it up front
+    versions = _versions()  # before the run: what the members were started from
     results: dict[str, dict[str, Result]] = {t: {} for t in targets}
     members: dict[str, list[Member]] = {}
     started = time.time()
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": round(time.time() - started, 1), "quick": args.quick, "targets": targets, "notes": notes,
         "members": args.members, "variants": variants,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "versions": _versions(),
+        "versions": versions,
         "scenarios": [{**asdict(sc), "argv": sc.argv(args.quick)} for sc in SCENARIOS],
         "results": {t: {k: asdict(v) for k, v in rs.items()} for t, rs in results.items()},
     }, indent=2) + "\n")
