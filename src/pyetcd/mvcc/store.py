@@ -43,7 +43,7 @@ _PROGRESS_EVERY = 10_000
 _PROGRESS_INTERVAL = 5.0  # seconds between two progress lines
 # A protobuf message reused for many parses keeps every parse's memory in its arena until it is
 # freed (upb): a restart's scan of a million revisions held ~250 MB that way. A fresh message
-# every so often bounds it (_PROGRESS_EVERY is a multiple of this).
+# every so often bounds it.
 _FRESH_MESSAGE_EVERY = 1000
 log = logging.getLogger("pyetcd.mvcc")
 
@@ -127,8 +127,8 @@ def _scan_index(cursor: lmdb.Cursor, progress: Progress | None) -> tuple[dict[by
         if n % _FRESH_MESSAGE_EVERY == 0:
             kv = kv_pb2.KeyValue()
             parse = kv.ParseFromString
-            if progress is not None and n % _PROGRESS_EVERY == 0:
-                progress.update(n)
+        if progress is not None and n % _PROGRESS_EVERY == 0:
+            progress.update(n)
         main, sub = unpack_rev(raw_rev)
         last = main
         parse(value)  # type: ignore[arg-type]  # iternext yields bytes: the cursor has no buffers=True
