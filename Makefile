@@ -8,7 +8,7 @@ PEER_PORT ?= 2380
 DATA_DIR ?= default.etcd
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench bench-snapshot deps e2e clean etcd3gw robustness robustness-selftest
+.PHONY: all install proto run cluster certs test lint typecheck unit soak cluster-soak packaging bench bench-snapshot deps e2e clean etcd3gw robustness robustness-selftest bench-memory
 
 all: install
 
@@ -96,6 +96,10 @@ robustness: install deps
 # The same suite against servers with bugs switched on deliberately: each must be caught.
 robustness-selftest: install deps
 	PYTHONPATH=tests $(BIN)/python -m robustness selftest --seed $(SEED)
+
+# A million keys in real etcd and pyetcd: memory and restart-to-healthy (fill takes minutes).
+bench-memory: install deps
+	$(BIN)/python bench/memory.py
 
 # etcd's own e2e tests (TestCtlV3*) against pyetcd; the single-member KV subset by default.
 E2E_RUN ?= ^TestCtlV3(Compact|CompactPhysical|Put|PutNoTLS|PutClientTLS|PutClientAutoTLS|PutPeerTLS|PutTimeout|PutClientTLSFlagByEnv|PutIgnoreValue|PutIgnoreLease|Get|GetNoTLS|GetClientTLS|GetClientAutoTLS|GetPeerTLS|GetTimeout|GetFormat|GetRev|GetKeysOnly|Del|DelNoTLS|DelClientTLS|DelPeerTLS|DelTimeout|GetRevokedCRL|MemberList|MemberListNoTLS|MemberListClientTLS|MemberListClientAutoTLS|MemberListPeerTLS|Version|DialWithHTTPScheme|TxnInteractiveSuccess|TxnInteractiveSuccessNoTLS|TxnInteractiveSuccessClientTLS|TxnInteractiveSuccessPeerTLS|TxnInteractiveFail|Snapshot|SnapshotCorrupt|SnapshotStatusBeforeRestore|AuthSnapshot|AuthSnapshotJWT)$$

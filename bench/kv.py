@@ -4,7 +4,11 @@ Both members run side by side in the same run (own ports, own temp data dirs, mu
 scenario runs on one, then the other, so machine load drifts hit both alike; compare ratios within
 one run only. Results print as a table and go to bench/results/kv-<timestamp>.json.
 
-    .venv/bin/python bench/kv.py [--quick] [--target real|pyetcd|both] [--members 3]
+    .venv/bin/python bench/kv.py [--quick] [--target real|pyetcd|both] [--members 3] [--variant NAME:VAR=VALUE]
+
+``--variant NAME:VAR=VALUE`` adds a target, pyetcd started with that environment, measured in
+the same rounds: an A/B of a server option in one run; repeatable. (Issue 13 measured uvloop and
+grpc's threaded server this way, behind switches since removed: neither won.)
 
 With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
 clients spread over all three endpoints, as etcd's own performance guide measures clusters.
@@ -21,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -126,9 +132,9 @@ def _ratio(a: Result | None, b: Result | None, field: str) -> str:
 def print_table(results: dict[str, dict[str, Result]]) -> None:
     targets = list(results)
     head = f"{'scenario':34}" + "".join(f"{t + ' req/s':>15}{t + ' p99 ms':>15}" for t in targets)
-    both = "real" in results and "pyetcd" in results
-    if both:
-        head += f"{'req/s py/etcd':>15}{'p99 py/etcd':>13}"
+    mine = [t for t in targets if t != "real"] if "real" in results else []
+    for t in mine:
+        head += f"{'req/s ' + t[:6] + '/etcd':>19}{'p99 ' + t[:6] + '/etcd':>17}"
     print(head)
     print("-" * len(head))
     for sc in SCENARIOS:
@@ -139,9 +145,9 @@ def print_table(results: dict[str, dict[str, Result]]) -> None:
                 row += f"{'FAILED' if r else '-':>15}{'':>15}"
             else:
                 row += f"{_fmt(r.requests_per_sec, ',.0f'):>15}{_fmt(r.p99_ms, '.2f'):>15}"
-        if both:
-            p, e = results["pyetcd"].get(sc.name), results["real"].get(sc.name)
-            row += f"{_ratio(p, e, 'requests_per_sec'):>15}{_ratio(p, e, 'p99_ms'):>13}"
+        for t in mine:
+            p, e = results[t].get(sc.name), results["real"].get(sc.name)
+            row += f"{_ratio(p, e, 'requests_per_sec'):>19}{_ratio(p, e, 'p99_ms'):>17}"
         print(row)
     for t in targets:
         for name, r in results[t].items():
@@ -160,12 +166,33 @@ def _versions() -> dict[str, str]:
             "etcd": out(["/usr/bin/etcd", "--version"]).splitlines()[0]}
 
 
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """os.environ with ``env`` added while members spawn (they inherit it), then as before."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, old in saved.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a fifth of the requests per scenario")
     ap.add_argument("--target", choices=["real", "pyetcd", "both"], default="both")
     ap.add_argument("--members", type=int, default=1, help="members per side (3: a cluster on each side)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+                    help="another pyetcd target started with these environment variables")
     args = ap.parse_args(argv)
+    variants: dict[str, dict[str, str]] = {}
+    for v in args.variant:
+        name, _, assigns = v.partition(":")
+        variants[name] = dict(a.split("=", 1) for a in assigns.split(",") if a)
 
     targets = ["real", "pyetcd"] if args.target == "both" else [args.target]
     notes: list[str] = []
@@ -178,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         targets.remove("pyetcd")
 
     subprocess.run([BENCHMARK, "--help"], capture_output=True, check=True)  # build/cache it up front
+    versions = _versions()  # before the run: what the members were started from
     results: dict[str, dict[str, Result]] = {t: {} for t in targets}
     members: dict[str, list[Member]] = {}
     started = time.time()
@@ -187,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             for t in targets:
                 members[t] = start_cluster(KINDS[t], Path(tmp) / t, certs, size=args.members)
                 preload(members[t][0])
+            for name, env in variants.items():
+                with _environment(env):
+                    members[name] = start_cluster("pyetcd", Path(tmp) / name, certs, size=args.members)
+                preload(members[name][0])
+                targets.append(name)
+                results[name] = {}
             for sc in SCENARIOS:
                 for t in targets:  # same scenario back to back on each target: fair under drifting load
                     print(f"{sc.name:34} {t:7} ...", end=" ", flush=True, file=sys.stderr)
@@ -205,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1), "quick": args.quick, "targets": targets, "notes": notes,
-        "members": args.members,
+        "members": args.members, "variants": variants,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "versions": _versions(),
+        "versions": versions,
         "scenarios": [{**asdict(sc), "argv": sc.argv(args.quick)} for sc in SCENARIOS],
         "results": {t: {k: asdict(v) for k, v in rs.items()} for t, rs in results.items()},
     }, indent=2) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -44,6 +45,20 @@ def auto_tls(cfg: ServerConfig) -> None:
         cfg.client_tls = _self_signed(cfg, cfg.listen_client_urls, "client")
     if cfg.peer_tls.auto_tls and not cfg.peer_tls.cert_file:
         cfg.peer_tls = _self_signed(cfg, cfg.listen_peer_urls, "peer")
+
+
+GC_THRESHOLDS = (20_000, 50, 100)  # gen0 allocations, gen0 runs per gen1, gen1 runs per gen2
+
+
+def tune_gc() -> None:
+    """Keep the cyclic collector off the hot path. Under load it took ~12% of the event loop's
+    time (bench/profile.py --native): every request allocates tasks and futures, and each 700
+    allocations ran a young collection. Start-up's objects are frozen out of collections, and
+    collections run less often; reference counting still frees almost everything at once.
+    Measured (bench/kv.py, 4 A/B runs, both orders): put at 100 clients +14-17 % with p99 down by
+    a third; reads within noise (serializable range at 100 clients -15 to +6 %)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def serve(cfg: ServerConfig) -> int:
@@ -97,6 +112,7 @@ async def serve(cfg: ServerConfig) -> int:
                 "local-member-id": f"{server.id:x}", "cluster-id": f"{server.cluster_id:x}",
                 "advertise-client-urls": cfg.advertise_client_urls}})
             notify("READY=1")
+            tune_gc()
             await asyncio.wait({removal, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if removal.done():
                 removed("the member has been permanently removed from the cluster")

@@ -143,7 +143,7 @@ def status(snapshot: Path, skip_hash_check: bool = False) -> dict[str, int]:
             with backend.read() as txn:
                 leases = txn.stat(backend.db(LEASE))["entries"]
                 revisions = txn.stat(backend.db(KEY))["entries"]
-            live = sum(1 for _, ki in kv.index.items() if ki.alive)
+            live = kv.index.live_count()
             return {"revision": kv.current_rev, "total_keys": live, "revisions": revisions,
                     "leases": leases, "total_size": verify(snapshot, skip_hash_check)}
         finally:

@@ -26,8 +26,8 @@ from pyetcd.api import kv_pb2
 from pyetcd.storage.backend import KEY, META, Backend
 from pyetcd.storage.progress import Progress
 
-from .index import BatchIndex, KeyIndex, TreeIndex
-from .revision import Revision, decode_revision, encode_revision, main_revision_prefix
+from .index import BatchIndex, PackedKey, TreeIndex, pack_single
+from .revision import REV_BYTES_LEN, Revision, decode_revision, encode_revision, main_revision_prefix
 
 PUT = kv_pb2.Event.PUT
 DELETE = kv_pb2.Event.DELETE
@@ -35,11 +35,16 @@ DELETE = kv_pb2.Event.DELETE
 _META_CURRENT_REV = b"currentRev"
 _META_COMPACT_REV = b"finishedCompactRev"
 _I64 = struct.Struct(">q")
+_REV_MAIN_SUB = struct.Struct(">Q1xQ")  # a key-bucket key's revision; a tombstone's key is longer
 # A first start on a large data dir rebuilds the key index from every stored revision: log how
 # far it got (checked every _PROGRESS_EVERY rows, logged every few seconds) when there are many.
 _PROGRESS_MIN = 100_000
 _PROGRESS_EVERY = 10_000
 _PROGRESS_INTERVAL = 5.0  # seconds between two progress lines
+# A protobuf message reused for many parses keeps every parse's memory in its arena until it is
+# freed (upb): a restart's scan of a million revisions held ~250 MB that way. A fresh message
+# every so often bounds it.
+_FRESH_MESSAGE_EVERY = 1000
 log = logging.getLogger("pyetcd.mvcc")
 
 
@@ -65,18 +70,20 @@ class Change:
 
 
 class _IndexView(Protocol):
-    def get(self, key: bytes) -> KeyIndex | None: ...
+    def revision_at(self, key: bytes, at_rev: int) -> Revision | None: ...
 
-    def keys_in_range(self, key: bytes, end: bytes | None) -> object: ...
+    def keep_for_compaction(self, key: bytes, at_rev: int, keep: set[Revision]) -> None: ...
+
+    def revisions_in_range(self, key: bytes, end: bytes | None, at_rev: int) -> list[Revision]: ...
+
+    def keys_in_range(self, key: bytes, end: bytes | None) -> Iterator[bytes]: ...
 
 
 def revisions_to_keep(index: _IndexView, at_rev: int) -> set[Revision]:
     """The revisions at or below ``at_rev`` that a compaction at ``at_rev`` keeps (etcd's Keep)."""
     keep: set[Revision] = set()
-    for key in index.keys_in_range(b"", b""):  # type: ignore[attr-defined]
-        ki = index.get(key)
-        if ki is not None:
-            ki.copy().compact(at_rev, keep)
+    for key in index.keys_in_range(b"", b""):
+        index.keep_for_compaction(key, at_rev, keep)
     return keep
 
 
@@ -91,14 +98,7 @@ def normalize_end(range_end: bytes) -> bytes | None:
 
 def _read_range(index: _IndexView, txn: lmdb.Transaction, db: lmdb._Database, key: bytes, end: bytes | None,
                 at_rev: int, limit: int, count_only: bool) -> tuple[list[bytes], int]:
-    revs: list[Revision] = []
-    for k in index.keys_in_range(key, end):  # type: ignore[attr-defined]
-        ki = index.get(k)
-        if ki is None:
-            continue
-        rev = ki.get(at_rev)
-        if rev is not None:
-            revs.append(rev)
+    revs = index.revisions_in_range(key, end, at_rev)
     if count_only or not revs:
         return [], len(revs)
     wanted = revs if limit <= 0 else revs[:limit]
@@ -109,6 +109,48 @@ def _read_range(index: _IndexView, txn: lmdb.Transaction, db: lmdb._Database, ke
             raise errors.ErrCompacted()
         kvs.append(bytes(value))
     return kvs, len(revs)
+
+
+def _scan_index(cursor: lmdb.Cursor, progress: Progress | None) -> tuple[dict[bytes, bytes], int]:
+    """Every key's packed index from one scan of the key bucket (in revision order), and the last
+    revision seen. Keys with one revision are packed straight away; the few with history are
+    unpacked while the scan runs and packed at the end."""
+    packed: dict[bytes, bytes] = {}
+    history: dict[bytes, PackedKey] = {}
+    kv = kv_pb2.KeyValue()
+    parse = kv.ParseFromString
+    unpack_rev = _REV_MAIN_SUB.unpack_from
+    last = 0
+    n = 0
+    for raw_rev, value in cursor.iternext():
+        n += 1
+        if n % _FRESH_MESSAGE_EVERY == 0:
+            kv = kv_pb2.KeyValue()
+            parse = kv.ParseFromString
+        if progress is not None and n % _PROGRESS_EVERY == 0:
+            progress.update(n)
+        main, sub = unpack_rev(raw_rev)
+        last = main
+        parse(value)  # type: ignore[arg-type]  # iternext yields bytes: the cursor has no buffers=True
+        key = kv.key
+        ki = history.get(key)
+        tombstone = len(raw_rev) > REV_BYTES_LEN
+        if ki is None:
+            raw = packed.get(key)
+            if raw is None:
+                if not tombstone:
+                    packed[key] = pack_single(kv.lease, kv.create_revision, kv.version, main, sub)
+                continue
+            ki = history[key] = PackedKey(key, raw)
+        if tombstone:
+            if ki.alive:
+                ki.tombstone(Revision(main, sub))
+        else:
+            ki.put(Revision(main, sub), kv.create_revision, kv.version)
+            ki.lease = kv.lease
+    for key, ki in history.items():
+        packed[key] = ki.pack()
+    return packed, last
 
 
 class KVStore:
@@ -136,27 +178,12 @@ class KVStore:
             raw = txn.get(_META_CURRENT_REV, db=self.meta)
             if raw is not None:
                 self.current_rev = max(self.current_rev, _I64.unpack(raw)[0])
-            cursor = txn.cursor(db=self.db)
-            kv = kv_pb2.KeyValue()
             total = int(txn.stat(self.db)["entries"])
             progress = (Progress(log, "restoring mvcc key index", total, "revisions", _PROGRESS_INTERVAL)
                         if total >= _PROGRESS_MIN else None)
-            for n, (raw_rev, value) in enumerate(cursor.iternext(), 1):
-                if progress is not None and n % _PROGRESS_EVERY == 0:
-                    progress.update(n)
-                rev, tombstone = decode_revision(bytes(raw_rev))
-                kv.ParseFromString(bytes(value))
-                ki = self.index.get(kv.key)
-                if ki is None:
-                    ki = KeyIndex(kv.key)
-                    self.index.set(kv.key, ki)
-                if tombstone:
-                    if ki.alive:
-                        ki.tombstone(rev)
-                else:
-                    ki.restore(Revision(kv.create_revision, 0), rev, kv.version)
-                    ki.lease = kv.lease
-                self.current_rev = max(self.current_rev, rev.main)
+            packed, last = _scan_index(txn.cursor(db=self.db), progress)
+            self.index = TreeIndex.from_packed(packed)
+            self.current_rev = max(self.current_rev, last)
             if progress is not None:
                 progress.finish(total, keys=len(self.index), **{"current-revision": self.current_rev})
 
@@ -195,8 +222,7 @@ class KVStore:
 
     def get_at(self, key: bytes, rev: int) -> bytes | None:
         """The serialized KeyValue of ``key`` as of revision ``rev`` (for prev_kv of events)."""
-        ki = self.index.get(key)
-        found = ki.get(rev) if ki is not None else None
+        found = self.index.revision_at(key, rev)
         if found is None:
             return None
         with self.backend.read() as txn:
@@ -211,11 +237,13 @@ class KVStore:
             if not cursor.set_range(main_revision_prefix(start_rev)):
                 return out
             kv = kv_pb2.KeyValue()
-            for raw_rev, raw_value in cursor.iternext():
+            for n, (raw_rev, raw_value) in enumerate(cursor.iternext(), 1):
                 rev, tombstone = decode_revision(bytes(raw_rev))
                 if rev.main > end_rev:
                     break
                 value = bytes(raw_value)
+                if n % _FRESH_MESSAGE_EVERY == 0:
+                    kv = kv_pb2.KeyValue()  # see _FRESH_MESSAGE_EVERY
                 kv.ParseFromString(value)
                 if tombstone:
                     out.append(Change(DELETE, kv.key, rev.main,
@@ -257,10 +285,7 @@ class KVStore:
         """Make a durable batch visible to readers (call on the readers' thread)."""
         batch.index.publish()
         for at_rev in batch.compactions:
-            keep: set[Revision] = set()
-            for key, ki in list(self.index.items()):
-                if ki.compact(at_rev, keep):
-                    self.index.remove(key)
+            self.index.compact(at_rev)
         self.compact_rev = batch.compact_rev
         self.current_rev = batch.rev
 
@@ -356,11 +381,8 @@ class TxnWrite:
     def put(self, key: bytes, value: bytes, lease: int) -> int:
         rev = Revision(self.write_rev, len(self.changes))
         ki = self.w.index.for_update(key)
-        g = ki.current()
-        if g.revs and g.created is not None:
-            created, version = g.created.main, g.ver + 1
-        else:
-            created, version = rev.main, 1
+        live = ki.created_and_version()
+        created, version = (live[0], live[1] + 1) if live else (rev.main, 1)
         kv = kv_pb2.KeyValue(key=key, value=value, create_revision=created, mod_revision=rev.main,
                              version=version, lease=lease).SerializeToString()
         self.w.txn.put(encode_revision(rev.main, rev.sub), kv, db=self.w.store.db)
@@ -375,8 +397,7 @@ class TxnWrite:
         at = self.read_rev()
         doomed = []
         for k in self.w.index.keys_in_range(key, end):
-            ki = self.w.index.get(k)
-            if ki is not None and ki.get(at) is not None:
+            if self.w.index.revision_at(k, at) is not None:
                 doomed.append(k)
         for k in doomed:
             self._delete(k)

@@ -445,7 +445,7 @@ class EtcdServer:
             leader_changes=loop.leader_changes, committed=loop.commit_index, applied=loop.applied_index,
             proposals_pending=len(self.proposals), proposals_failed=self.proposals_failed,
             db_size=sizes.db_size, db_size_in_use=sizes.db_size_in_use,
-            keys=sum(1 for _, ki in self.kv.index.items() if ki.alive), quota_bytes=self.quota.quota)
+            keys=self.kv.index.live_count(), quota_bytes=self.quota.quota)
 
     def observe_commits(self, wal: Callable[[float], None], backend: Callable[[float], None]) -> None:
         """Call ``wal`` with the seconds each raft log commit (fsync) took, ``backend`` with the store's."""

@@ -32,7 +32,7 @@ class ServerLeases:
         applier.lessor = self.lessor
 
     def _live_keys(self) -> list[tuple[bytes, int]]:
-        return [(key, ki.lease) for key, ki in self._kv.index.items() if ki.alive and ki.lease]
+        return list(self._kv.index.leases())
 
     def reload(self) -> None:
         self.lessor.reload(self._live_keys())

@@ -106,7 +106,7 @@ def _apply(rtype: object, data: bytes, out: WalContents) -> None:
         out.node_id, out.cluster_id = uint_field(data, 1), uint_field(data, 2)
     elif rtype == ENTRY:
         e = Entry.decode(data)
-        last = max(out.entries, default=0)
+        last = next(reversed(out.entries), 0)  # the newest index: each insert drops every later one
         for stale in range(e.index, last + 1):  # a new leader overwrote a suffix
             out.entries.pop(stale, None)
         out.entries[e.index] = e

@@ -1,0 +1,122 @@
+"""Where pyetcd's CPU goes under etcd's benchmark tool: a py-spy sampling profile, summarized.
+
+Starts one pyetcd member (mutual TLS, as bench/kv.py), drives it with one scenario of etcd's
+benchmark tool, and samples the member with py-spy meanwhile (only threads doing work, with
+the GIL unless ``--all-threads``). Prints the busiest functions by self and by inclusive samples,
+grouped by thread, and keeps the collapsed stacks in bench/results/profile-<scenario>-<time>.txt
+(for flame-graph tools). Needs py-spy (a dev dependency) and ptrace rights over the member.
+
+    .venv/bin/python bench/profile.py [--scenario put|range-s|range-l] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
+
+from kv import BENCHMARK, RANGE_KEY, _versions, preload  # noqa: E402
+from support import CertPaths, start_member  # noqa: E402
+
+SCENARIOS = {
+    "put": ["put", "--key-size=8", "--val-size=256", "--key-space-size=100000"],
+    "range-s": ["range", RANGE_KEY, "--consistency=s"],
+    "range-l": ["range", RANGE_KEY, "--consistency=l"],
+}
+_FRAME = re.compile(r"^(.*) \((.*?):\d+\)$")
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/pyetcd/x.py:12)`` -> ``func (pyetcd/x.py)``: lines merged per function."""
+    m = _FRAME.match(frame)
+    if not m:
+        return frame
+    func, path = m.groups()
+    for anchor in ("pyetcd/", "site-packages/", "python3.11/"):
+        if anchor in path:
+            path = path[path.index(anchor):]
+            break
+    return f"{func} ({path})"
+
+
+def summarize(collapsed: str, top: int) -> str:
+    self_n: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [_short(f) for f in stack.split(";")]
+        total += n
+        threads[frames[0]] += n  # py-spy puts the thread first
+        self_n[frames[-1]] += n
+        for f in set(frames[1:]):
+            incl[f] += n
+    out = [f"{total} samples"]
+    out += ["", "by thread:"] + [f"  {100 * n / total:5.1f}%  {f}" for f, n in threads.most_common(6)]
+    out += ["", "self:"] + [f"  {100 * n / total:5.1f}%  {f}" for f, n in self_n.most_common(top)]
+    out += ["", "inclusive:"] + [f"  {100 * n / total:5.1f}%  {f}" for f, n in incl.most_common(top)]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenario", choices=sorted(SCENARIOS), default="put")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--all-threads", action="store_true", help="sample threads without the GIL too")
+    ap.add_argument("--native", action="store_true", help="C frames too (grpc's Cython core, protobuf)")
+    args = ap.parse_args(argv)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    started = time.gmtime()
+    with tempfile.TemporaryDirectory(prefix="pyetcd-bench-prof-") as tmp:
+        certs = CertPaths.create(Path(tmp) / "certs")
+        m = start_member("pyetcd", Path(tmp) / "m", certs)
+        try:
+            preload(m)
+            c = m.certs
+            load = subprocess.Popen(
+                [BENCHMARK, f"--endpoints={m.grpc_target}", f"--cacert={c.ca}", f"--cert={c.client}",
+                 f"--key={c.client_key}", f"--clients={args.clients}", f"--conns={max(1, args.clients // 10)}",
+                 *SCENARIOS[args.scenario], "--total=10000000"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(2)  # past connection set-up
+                raw = Path(tmp) / "stacks.txt"
+                subprocess.run([spy, "record", "--pid", str(m.pid), "--duration", str(args.seconds),
+                                "--rate", "200", "--format", "raw", "--output", str(raw),
+                                # --native pauses the process per sample (py-spy cannot do both)
+                                *(["--native"] if args.native else ["--nonblocking"]),
+                                *([] if args.all_threads else ["--gil"])],
+                               check=True, capture_output=True, timeout=args.seconds + 60)
+            finally:
+                load.terminate()
+                load.wait(10)
+            collapsed = raw.read_text()
+        finally:
+            m.stop()
+    report = summarize(collapsed, args.top)
+    print(f"pyetcd {_versions()['pyetcd_commit']}, {args.scenario}, {args.clients} clients, {args.seconds}s\n")
+    print(report)
+    out = ROOT / "bench" / "results" / f"profile-{args.scenario}-{time.strftime('%Y%m%dT%H%M%S', started)}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(collapsed)
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
