@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -61,9 +62,10 @@ def _view(m: Member, user: tuple[str, ...] = ()) -> dict[str, object]:
 
 
 def _restore(snap: Path, m: Member) -> None:
-    """`etcdctl snapshot restore` into the member's data dir, with its name and peer URL."""
+    """`etcdctl snapshot restore` into the member's data dir, with its name and peer URL (and the
+    whole cluster's, for a member of several)."""
     subprocess.run([ETCDCTL_BIN, "snapshot", "restore", str(snap), "--data-dir", str(m.data_dir),
-                    "--name", m.name, "--initial-cluster", f"{m.name}={m.peer_url}",
+                    "--name", m.name, "--initial-cluster", m.initial_cluster or f"{m.name}={m.peer_url}",
                     "--initial-advertise-peer-urls", m.peer_url, "--initial-cluster-token", m.cluster_token],
                    env=etcdctl_env(), check=True, capture_output=True, timeout=60)
 
@@ -122,7 +124,7 @@ def test_ops_guide_backup_and_restore(pyetcd_member: Member, certs: CertPaths, t
     restored, snap, files = _move(pyetcd_member, "pyetcd", tmp_path, certs, members)
     table = subprocess.run([ETCDCTL_BIN, "snapshot", "status", str(snap), "-w", "table"], env=etcdctl_env(),
                            capture_output=True, text=True, check=True).stdout
-    assert "|   HASH   | REVISION |" in table and f"| {revision:>8} |" in table, table
+    assert re.search(r"\|\s+HASH\s+\|\s+REVISION\s+\|", table) and f"| {revision:>8} |" in table, table
     assert {k: v for k, v in _files(restored.data_dir).items() if k in files} == files  # etcd's files untouched
     bbolt_check(restored.data_dir / "member" / "snap" / "db")
 
@@ -195,3 +197,33 @@ def test_a_damaged_etcd_wal_stops_the_start_with_a_message(real_etcd: Member, ce
     assert res.returncode == 1, res.stderr
     assert "cannot convert etcd's data dir" in res.stderr and ".wal" in res.stderr, res.stderr
     assert _files(real_etcd.data_dir) == before  # nothing added, nothing changed
+
+
+def test_three_member_restore_starts_a_three_member_cluster(pyetcd_member: Member, certs: CertPaths,
+                                                             tmp_path: Path, members: dict[str, Member]) -> None:
+    """The ops guide's multi-member restore: one snapshot, `etcdctl snapshot restore` once per
+    member with --name/--initial-cluster/--initial-cluster-token/--initial-advertise-peer-urls,
+    then three pyetcd members start on the three dirs: one cluster, every key on every member."""
+    _populate(pyetcd_member, auth=False)
+    before = _view(pyetcd_member)
+    snap = tmp_path / "cluster.db"
+    _save(pyetcd_member, snap)
+    pyetcd_member.stop()
+    trio = [_member("pyetcd", tmp_path / f"r{i}", certs) for i in range(3)]
+    initial = ",".join(f"{m.name}={m.peer_url}" for m in trio)
+    for m in trio:
+        m.initial_cluster, m.cluster_token = initial, "restored"
+        members[m.name] = m
+        _restore(snap, m)
+    for m in trio:
+        m.spawn()
+    for m in trio:
+        m.wait_healthy(60)
+    statuses = [json.loads(etcdctl(m, "endpoint", "status", "-w", "json").stdout)[0]["Status"] for m in trio]
+    assert len({s["header"]["cluster_id"] for s in statuses}) == 1
+    assert len({s["leader"] for s in statuses}) == 1 and statuses[0]["leader"]
+    assert len(etcdctl(trio[0], "member", "list").stdout.splitlines()) == 3
+    for m in trio:
+        assert _view(m) == before
+    etcdctl(trio[0], "put", "after", "restore")
+    assert etcdctl(trio[2], "get", "after", "--print-value-only").stdout == "restore\n"
