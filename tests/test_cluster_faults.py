@@ -84,6 +84,17 @@ def _new_member(members: list[Member], name: str) -> Member:
                   initial_cluster_state="existing")
 
 
+def _until_accepted(members: list[Member], args: tuple[str, ...], refusal: str, tries: int = 60) -> str:
+    """Run an etcdctl command until it succeeds (its stdout); every refusal must be ``refusal``."""
+    for _ in range(tries):
+        res = etcdctl(members, *args, check=False)
+        if res.returncode == 0:
+            return res.stdout
+        assert refusal in res.stderr, res.stderr
+        time.sleep(0.2)
+    raise AssertionError(f"etcdctl {' '.join(args)} still refused after {tries} tries")
+
+
 def test_learner_joins_is_promoted_then_removed(cluster_factory: object) -> None:
     members: list[Member] = cluster_factory("pyetcd")  # type: ignore[operator]
     wait_leader(members)
@@ -100,23 +111,16 @@ def test_learner_joins_is_promoted_then_removed(cluster_factory: object) -> None
         me = next(m for m in json.loads(listed)["members"] if m.get("name") == "m3")
         assert me.get("isLearner") is True
         assert etcdctl(new, "get", "pre19", "--print-value-only", "--consistency=s").stdout == "x\n"
-        for _ in range(50):  # in sync with the leader: the promotion is accepted
-            promoted = etcdctl(members, "member", "promote", new_id, check=False)
-            if promoted.returncode == 0:
-                break
-            assert "can only promote a learner member which is in sync with leader" in promoted.stderr
-            time.sleep(0.2)
-        assert f"Member {new_id} promoted" in promoted.stdout
+        # accepted once the learner is in sync with the leader; refused with etcd's message until then
+        promoted = _until_accepted(members, ("member", "promote", new_id),
+                                   "can only promote a learner member which is in sync with leader")
+        assert f"Member {new_id} promoted" in promoted
         status = json.loads(etcdctl(new, "endpoint", "status", "-w", "json").stdout)[0]["Status"]
         assert not status.get("isLearner") and status["leader"]
         etcdctl([*members, new], "put", "four", "members")
-        for _ in range(60):  # --strict-reconfig-check: peers must have been connected for 5 s
-            removed = etcdctl(members, "member", "remove", new_id, check=False)
-            if removed.returncode == 0:
-                break
-            assert "etcdserver: unhealthy cluster" in removed.stderr
-            time.sleep(0.2)
-        assert f"Member {new_id} removed" in removed.stdout
+        # --strict-reconfig-check: refused until the peers have been connected for 5 s
+        removed = _until_accepted(members, ("member", "remove", new_id), "etcdserver: unhealthy cluster")
+        assert f"Member {new_id} removed" in removed
         assert new.proc is not None
         assert new.proc.wait(15) == 1
         assert "permanently removed from the cluster" in new.log_tail(20)
