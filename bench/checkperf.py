@@ -29,7 +29,7 @@ def check_perf(members: list[Member], load: str) -> dict[str, object]:
     res = etcdctl(members, "check", "perf", f"--load={load}", "--prefix=/checkperf/", "--auto-compact",
                   "--auto-defrag", check=False, timeout=600)
     out = res.stdout + res.stderr
-    tput = re.search(r"Throughput is (\d+) writes/s", out)
+    tput = re.search(r"Throughput (?:is|too low:) (\d+) writes/s", out)
     slowest = re.search(r"Slowest request took ([\d.]+)s", out)
     return {"ok": res.returncode == 0, "writes_per_s": int(tput.group(1)) if tput else None,
             "slowest_s": float(slowest.group(1)) if slowest else None,

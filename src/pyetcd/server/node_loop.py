@@ -211,8 +211,10 @@ class NodeLoop:
                     self.node.advance(rd)
                     self._publish_raft(out)
                     self.reads.answered(out.read_states, self.applied_index)
-                if self._inbox or self.reads.has_new:
+                if self._inbox or self.reads.ready_for_round:
                     break  # feed what arrived meanwhile before the next Ready
+            if self.reads.ready_for_round:  # a round just ended with reads waiting: the next one now
+                self._wake.set()
 
     def _drain_inbox(self) -> None:
         inbox, node = self._inbox, self.node
@@ -234,7 +236,7 @@ class NodeLoop:
                     self.proposals.resolve(item.rid, error=err)
             else:
                 item.fn(node)
-        ctx = self.reads.next_round()
+        ctx = self.reads.next_round(asyncio.get_running_loop().time())
         if ctx is not None:
             node.read_index(ctx)
 

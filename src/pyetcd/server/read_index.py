@@ -1,11 +1,13 @@
 """Linearizable reads: ReadIndex requests batched per node-loop turn, then applied-index waiters.
 
-Every read that arrives before a turn shares one ReadIndex round (etcd batches the same way).
-A round's context is a request id unique across members (the leader tracks rounds by
-context: two followers must never send the same one).
-Once the core answers with a read state, each read waits until this member has applied that
-index. A round lost with a leader change is asked again; a read nobody answers fails by its
-deadline (etcd's "request timed out").
+One round is in flight at a time; every read that arrives meanwhile joins the next round, as
+etcd's linearizableReadLoop batches them (each round costs the leader a heartbeat to every
+follower, so a round per turn under load would flood the peers). A round's context is a
+request id unique across members (the leader tracks rounds by context: two followers must
+never send the same one). Once the core answers with a read state, each read waits until this
+member has applied that index. A round lost with a leader change, or unanswered for half a
+second (etcd's readIndexRetryTime), is asked again; a read nobody answers fails by its deadline
+(etcd's "request timed out").
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from pyetcd.raft import ReadState
 
 _CTX = struct.Struct(">Q")
+RETRY_AFTER = 0.5  # seconds; etcd's readIndexRetryTime
 
 
 class ReadIndex:
@@ -25,18 +28,25 @@ class ReadIndex:
         self._new: list[asyncio.Future[None]] = []
         self._asked: dict[bytes, list[asyncio.Future[None]]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._asked_at = 0.0
 
     def add(self, fut: asyncio.Future[None]) -> None:
         self._new.append(fut)
 
-    def next_round(self) -> bytes | None:
-        """The context of a new ReadIndex round for every read waiting to be asked, if any."""
+    def next_round(self, now: float) -> bytes | None:
+        """The context of a new ReadIndex round for every read waiting to be asked, if no round
+        is in flight (or the one in flight is overdue: it is asked again, with the new reads)."""
+        if self._asked:
+            if now - self._asked_at < RETRY_AFTER:
+                return None
+            self.retry_all()
         waiting = [f for f in self._new if not f.done()]
         self._new = []
         if not waiting:
             return None
         ctx = _CTX.pack(self._next_id())
         self._asked[ctx] = waiting
+        self._asked_at = now
         return ctx
 
     def retry_all(self) -> None:
@@ -65,5 +75,6 @@ class ReadIndex:
         self._applied_waiters = still
 
     @property
-    def has_new(self) -> bool:
-        return bool(self._new)
+    def ready_for_round(self) -> bool:
+        """Reads are waiting and no round is in flight: the node loop should start one now."""
+        return bool(self._new) and not self._asked
