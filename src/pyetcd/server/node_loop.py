@@ -10,8 +10,9 @@ hard state, compaction) is written in one transaction of the raft log's environm
 applied entries in one transaction of the key-value store, each committed with one fsync
 (group commit), the raft log first: an entry is durable before its effect is. Messages to
 peers leave as soon as the raft log's commit returns (they promise only what that commit made
-durable). Everything else of the turn leaves the process only after both commits, published
-in this order: the key index and the subsystems' hook, the raft outputs (term, leader),
+durable); a leader's appends and heartbeats leave even before it, in parallel with its own
+write, as raft allows (the leader counts its own entries toward commit only in a later turn).
+Everything else of the turn leaves the process only after both commits, published in this order: the key index and the subsystems' hook, the raft outputs (term, leader),
 watchers and change listeners, client answers, linearizable reads.
 """
 
@@ -61,6 +62,9 @@ _LOG_MAX_BYTES = 64 * 1024 * 1024
 _LOG_KEEP_WHEN_LARGE = 16
 # A turn drains Readies until the core is quiet; this bounds it should the core never be.
 _MAX_READIES_PER_TURN = 64
+# What a turn sends before its raft log commit (a leader's), and then before the store's commit.
+_LEADER_PARALLEL = frozenset({MessageType.MSG_APP, MessageType.MSG_HEARTBEAT})
+_AFTER_LOG = frozenset(MessageType) - {MessageType.MSG_SNAP}
 # Peer messages waiting in the inbox beyond this are dropped (raft tolerates lost messages):
 # a flood from peers must not grow memory without bound.
 MAX_PEER_MESSAGES = 10_000
@@ -279,8 +283,12 @@ class NodeLoop:
             if failpoints.hit("bug.ack_before_commit"):  # deliberate bug (selftest): answer now, commit next turn
                 self._deferred = (rtxn, ktxn)
                 return batch
+            # a leader's appends and heartbeats go out while its own log is being written (raft
+            # thesis 10.2.1): the core counts the leader's own entries toward commit only in a
+            # later turn, after this commit; any other message waits until the log is durable
+            self._send_early(batch, _LEADER_PARALLEL)
             _timed(rtxn.commit, self.wal_observers)
-            self._send_early(batch)
+            self._send_early(batch, _AFTER_LOG)
             failpoints.hit("turn.between_commits")
             if batch.applied_index:
                 _timed(ktxn.commit, self.backend_observers)
@@ -295,14 +303,13 @@ class NodeLoop:
             log.critical("persisting a raft turn failed; the member must stop", exc_info=True)
             os._exit(2)  # the core already advanced past state that is not on disk: never continue
 
-    def _send_early(self, batch: ApplyBatch) -> None:
-        """Hand the turn's raft messages to the transport as soon as the raft log is durable:
-        no message promises anything about applied state, so peers need not wait for the
-        store's commit (one fsync less on every hop of a replicated write)."""
+    def _send_early(self, batch: ApplyBatch, kinds: frozenset[MessageType]) -> None:
+        """Hand the turn's raft messages of ``kinds`` to the transport before the store's commit:
+        no message promises anything about applied state, so peers need not wait for it."""
         out = batch.raft
-        early = [m for m in out.messages if m.type is not MessageType.MSG_SNAP]
+        early = [m for m in out.messages if m.type in kinds]
         if early and self._event_loop is not None:
-            out.messages = [m for m in out.messages if m.type is MessageType.MSG_SNAP]
+            out.messages = [m for m in out.messages if m.type not in kinds]
             self._event_loop.call_soon_threadsafe(self.peers.send, early)
 
     def _commit_deferred(self) -> None:
