@@ -90,8 +90,9 @@ bench-snapshot: install deps
 RUNS ?= 10
 SEED ?= 1
 KIND ?= pyetcd
+MEMBERS ?= 1
 robustness: install deps
-	PYTHONPATH=tests $(BIN)/python -m robustness run --runs $(RUNS) --seed $(SEED) --kind $(KIND)
+	PYTHONPATH=tests $(BIN)/python -m robustness run --runs $(RUNS) --seed $(SEED) --kind $(KIND) --members $(MEMBERS)
 
 # The same suite against servers with bugs switched on deliberately: each must be caught.
 robustness-selftest: install deps
