@@ -2,9 +2,10 @@
 
 Every member listens on its own peer port but advertises its proxy's (``Member.advertise_peer_port``),
 so whatever a peer sends it passes that proxy: a fault set on a member's proxy hits its inbound peer
-traffic (a member dials each peer for the messages it sends, so a cut proxy isolates the member from
-everything the others send it, while what it sends still arrives: a one-way partition). Peer TLS
-passes through as bytes (the test certificates name 127.0.0.1, which both addresses are).
+traffic (a member dials each peer for the messages it sends). A proxy tells which member dialled a
+connection (``support.procstat.socket_owner``), so ``partition`` cuts both ways: X's proxy refuses the
+others, every other proxy refuses X. Peer TLS passes through as bytes (the test certificates name
+127.0.0.1, which both addresses are).
 
 A single-member run gets no proxy (there is no peer traffic to disturb).
 """
@@ -23,8 +24,9 @@ import grpc
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from support.clients import grpc_channel
-from support.cluster import leader_of
+from support.cluster import leader_of, status
 from support.member import HOST, Member, start_cluster, start_member
+from support.procstat import socket_owner
 from support.proxy import FaultProxy
 from support.tls import CertPaths
 
@@ -38,6 +40,7 @@ class Cluster:
     def __init__(self, kind: str, base: Path, certs: CertPaths, size: int) -> None:
         self.proxies: dict[str, FaultProxy] = {}
         self._spare: list[FaultProxy] = []  # proxies of a start attempt that lost its ports
+        self.members: list[Member] = []  # (those being started, until start_cluster returns)
         if size == 1:
             self.members = [start_member(kind, base / "m0", certs)]
             return
@@ -51,8 +54,13 @@ class Cluster:
         for p in self._spare:
             p.close()
 
+    def _identify(self, port: int, ours: int) -> str | None:
+        pids = {m.pid: m.name for m in self.members if m.pid is not None and m.running}
+        return socket_owner(port, ours, pids)
+
     def _proxy_for(self, m: Member) -> int:
-        p = FaultProxy((HOST, m.peer_port))
+        self.members = [*[x for x in self.members if x.name != m.name], m]  # a retry starts new Members
+        p = FaultProxy((HOST, m.peer_port), identify=self._identify)
         self._spare.append(p)
         return p.port
 
@@ -77,8 +85,31 @@ class Cluster:
             time.sleep(0.05)
         raise RuntimeError(f"no agreed leader among {[m.name for m in self.running()]} after {timeout:.0f}s")
 
+    def describe(self) -> str:
+        """Who each member says leads, at which raft term (for the run's log)."""
+        ids: dict[int, str] = {}
+        seen = []
+        for m in self.members:
+            st = status(m, timeout=0.5)
+            if st is None:
+                seen.append((m.name, None))
+                continue
+            ids[st.header.member_id] = m.name
+            seen.append((m.name, st))
+        return "; ".join(f"{name}: no answer" if st is None else
+                         f"{name}: leader {ids.get(st.leader, hex(st.leader))} term {st.raftTerm}"
+                         for name, st in seen)
+
     def proxy(self, m: Member) -> FaultProxy:
         return self.proxies[m.name]
+
+    def partition(self, target: Member) -> None:
+        """Cut ``target`` off from every other member, both ways, until ``heal``."""
+        others = {m.name for m in self.members if m is not target}
+        self.proxy(target).cut_from(others)
+        for m in self.members:
+            if m is not target:
+                self.proxy(m).cut_from({target.name})
 
     def heal(self) -> None:
         for p in self.proxies.values():
@@ -113,7 +144,7 @@ class Cluster:
         old.start(timeout=30)
 
     def close(self) -> None:
-        for m in getattr(self, "members", []):
+        for m in self.members:
             m.stop()
         for p in [*self.proxies.values(), *self._spare]:
             p.close()

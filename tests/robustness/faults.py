@@ -3,9 +3,9 @@
 Any size: kill -9 then restart, SIGSTOP/SIGCONT, and (pyetcd only) a crash at a named failpoint
 inside the server (``pyetcd.failpoints``) of one member, armed by restarting that member with
 ``PYETCD_FAILPOINTS`` before traffic starts; after the crash it restarts without it. Clusters add
-leader kills and pauses, a one-way partition (``cut``) or blackhole of one member's (or the
-leader's) proxy, delay and drop on every proxy, and member replacement (remove, then add with an
-empty data dir); see ``robustness.cluster`` for what a proxy can and cannot cut.
+leader kills and pauses, a partition (both ways) of one member or of the leader, a one-way blackhole
+of what a member (or the leader) receives, delay and drop on every proxy, and member replacement
+(remove, then add with an empty data dir). Each proxy fault lasts 1.5-3.5 s, then every proxy heals.
 """
 
 from __future__ import annotations
@@ -133,19 +133,22 @@ class Injector(threading.Thread):
         self.note(f"SIGCONT {self.target.name}")
 
     def _proxy_fault(self, what: str, apply: Callable[[], None], proxies: str) -> None:
-        span = self.rng.uniform(1.0, 3.0)
+        span = self.rng.uniform(1.5, 3.5)  # past an election timeout (1 s) mostly
         self.note(f"{what} on the peer proxy of {proxies} for {span:.2f}s")
         apply()
         self.fired = True
         time.sleep(span)
+        self.note(f"before healing: {self.cluster.describe()}")
         self.cluster.heal()
         self.note("peer proxies healed")
 
     def _partition(self) -> None:
-        self._proxy_fault("cut (inbound peer traffic)", self.cluster.proxy(self.target).cut, self.target.name)
+        self._proxy_fault(f"partition {self.target.name} from the others (both ways)",
+                          lambda: self.cluster.partition(self.target), "every member")
 
     def _blackhole(self) -> None:
-        self._proxy_fault("blackhole", self.cluster.proxy(self.target).blackhole, self.target.name)
+        self._proxy_fault("blackhole (inbound peer traffic, connections kept open)",
+                          self.cluster.proxy(self.target).blackhole, self.target.name)
 
     def _delay(self) -> None:
         delay, jitter = self.rng.uniform(0.02, 0.3), self.rng.uniform(0.0, 0.1)
