@@ -96,7 +96,7 @@ robustness: install deps
 
 # The same suite against servers with bugs switched on deliberately: each must be caught.
 robustness-selftest: install deps
-	PYTHONPATH=tests $(BIN)/python -m robustness selftest --seed $(SEED)
+	PYTHONPATH=tests $(BIN)/python -m robustness selftest --seed $(SEED) --members $(MEMBERS)
 
 # etcd's own e2e tests (TestCtlV3*) against pyetcd; the single-member KV subset by default.
 E2E_RUN ?= ^TestCtlV3(Compact|CompactPhysical|Put|PutNoTLS|PutClientTLS|PutClientAutoTLS|PutPeerTLS|PutTimeout|PutClientTLSFlagByEnv|PutIgnoreValue|PutIgnoreLease|Get|GetNoTLS|GetClientTLS|GetClientAutoTLS|GetPeerTLS|GetTimeout|GetFormat|GetRev|GetKeysOnly|Del|DelNoTLS|DelClientTLS|DelPeerTLS|DelTimeout|GetRevokedCRL|MemberList|MemberListNoTLS|MemberListClientTLS|MemberListClientAutoTLS|MemberListPeerTLS|Version|DialWithHTTPScheme|TxnInteractiveSuccess|TxnInteractiveSuccessNoTLS|TxnInteractiveSuccessClientTLS|TxnInteractiveSuccessPeerTLS|TxnInteractiveFail|Snapshot|SnapshotCorrupt|SnapshotStatusBeforeRestore|AuthSnapshot|AuthSnapshotJWT)$$

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--dir", type=Path, help="where run directories go (default: a new temp dir)")
     s = sub.add_parser("selftest", help=f"deliberate bugs ({', '.join(BUGS)}) must each be caught")
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--members", type=int, default=1, help="cluster size")
     s.add_argument("--dir", type=Path)
     c = sub.add_parser("check", help="judge a kept history.json again")
     c.add_argument("history", type=Path)
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     certs = CertPaths.create(base / "certs")
     try:
-        return run_selftest(base, certs, args.seed) if args.cmd == "selftest" else _run(args, base, certs)
+        return run_selftest(base, certs, args.seed, args.members) if args.cmd == "selftest" else _run(args, base, certs)
     finally:
         shutil.rmtree(base / "certs", ignore_errors=True)
         if args.dir is None and not any(base.iterdir()):  # only failed runs left anything behind
