@@ -103,20 +103,24 @@ def _final_read(h: History, members: list[Member]) -> tuple[Any, ...]:
         time.sleep(0.2)
 
 
-def _member_state(member: Member, revision: int) -> tuple[int, tuple[Any, ...]]:
-    """(revision, every key) as ``member`` serves them from its own state once it reached ``revision``."""
+def _member_state(member: Member, revision: int) -> tuple[int, tuple[Any, ...]] | str:
+    """(revision, every key) as ``member`` serves them from its own state once it reached ``revision``;
+    what went wrong if it did not within FINAL_TIMEOUT (a member that never catches up is a finding)."""
     deadline = time.monotonic() + FINAL_TIMEOUT
     ep = Endpoint(member)
+    last = "no answer"
     try:
         while True:
             try:
                 out = execute(ep, ("get", "\0", "\0", True), timeout=2)
                 if out[1] >= revision:
                     return out[1], out[2]
-            except grpc.RpcError:
-                pass
+                last = f"at revision {out[1]}"
+            except grpc.RpcError as e:
+                last = f"{e.code().name}: {e.details()}"
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{member.name} did not reach revision {revision} in {FINAL_TIMEOUT:.0f}s")
+                return (f"{member.name} did not reach the final revision {revision} in {FINAL_TIMEOUT:.0f}s "
+                        f"(last: {last}; running: {member.running})")
             time.sleep(0.1)
     finally:
         ep.close()
@@ -133,6 +137,8 @@ def _hashkv(members: list[Member], revision: int) -> dict[str, tuple[int, int, i
             try:
                 r = ep.maint.HashKV(rpc_pb2.HashKVRequest(revision=revision), timeout=5)
                 out[m.name] = (revision, r.compact_revision, r.hash)
+            except grpc.RpcError as e:  # reported as a difference: every member must answer
+                out[m.name] = (revision, -1, hash(f"{e.code().name}: {e.details()}"))
             finally:
                 ep.close()
         if len(set(out.values())) == 1 or time.monotonic() > deadline:
@@ -145,7 +151,11 @@ def _check_members(h: History, members: list[Member], final: tuple[Any, ...]) ->
     write), and the same HashKV there."""
     out = []
     for m in members:
-        rev, kvs = _member_state(m, final[1])
+        state = _member_state(m, final[1])
+        if isinstance(state, str):
+            out.append(state)
+            continue
+        rev, kvs = state
         if rev != final[1]:
             out.append(f"{m.name} is at revision {rev}, past the final read's {final[1]} with no traffic")
         elif kvs != final[2]:
