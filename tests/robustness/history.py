@@ -53,6 +53,7 @@ class WatchRecord:
     responses: list[WatchResponse] = field(default_factory=list)
     resumes: list[tuple[float, int]] = field(default_factory=list)  # (time, start revision) per stream
     errors: list[str] = field(default_factory=list)
+    member: str = ""  # the member it watched through (a cluster run spreads watchers)
 
     def last_seen(self) -> int:
         """The highest revision this watcher is known to be complete up to (events or progress)."""
@@ -115,7 +116,8 @@ class History:
                  for o in raw["ops"]]
         for w in raw["watches"]:
             rec = WatchRecord(w["id"], w["key"], w["end"], w["prev_kv"], w["start_rev"],
-                              resumes=[tuple(r) for r in w["resumes"]], errors=w["errors"])  # type: ignore[misc]
+                              resumes=[tuple(r) for r in w["resumes"]], errors=w["errors"],  # type: ignore[misc]
+                              member=w.get("member", ""))
             rec.responses = [WatchResponse(r["t"], r["rev"], _tuples(r["events"]), r["created"], r["canceled"],
                                            r["compact_revision"]) for r in w["responses"]]
             h.watches.append(rec)
