@@ -1,7 +1,8 @@
-"""A small fixed budget of the robustness suite in the default test run: one short run per server.
+"""A small fixed budget of the robustness suite in the default test run: one short run per server,
+and one short 3-member pyetcd run (about 10 s) whose leader is partitioned through the peer proxies.
 
 Real etcd proves the harness and the checkers pass an etcd they did not write; pyetcd is the
-thing under test. Each run kills the member with SIGKILL mid-traffic and restarts it. The long
+thing under test. Each single-member run kills the member with SIGKILL mid-traffic and restarts it. The long
 seeded runs are ``make robustness``; the checkers' ability to fail is ``make robustness-selftest``
 (and tests/test_robustness_checker.py).
 """
