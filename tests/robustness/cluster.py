@@ -26,6 +26,7 @@ from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from support.clients import grpc_channel
 from support.cluster import leader_of, status
 from support.member import HOST, Member, start_cluster, start_member
+from support.ports import free_port
 from support.procstat import socket_owner
 from support.proxy import FaultProxy
 from support.tls import CertPaths
@@ -60,7 +61,9 @@ class Cluster:
 
     def _proxy_for(self, m: Member) -> int:
         self.members = [*[x for x in self.members if x.name != m.name], m]  # a retry starts new Members
-        p = FaultProxy((HOST, m.peer_port), identify=self._identify)
+        # a port from free_port, never one the kernel picks: that could be a member's port handed out
+        # (and released) a moment ago, which the member then fails to bind (seed 4004)
+        p = FaultProxy((HOST, m.peer_port), listen=(HOST, free_port()), identify=self._identify)
         self._spare.append(p)
         return p.port
 

@@ -32,6 +32,8 @@ ETCD_BIN = "/usr/bin/etcd"
 ETCDCTL_BIN = "/usr/bin/etcdctl"
 HOST = "127.0.0.1"
 _LIVE: set[Member] = set()
+# what a member logs when a port it was given was taken meanwhile (etcd / the OS, and grpc's bind)
+PORT_TAKEN = ("address already in use", "Failed to bind to address")
 
 
 class MemberStartError(RuntimeError):
@@ -265,7 +267,7 @@ def _launch(members: list[Member], timeout: float) -> bool:
     except BaseException as e:
         for m in members:
             m.stop()
-        clash = [m for m in members if "address already in use" in m.log_tail(200)]
+        clash = [m for m in members if any(s in m.log_tail(200) for s in PORT_TAKEN)]
         if isinstance(e, MemberStartError) and clash:
             for m in members:
                 shutil.rmtree(m.data_dir, ignore_errors=True)
