@@ -90,12 +90,13 @@ bench-snapshot: install deps
 RUNS ?= 10
 SEED ?= 1
 KIND ?= pyetcd
+MEMBERS ?= 1
 robustness: install deps
-	PYTHONPATH=tests $(BIN)/python -m robustness run --runs $(RUNS) --seed $(SEED) --kind $(KIND)
+	PYTHONPATH=tests $(BIN)/python -m robustness run --runs $(RUNS) --seed $(SEED) --kind $(KIND) --members $(MEMBERS)
 
 # The same suite against servers with bugs switched on deliberately: each must be caught.
 robustness-selftest: install deps
-	PYTHONPATH=tests $(BIN)/python -m robustness selftest --seed $(SEED)
+	PYTHONPATH=tests $(BIN)/python -m robustness selftest --seed $(SEED) --members $(MEMBERS)
 
 # A million keys in real etcd and pyetcd: memory and restart-to-healthy (fill takes minutes).
 bench-memory: install deps

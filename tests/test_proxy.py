@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.procstat import socket_owner
 from support.proxy import FORWARD, FaultProxy
 from support.tls import CertPaths
 
@@ -119,3 +121,26 @@ def test_tls_passes_through_end_to_end(certs: CertPaths) -> None:
             assert s.getpeercert() is not None  # the server's own certificate, verified through the proxy
     finally:
         sock.close()
+
+
+def test_cut_from_partitions_one_source_and_socket_owner_names_it(echo_server: tuple[str, int]) -> None:
+    """Connections are told apart by who dialled them (here: this process, found through /proc, and
+    a source not listed); cut_from closes and refuses only the named source's connections."""
+    me = {os.getpid(): "me"}
+    with FaultProxy(echo_server, identify=lambda port, ours: socket_owner(port, ours, me)) as p:
+        held = socket.create_connection(p.address, timeout=2)
+        held.sendall(b"x")
+        assert held.recv(1) == b"x"
+        p.cut_from({"someone else"})
+        assert _roundtrip(p) == b"ping"
+        held.sendall(b"y")
+        assert held.recv(1) == b"y"  # still open: not from the cut source
+        p.cut_from({"me"})
+        assert held.recv(1) == b""  # closed: this process dialled it
+        held.close()
+        assert _roundtrip(p) == b""  # and refused at accept
+        p.heal()
+        assert _roundtrip(p) == b"ping"
+    with FaultProxy(echo_server, identify=lambda port, ours: socket_owner(port, ours, {1: "init"})) as p:
+        p.cut_from({"init"})
+        assert _roundtrip(p) == b"ping"  # pid 1 holds no such socket: unknown sources pass

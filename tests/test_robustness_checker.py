@@ -145,6 +145,32 @@ def test_patch_settles_unknown_puts_by_their_values_and_drops_requests_never_sen
     assert patched[seen_put.id].output == ("ok", 2) and patched[seen_put.id].ret == get.ret
 
 
+def test_patch_drops_unknown_deletes_that_deleted_nothing_and_grants_nobody_used() -> None:
+    """With no crash bound (clusters), unknown deletes and grants sit at +infinity and blow up the
+    search; those with no possible effect leave the history. Only while the complete watcher saw
+    every revision: a DELETE of the key it received after the call keeps the delete in."""
+    h = History()
+    put = h.invoke(0, ("put", "a", "v1", 0))
+    h.done(put, ("ok", 2))
+    oracle = h.watch("\0", "\0", True, 1)
+    oracle.responses.append(WatchResponse(h.now(), 2, [("PUT", kv("a", "v1", 2, 2), None)]))
+    nothing = h.invoke(1, ("delete", "b", None))  # b never existed, and no DELETE of b arrived later
+    h.done(nothing, None)
+    maybe = h.invoke(2, ("delete", "a", "b"))  # a DELETE of a arrives after it: it may have been this one
+    h.done(maybe, None)
+    unused = h.invoke(3, ("grant", 77))
+    h.done(unused, None)
+    used = h.invoke(4, ("grant", 78))
+    h.done(used, None)
+    with_lease = h.invoke(5, ("put", "c", "v2", 78))
+    h.done(with_lease, ("err", "lease_not_found"))
+    h.done(h.invoke(6, ("delete", "a", None)), ("ok", 3, 1))
+    oracle.responses.append(WatchResponse(h.now(), 3, [("DELETE", ("a", "", 0, 3, 0, 0), kv("a", "v1", 2, 2))]))
+    assert {op.id for op in patch(h)} == {put.id, maybe.id, used.id, with_lease.id, 6}
+    oracle.responses.pop()  # the watcher is no longer complete up to revision 3: nothing may be dropped
+    assert {nothing.id, maybe.id} <= {op.id for op in patch(h)}
+
+
 def test_lost_write_counts_an_acknowledged_revision_that_was_reused() -> None:
     h = History()
     put = h.invoke(0, ("put", "a", "acked", 0))

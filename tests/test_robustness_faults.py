@@ -32,3 +32,28 @@ def test_every_crash_point_is_called_in_the_server() -> None:
     src = "".join(p.read_text() for p in (Path(failpoints.__file__).parent).rglob("*.py"))
     for point in faults.CRASH_POINTS:
         assert f'failpoints.hit("{point}")' in src, point
+
+
+def test_cluster_faults_need_several_members_and_a_failpoint_lands_on_one_member() -> None:
+    rng = random.Random(5)
+    assert not {faults.plan("random", "pyetcd", rng).kind for _ in range(100)} & set(faults.CLUSTER_FAULTS)
+    kinds = {faults.plan("random", "etcd", rng, size=3).kind for _ in range(300)}
+    assert kinds == {*faults.PROCESS_FAULTS, *faults.CLUSTER_FAULTS}  # no failpoints inside real etcd
+    with pytest.raises(ValueError, match="several members"):
+        faults.plan("partition", "pyetcd", rng)
+    assert {faults.plan("failpoint", "pyetcd", rng, size=5).member for _ in range(200)} == set(range(5))
+
+
+def test_a_check_that_gives_up_is_inconclusive_never_passed_nor_a_violation(tmp_path: Path) -> None:
+    from robustness.__main__ import _summary
+    from robustness.evaluate import Verdict
+    from robustness.run import RunResult
+
+    gave_up = RunResult(1, "pyetcd", "kill", True, 10, Verdict(acked_writes=3, linearizable=None), tmp_path,
+                        members=3)
+    assert not gave_up.failed and gave_up.inconclusive and gave_up.status == "INCONCLUSIVE"
+    assert "INCONCLUSIVE" in gave_up.line()
+    assert _summary([gave_up]).endswith("0 lost, 0 linearizability violations, 0 watch violations")
+    wrong = RunResult(2, "pyetcd", "kill", True, 10, Verdict(linearizable=False), tmp_path, members=3)
+    assert wrong.failed and not wrong.inconclusive
+    assert "1 linearizability violations" in _summary([gave_up, wrong])

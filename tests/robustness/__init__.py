@@ -6,18 +6,18 @@ way (``tests/`` on sys.path); etcd keeps its suite in ``tests/robustness`` too. 
 - ``traffic``: concurrent clients (gets, prefix ranges, puts, deletes, CAS txns, lease grant/revoke,
   puts with leases), a compactor every 100-200 ms, watchers from past revisions; all recorded;
 - ``history``: the recording (invoke/return times, unknown outcomes), JSON, and ``patch``;
-- ``faults``: seeded faults (kill -9, SIGSTOP/SIGCONT, crashes at pyetcd failpoints);
+- ``faults``: seeded faults (kill -9, SIGSTOP/SIGCONT, crashes at pyetcd failpoints; on clusters also
+  leader kills/pauses, partitions, blackholes, delay, drop, member replacement);
 - ``linearizability``: Wing & Gong / porcupine's search with memoization, any ``Model``;
 - ``model``: etcd as a sequential object (revisions, txns, delete ranges, leases, compaction);
 - ``watchcheck``: etcd's watch guarantees;  ``evaluate``: every verdict on one run;
 - ``run``: one seeded run end to end;  ``selftest``: deliberate bugs that must be caught;
-- ``__main__``: ``make robustness`` and ``make robustness-selftest``.
+- ``__main__``: ``make robustness`` and ``make robustness-selftest``;
+- ``cluster``: the members of a run, each behind a ``support.proxy.FaultProxy`` it advertises as its
+  peer URL; partitions, member replacement, who leads.
 
-Growing it to 3 and 5 members (once clusters land): ``run.run_once`` starts the cluster with
-``support.member.start_cluster``, puts a ``support.proxy.FaultProxy`` in front of each peer URL
-(members advertise the proxy's port), spreads ``traffic.Client``s over the members' endpoints and
-passes every member to ``_hashkv``; ``faults`` gains kinds (partition/blackhole/delay/drop via the
-proxies, leader kill, member replacement) beside ``kill``/``pause``. ``History.crashed`` bounds
-unknown outcomes only while a single member is the whole cluster: do not record crashes of one
-member of several there (a write in flight may commit on the others and apply later).
+Clusters (``--members 3``/``5``): clients, watchers and the compactor are spread over the members;
+``History.crashed`` bounds unknown outcomes only while a single member is the whole cluster (a write
+in flight at a crash of one member of several may commit through the others later), so clusters
+record no crashes; a check that gives up within ``--check-timeout`` makes the run inconclusive.
 """

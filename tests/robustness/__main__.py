@@ -1,6 +1,6 @@
 """``make robustness`` / ``make robustness-selftest``: seeded runs, a summary line, kept failures.
 
-    PYTHONPATH=tests python -m robustness run --runs 10 --seed 1 [--kind pyetcd|etcd] [--fault kill]
+    PYTHONPATH=tests python -m robustness run --runs 10 --seed 1 [--kind pyetcd|etcd] [--members 3] [--fault kill]
     PYTHONPATH=tests python -m robustness selftest
     PYTHONPATH=tests python -m robustness check path/to/history.json
 """
@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from robustness.evaluate import CHECK_TIMEOUT
+from robustness.faults import CLUSTER_FAULTS
 from robustness.run import RunConfig, RunResult, replay_check, run_once
 from robustness.selftest import BUGS, run_selftest
 from support.tls import CertPaths
@@ -22,33 +24,40 @@ from support.tls import CertPaths
 def _summary(results: list[RunResult]) -> str:
     return (f"robustness: {len(results)} runs, {sum(r.verdict.acked_writes for r in results)} acknowledged writes, "
             f"{sum(len(r.verdict.lost) for r in results)} lost, "
-            f"{sum(1 for r in results if r.verdict.linearizable is not True and not r.error)} linearizability violations, "
+            f"{sum(1 for r in results if r.verdict.linearizable is False and not r.error)} linearizability violations, "
             f"{sum(len(r.verdict.watch) for r in results)} watch violations")
 
 
 def _run(args: argparse.Namespace, base: Path, certs: CertPaths) -> int:
     results = []
-    per_fault: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    per_fault: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    per_size: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
     for i in range(args.runs):
         seed = args.seed + i
         r = run_once(RunConfig(seed=seed, base=base, certs=certs, kind=args.kind, fault=args.fault,
-                               duration=args.duration, keep=args.keep))
+                               duration=args.duration, keep=args.keep, members=args.members,
+                               check_timeout=args.check_timeout))
         results.append(r)
-        counts = per_fault[r.fault + ("" if r.fired else " (not fired)")]
-        counts[0] += 1
-        counts[1] += r.failed
+        for counts in (per_fault[r.fault + ("" if r.fired else " (not fired)")], per_size[r.members]):
+            counts[0] += 1
+            counts[1] += r.failed
+            counts[2] += r.inconclusive
         print(r.line(), flush=True)
-        if r.failed:
-            print(f"  FAILED seed {seed}: kept {r.dir} (history.json, report.txt, member log); replay with "
-                  f"--seed {seed} --runs 1 --kind {args.kind}", flush=True)
+        if r.failed or r.inconclusive:
+            print(f"  {r.status} seed {seed}: kept {r.dir} (history.json, report.txt, member logs); replay with "
+                  f"--seed {seed} --runs 1 --kind {args.kind} --members {args.members}", flush=True)
             for f in [*r.verdict.findings(), *([r.error] if r.error else [])][:8]:
-                print(f"    {f}", flush=True)
-    for fault, (n, bad) in sorted(per_fault.items()):
-        print(f"  fault {fault}: {n} runs, {bad} failed")
+                print(f"    {f[:2000]}", flush=True)
+    for fault, (n, bad, unsure) in sorted(per_fault.items()):
+        print(f"  fault {fault}: {n} runs, {bad} failed, {unsure} inconclusive")
+    for size, (n, bad, unsure) in sorted(per_size.items()):
+        print(f"  {size} member{'s' if size > 1 else ''}: {n} runs, {bad} failed, {unsure} inconclusive")
     if broken := [r.seed for r in results if r.error]:
         print(f"  runs that could not finish (counted as failed, not as violations): seeds {broken}")
+    if unsure := [r.seed for r in results if r.inconclusive]:
+        print(f"  runs whose linearizability check gave up (inconclusive, not passed): seeds {unsure}")
     print(_summary(results), flush=True)
-    return 1 if any(r.failed for r in results) else 0
+    return 1 if any(r.failed for r in results) else 2 if any(r.inconclusive for r in results) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,12 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--runs", type=int, default=10)
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--kind", choices=["pyetcd", "etcd"], default="pyetcd")
-    r.add_argument("--fault", default="random", help="random, none, kill, pause, failpoint, failpoint:<name>")
+    r.add_argument("--members", type=int, default=1, help="cluster size (1, 3, 5)")
+    r.add_argument("--fault", default="random", help="random, none, kill, pause, failpoint, failpoint:<name>; "
+                   "with --members > 1 also " + ", ".join(CLUSTER_FAULTS))
+    r.add_argument("--check-timeout", type=float, default=CHECK_TIMEOUT,
+                   help="seconds the linearizability checker may search before the run is inconclusive")
     r.add_argument("--duration", type=float, default=4.0, help="seconds of traffic per run")
     r.add_argument("--keep", action="store_true", help="keep every run's directory, not only failed ones")
     r.add_argument("--dir", type=Path, help="where run directories go (default: a new temp dir)")
     s = sub.add_parser("selftest", help=f"deliberate bugs ({', '.join(BUGS)}) must each be caught")
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--members", type=int, default=1, help="cluster size")
     s.add_argument("--dir", type=Path)
     c = sub.add_parser("check", help="judge a kept history.json again")
     c.add_argument("history", type=Path)
@@ -77,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     certs = CertPaths.create(base / "certs")
     try:
-        return run_selftest(base, certs, args.seed) if args.cmd == "selftest" else _run(args, base, certs)
+        return run_selftest(base, certs, args.seed, args.members) if args.cmd == "selftest" else _run(args, base, certs)
     finally:
         shutil.rmtree(base / "certs", ignore_errors=True)
         if args.dir is None and not any(base.iterdir()):  # only failed runs left anything behind

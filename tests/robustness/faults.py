@@ -1,10 +1,11 @@
-"""Seeded faults injected while traffic runs, on real member processes.
+"""Seeded faults injected while traffic runs, on real member processes and their peer proxies.
 
-Single member today: kill -9 then restart, SIGSTOP/SIGCONT, and (pyetcd only) a crash at a
-named failpoint inside the server (``pyetcd.failpoints``), armed by restarting the member with
-``PYETCD_FAILPOINTS`` before traffic starts; after the crash the member restarts without it.
-Multi-member faults (partitions, blackholes, delays and drops through ``support.proxy``,
-member replacement, leader kills) plug in here as more ``Fault`` kinds once clusters land.
+Any size: kill -9 then restart, SIGSTOP/SIGCONT, and (pyetcd only) a crash at a named failpoint
+inside the server (``pyetcd.failpoints``) of one member, armed by restarting that member with
+``PYETCD_FAILPOINTS`` before traffic starts; after the crash it restarts without it. Clusters add
+leader kills and pauses, a partition (both ways) of one member or of the leader, a one-way blackhole
+of what a member (or the leader) receives, delay and drop on every proxy, and member replacement
+(remove, then add with an empty data dir). Each proxy fault lasts 1.5-3.5 s, then every proxy heals.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from robustness.cluster import Cluster
 from support.member import Member
 
 # failpoint -> (min, max) hits to let pass before the crash: a crash lands mid-traffic, not at start
@@ -30,7 +32,14 @@ CRASH_POINTS: dict[str, tuple[int, int]] = {
     "defrag.after_swap": (0, 0),
 }
 PROCESS_FAULTS = ("kill", "pause")
+CLUSTER_FAULTS = ("kill-leader", "pause-leader", "partition", "partition-leader", "blackhole",
+                  "blackhole-leader", "delay", "drop", "replace")
 FAULT_KINDS = {"etcd": PROCESS_FAULTS, "pyetcd": (*PROCESS_FAULTS, "failpoint")}
+
+
+def fault_kinds(member_kind: str, size: int) -> tuple[str, ...]:
+    """The faults a run of ``size`` members of ``member_kind`` can get."""
+    return FAULT_KINDS[member_kind] + (CLUSTER_FAULTS if size > 1 else ())
 
 
 @dataclass
@@ -40,19 +49,22 @@ class Fault:
     kind: str
     point: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    member: int = 0  # which member a failpoint is armed on
 
     @property
     def label(self) -> str:
         return f"{self.kind}:{self.point}" if self.point else self.kind
 
 
-def plan(kind: str, member_kind: str, rng: random.Random) -> Fault:
-    """A fault of ``kind`` ("random" picks one the member kind supports; "none" is none)."""
+def plan(kind: str, member_kind: str, rng: random.Random, size: int = 1) -> Fault:
+    """A fault of ``kind`` ("random" picks one the member kind and cluster size support; "none" is none)."""
     if kind == "random":
-        kind = rng.choice(FAULT_KINDS[member_kind])
+        kind = rng.choice(fault_kinds(member_kind, size))
     if kind == "none":
         return Fault("none")
-    if kind in PROCESS_FAULTS:
+    if kind in PROCESS_FAULTS or kind in CLUSTER_FAULTS:
+        if kind not in fault_kinds(member_kind, size):
+            raise ValueError(f"fault {kind} needs several members (MEMBERS=3)")
         return Fault(kind)
     point = kind.partition(":")[2] if ":" in kind else rng.choice(sorted(CRASH_POINTS))
     if member_kind != "pyetcd":
@@ -60,17 +72,23 @@ def plan(kind: str, member_kind: str, rng: random.Random) -> Fault:
     if point not in CRASH_POINTS:
         raise ValueError(f"unknown failpoint {point!r}; one of {', '.join(sorted(CRASH_POINTS))}")
     lo, hi = CRASH_POINTS[point]
-    return Fault("failpoint", point, {"PYETCD_FAILPOINTS": f"{point}={rng.randint(lo, hi)}>1*panic"})
+    return Fault("failpoint", point, {"PYETCD_FAILPOINTS": f"{point}={rng.randint(lo, hi)}>1*panic"},
+                 rng.randrange(size))
 
 
 class Injector(threading.Thread):
-    """Injects one fault on ``target`` after a seeded delay; ``log`` says what happened when."""
+    """Injects one fault on the cluster after a seeded delay; ``log`` says what happened when.
 
-    def __init__(self, fault: Fault, target: Member, rng: random.Random, stop: threading.Event,
-                 now: Callable[[], float], defragment: Callable[[], object],
+    ``crashed(down, up)`` is told when a member died and served again: only a single-member run
+    passes one that bounds unknown outcomes (``History.crashed``); with several members a write in
+    flight at the crash may commit through the others at any later time."""
+
+    def __init__(self, fault: Fault, cluster: Cluster, rng: random.Random, stop: threading.Event,
+                 now: Callable[[], float], defragment: Callable[[Member], object],
                  crashed: Callable[[float, float], None]) -> None:
         super().__init__(name="faults", daemon=True)
-        self.fault, self.target, self.rng, self.stop_ev = fault, target, rng, stop
+        self.fault, self.cluster, self.rng, self.stop_ev = fault, cluster, rng, stop
+        self.target = cluster.members[fault.member]
         self.now, self.defragment, self.crashed = now, defragment, crashed
         self.log: list[str] = []
         self.fired = False
@@ -83,10 +101,13 @@ class Injector(threading.Thread):
         try:
             if self.stop_ev.wait(self.rng.uniform(0.8, 1.6)):
                 return
-            getattr(self, f"_{self.fault.kind}")()
+            kind, _, who = self.fault.kind.partition("-")
+            if kind in ("kill", "pause", "partition", "blackhole", "replace"):
+                self.target = self.cluster.leader() if who == "leader" else self.rng.choice(self.cluster.members)
+            getattr(self, f"_{kind}")()
         except BaseException as e:  # reported by the run, which then fails
             self.error = e
-            self.note(f"fault injection failed: {e}")
+            self.note(f"fault injection failed: {type(e).__name__}: {e}")
 
     def _none(self) -> None:
         pass
@@ -111,10 +132,50 @@ class Injector(threading.Thread):
         self.target.resume()
         self.note(f"SIGCONT {self.target.name}")
 
+    def _proxy_fault(self, what: str, apply: Callable[[], None], proxies: str) -> None:
+        span = self.rng.uniform(1.5, 3.5)  # past an election timeout (1 s) mostly
+        self.note(f"{what} on the peer proxy of {proxies} for {span:.2f}s")
+        apply()
+        self.fired = True
+        time.sleep(span)
+        self.note(f"before healing: {self.cluster.describe()}")
+        self.cluster.heal()
+        self.note("peer proxies healed")
+
+    def _partition(self) -> None:
+        self._proxy_fault(f"partition {self.target.name} from the others (both ways)",
+                          lambda: self.cluster.partition(self.target), "every member")
+
+    def _blackhole(self) -> None:
+        self._proxy_fault("blackhole (inbound peer traffic, connections kept open)",
+                          self.cluster.proxy(self.target).blackhole, self.target.name)
+
+    def _delay(self) -> None:
+        delay, jitter = self.rng.uniform(0.02, 0.3), self.rng.uniform(0.0, 0.1)
+
+        def apply() -> None:
+            for p in self.cluster.proxies.values():
+                p.delay(delay, jitter)
+        self._proxy_fault(f"delay {delay * 1000:.0f}±{jitter * 1000:.0f} ms", apply, "every member")
+
+    def _drop(self) -> None:
+        probability = self.rng.uniform(0.02, 0.2)
+
+        def apply() -> None:
+            for p in self.cluster.proxies.values():
+                p.drop(probability)
+        self._proxy_fault(f"drop {probability:.0%} of chunks (a reset connection)", apply, "every member")
+
+    def _replace(self) -> None:
+        self.note(f"replace {self.target.name}: member remove, then member add with an empty data dir")
+        self.fired = True
+        self.cluster.replace(self.target, self.note)
+        self.note(f"{self.target.name} serves again")
+
     def _failpoint(self) -> None:
         if self.fault.point.startswith("defrag."):
-            self.note("defragment (armed to crash)")
-            self.defragment()
+            self.note(f"defragment {self.target.name} (armed to crash)")
+            self.defragment(self.target)
         while not self.stop_ev.wait(0.05):
             if not self.target.running:
                 break

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class WatchRecord:
     responses: list[WatchResponse] = field(default_factory=list)
     resumes: list[tuple[float, int]] = field(default_factory=list)  # (time, start revision) per stream
     errors: list[str] = field(default_factory=list)
+    member: str = ""  # the member it watched through (a cluster run spreads watchers)
 
     def last_seen(self) -> int:
         """The highest revision this watcher is known to be complete up to (events or progress)."""
@@ -115,7 +117,8 @@ class History:
                  for o in raw["ops"]]
         for w in raw["watches"]:
             rec = WatchRecord(w["id"], w["key"], w["end"], w["prev_kv"], w["start_rev"],
-                              resumes=[tuple(r) for r in w["resumes"]], errors=w["errors"])  # type: ignore[misc]
+                              resumes=[tuple(r) for r in w["resumes"]], errors=w["errors"],  # type: ignore[misc]
+                              member=w.get("member", ""))
             rec.responses = [WatchResponse(r["t"], r["rev"], _tuples(r["events"]), r["created"], r["canceled"],
                                            r["compact_revision"]) for r in w["responses"]]
             h.watches.append(rec)
@@ -151,6 +154,30 @@ def observed_values(h: History) -> dict[str, tuple[int, float]]:
     return seen
 
 
+def complete_watcher(h: History) -> WatchRecord | None:
+    """The run's watcher of every key from revision 1 with prev_kv (the first such), if any."""
+    return next((w for w in h.watches if w.key == "\0" and w.end == "\0" and w.start_rev == 1 and w.prev_kv), None)
+
+
+def _deleted_nothing(h: History) -> Callable[[Operation], bool]:
+    """A test for an unknown-outcome delete: True when it cannot have deleted anything, because the
+    complete watcher, which saw every revision up to the highest any answer carried, received no
+    DELETE of a key in its range after the delete was invoked (an event arrives after it happened,
+    which is after the call). A delete that deletes nothing changes nothing, revision included: it
+    may leave the history, which spares the search an operation it could place anywhere."""
+    w = complete_watcher(h)
+    top = max((op.output[1] for op in h.ops if op.output is not None and op.output[0] == "ok"), default=0)
+    if w is None or w.compacted() or w.last_seen() < top:
+        return lambda op: False
+    deletes = [(r.t, kv[0]) for r in w.responses for typ, kv, _ in r.events if typ == "DELETE"]
+
+    def nothing(op: Operation) -> bool:
+        key, end = op.input[1], op.input[2]
+        hit = (lambda k: k == key) if end is None else (lambda k: key <= k and (not end or k < end))
+        return not any(t >= op.call and hit(k) for t, k in deletes)
+    return nothing
+
+
 def _written_values(inp: tuple[Any, ...]) -> list[str]:
     if inp[0] == "put":
         return [inp[2]]
@@ -159,7 +186,7 @@ def _written_values(inp: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def patch(h: History) -> list[Operation]:
+def patch(h: History, trust_watcher: bool = True) -> list[Operation]:
     """The history the checker gets: unknown reads dropped, unknown puts/txns settled by their values.
 
     A put (or a txn whose success branch puts) with an unknown outcome whose value was observed
@@ -168,13 +195,23 @@ def patch(h: History) -> list[Operation]:
     (deletes, lease grants and revokes, compactions) stay unknown: they may or may not have happened,
     but one in flight when a single member crashed took effect before the member served again, or
     never (a restarted member replays its log before it answers): that bounds its return time,
-    which keeps the search from trying it at every later point. A request never sent is dropped.
+    which keeps the search from trying it at every later point. An unknown delete that cannot have
+    deleted anything (``_deleted_nothing``, unless ``trust_watcher`` is False: a watch bug must not
+    read as a linearizability violation) is dropped, so is an unknown lease grant of a lease no
+    request used (a grant moves no revision), and so is a request never sent.
     """
     seen = observed_values(h)
+    deleted_nothing = _deleted_nothing(h) if trust_watcher else (lambda op: False)
+    used_leases = {op.input[1] for op in h.ops if op.input[0] == "revoke"} | {
+        op.input[3] for op in h.ops if op.input[0] == "put" and op.input[3]}
     out: list[Operation] = []
     for op in h.ops:
         if op.output == ("err", "not_sent"):
             continue
+        if op.output is None and op.input[0] == "delete" and deleted_nothing(op):
+            continue
+        if op.output is None and op.input[0] == "grant" and op.input[1] not in used_leases:
+            continue  # a lease nobody used: granted or not, nothing observable depends on it
         if op.output is not None:
             out.append(op)
             continue

@@ -1,6 +1,10 @@
 """One seeded robustness run, end to end: start, record traffic under a fault, recover, judge.
 
-The run directory keeps the member's data and log, ``history.json`` and ``report.txt``; it is
+One member or a cluster (``RunConfig.members``): clients, watchers and the compactor are spread
+over the members. At the end every member must reach the final read's revision, hold exactly
+the final read's keys there (serializable reads: its own state) and the same HashKV.
+
+The run directory keeps the members' data and logs, ``history.json`` and ``report.txt``; it is
 deleted after a clean run unless asked to keep it, and always kept after a failing one.
 """
 
@@ -18,10 +22,11 @@ import grpc
 
 from pyetcd.api import rpc_pb2
 from robustness import faults
-from robustness.evaluate import Verdict, evaluate
+from robustness.cluster import Cluster
+from robustness.evaluate import CHECK_TIMEOUT, Verdict, evaluate, lost_writes
 from robustness.history import History
 from robustness.traffic import Client, Compactor, Endpoint, Shared, Watcher, execute, record
-from support.member import Member, start_member
+from support.member import Member
 from support.tls import CertPaths
 
 FINAL_TIMEOUT = 30.0
@@ -40,6 +45,8 @@ class RunConfig:
     watchers: int = 3
     failpoints: str = ""  # PYETCD_FAILPOINTS for the whole run (the selftest's deliberate bugs)
     keep: bool = False
+    members: int = 1
+    check_timeout: float = CHECK_TIMEOUT
 
 
 @dataclass
@@ -53,45 +60,110 @@ class RunResult:
     dir: Path
     log: list[str] = field(default_factory=list)
     error: str = ""
+    members: int = 1
 
     @property
     def failed(self) -> bool:
         return self.verdict.failed or bool(self.error)
 
+    @property
+    def inconclusive(self) -> bool:
+        """The checker gave up in time: neither passed nor failed (kept, like a failure, for a look)."""
+        return not self.failed and self.verdict.linearizable is None
+
+    @property
+    def status(self) -> str:
+        return "FAIL" if self.failed else "INCONCLUSIVE" if self.inconclusive else "ok"
+
     def line(self) -> str:
         v = self.verdict
-        status = "FAIL" if self.failed else "ok"
-        return (f"run seed={self.seed} {self.kind} fault={self.fault}{'' if self.fired else '(not fired)'} "
+        status = self.status
+        return (f"run seed={self.seed} {self.kind} members={self.members} "
+                f"fault={self.fault}{'' if self.fired else '(not fired)'} "
                 f"ops={self.ops} acked={v.acked_writes} lost={len(v.lost)} "
                 f"linearizable={v.linearizable} watch={len(v.watch)} check={v.check_seconds:.1f}s {status}")
 
 
-def _final_read(h: History, member: Member) -> tuple[Any, ...]:
-    """The final linearizable read of every key, recorded; retried until the member answers."""
+def _final_read(h: History, members: list[Member]) -> tuple[Any, ...]:
+    """The final linearizable read of every key, recorded; retried (member after member) until one answers."""
+    deadline = time.monotonic() + FINAL_TIMEOUT
+    n = 0
+    while True:
+        member = members[n % len(members)]
+        n += 1
+        ep = Endpoint(member)
+        try:
+            out = record(h, ep, -2, ("get", "\0", "\0", False))
+        finally:
+            ep.close()
+        if out is not None and out[0] == "ok":
+            return out
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no final read within {FINAL_TIMEOUT:.0f}s: {member.log_tail(10)}")
+        time.sleep(0.2)
+
+
+def _member_state(member: Member, revision: int) -> tuple[int, tuple[Any, ...]] | str:
+    """(revision, every key) as ``member`` serves them from its own state once it reached ``revision``;
+    what went wrong if it did not within FINAL_TIMEOUT (a member that never catches up is a finding)."""
     deadline = time.monotonic() + FINAL_TIMEOUT
     ep = Endpoint(member)
+    last = "no answer"
     try:
         while True:
-            out = record(h, ep, -2, ("get", "\0", "\0", False))
-            if out is not None and out[0] == "ok":
-                return out
+            try:
+                out = execute(ep, ("get", "\0", "\0", True), timeout=2)
+                if out[1] >= revision:
+                    return out[1], out[2]
+                last = f"at revision {out[1]}"
+            except grpc.RpcError as e:
+                last = f"{e.code().name}: {e.details()}"
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no final read within {FINAL_TIMEOUT:.0f}s: {member.log_tail(10)}")
-            time.sleep(0.2)
+                return (f"{member.name} did not reach the final revision {revision} in {FINAL_TIMEOUT:.0f}s "
+                        f"(last: {last}; running: {member.running})")
+            time.sleep(0.1)
     finally:
         ep.close()
 
 
-def _hashkv(members: list[Member]) -> dict[str, tuple[int, int]]:
-    """(revision, hash) of every member; the same revision is asked of each once they agree on it."""
-    out: dict[str, tuple[int, int]] = {}
+def _hashkv(members: list[Member], revision: int) -> dict[str, tuple[int, int, int]]:
+    """(revision, compact revision, hash) of every member at ``revision``; asked again while they differ
+    (a compaction applied by one member and not yet by another moves its hash)."""
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT
+    while True:
+        out: dict[str, tuple[int, int, int]] = {}
+        for m in members:
+            ep = Endpoint(m)
+            try:
+                r = ep.maint.HashKV(rpc_pb2.HashKVRequest(revision=revision), timeout=5)
+                out[m.name] = (revision, r.compact_revision, r.hash)
+            except grpc.RpcError as e:  # reported as a difference: every member must answer
+                out[m.name] = (revision, -1, hash(f"{e.code().name}: {e.details()}"))
+            finally:
+                ep.close()
+        if len(set(out.values())) == 1 or time.monotonic() > deadline:
+            return out
+        time.sleep(0.3)
+
+
+def _check_members(h: History, members: list[Member], final: tuple[Any, ...]) -> list[str]:
+    """Every member at the final revision holds exactly the final read's keys (so every acknowledged
+    write), and the same HashKV there."""
+    out = []
     for m in members:
-        ep = Endpoint(m)
-        try:
-            r = ep.maint.HashKV(rpc_pb2.HashKVRequest(revision=0), timeout=5)
-            out[m.name] = (r.header.revision, r.hash)
-        finally:
-            ep.close()
+        state = _member_state(m, final[1])
+        if isinstance(state, str):
+            out.append(state)
+            continue
+        rev, kvs = state
+        if rev != final[1]:
+            out.append(f"{m.name} is at revision {rev}, past the final read's {final[1]} with no traffic")
+        elif kvs != final[2]:
+            out.append(f"{m.name} at revision {rev} holds {kvs}, the final read {final[2]}")
+        out += [f"{m.name}: lost write: {x}" for x in lost_writes(h, ("ok", rev, kvs))]
+    hashes = _hashkv(members, final[1])
+    if len(set(hashes.values())) > 1:
+        out.append(f"HashKV (revision, compact revision, hash) differs between members: {hashes}")
     return out
 
 
@@ -107,36 +179,42 @@ def _defragment(member: Member) -> None:
 
 def run_once(cfg: RunConfig) -> RunResult:
     rng = random.Random(cfg.seed)
-    fault = faults.plan(cfg.fault, cfg.kind, rng)
+    fault = faults.plan(cfg.fault, cfg.kind, rng, cfg.members)
     bug = f"-{cfg.failpoints.partition('=')[0]}" if cfg.failpoints else ""
-    run_dir = cfg.base / f"{cfg.kind}-{cfg.seed}-{fault.label.replace(':', '-')}{bug}"
+    size = f"-{cfg.members}m" if cfg.members > 1 else ""
+    run_dir = cfg.base / f"{cfg.kind}-{cfg.seed}{size}-{fault.label.replace(':', '-')}{bug}"
     shutil.rmtree(run_dir, ignore_errors=True)
     h = History()
-    member = start_member(cfg.kind, run_dir / "m0", cfg.certs)
+    result = RunResult(cfg.seed, cfg.kind, fault.label, False, 0, Verdict(), run_dir, members=cfg.members)
     stop, wstop = threading.Event(), threading.Event()
     watchers: list[Watcher] = []
-    result = RunResult(cfg.seed, cfg.kind, fault.label, False, 0, Verdict(), run_dir)
+    cluster: Cluster | None = None
     try:
-        env = dict(fault.env)
-        if cfg.failpoints:
-            env["PYETCD_FAILPOINTS"] = ",".join(filter(None, [env.get("PYETCD_FAILPOINTS"), cfg.failpoints]))
-        if env:
-            member.env = {**env, "PYETCD_FAILPOINTS_SEED": str(cfg.seed)}
-            member.restart()
+        cluster = Cluster(cfg.kind, run_dir, cfg.certs, cfg.members)
+        members = cluster.members
+        for i, m in enumerate(members):
+            env = dict(fault.env) if i == fault.member else {}
+            if cfg.failpoints:
+                env["PYETCD_FAILPOINTS"] = ",".join(filter(None, [env.get("PYETCD_FAILPOINTS"), cfg.failpoints]))
+            if env:
+                m.env = {**env, "PYETCD_FAILPOINTS_SEED": str(cfg.seed)}
+                m.restart()
         h.t0 = time.monotonic()
         shared = Shared(leases=[])
+        pick = lambda: rng.choice(members)  # noqa: E731
         # etcd 3.4.23 answers a progress request ahead of queued events (etcd-io/etcd#15220, fixed by
         # #15237 after it): against real etcd, progress is asked for only once the traffic stopped
         progress = 0.2 if cfg.kind == "pyetcd" else None
-        oracle = Watcher(h, h.watch("\0", "\0", True, 1), member, wstop, progress)
+        oracle = Watcher(h, h.watch("\0", "\0", True, 1), members[0], wstop, progress)
         watchers.append(oracle)
         oracle.start()
-        compactor = Compactor(h, member, random.Random(rng.random()), stop,
+        compactor = Compactor(h, pick(), random.Random(rng.random()), stop,
                               lambda: min(oracle.rec.last_seen(), shared.latest_rev))
-        clients = [Client(i, h, member, random.Random(rng.random()), stop, shared, rng.randrange(1, 2**40))
-                   for i in range(cfg.clients)]
-        injector = faults.Injector(fault, member, random.Random(rng.random()), stop, h.now,
-                                   lambda: _defragment(member), h.crashed)
+        clients = [Client(i, h, members[i % len(members)], random.Random(rng.random()), stop, shared,
+                          rng.randrange(1, 2**40)) for i in range(cfg.clients)]
+        # with several members a crash bounds nothing (see faults.Injector)
+        crashed = h.crashed if cfg.members == 1 else (lambda down, up: None)
+        injector = faults.Injector(fault, cluster, random.Random(rng.random()), stop, h.now, _defragment, crashed)
         for t in (compactor, *clients, injector):
             t.start()
         t_end = time.monotonic() + cfg.duration
@@ -146,21 +224,23 @@ def run_once(cfg: RunConfig) -> RunResult:
             lo = max(compactor.done + 1, shared.latest_rev - 30)  # in the past, but not yet compacted
             start = rng.randint(lo, max(lo, shared.latest_rev))
             key, end = rng.choice([("k/", "k0"), ("k/1", "k/2"), (rng.choice(["k/1", "k/2"]), None)])
-            w = Watcher(h, h.watch(key, end, rng.random() < 0.5, start), member, wstop, progress)
+            w = Watcher(h, h.watch(key, end, rng.random() < 0.5, start), pick(), wstop, progress)
             watchers.append(w)
             w.start()
         stop.wait(max(0.0, t_end - time.monotonic()))
         stop.set()
         for t in (compactor, *clients):
             t.join(30)
-        injector.join(60)
+        injector.join(90)
         injector.recover()
         result.fired, result.log = injector.fired, injector.log
         if injector.error is not None:
             raise injector.error
-        if not member.running:
-            member.restart()
-        final = _final_read(h, member)
+        cluster.heal()
+        for m in members:
+            if not m.running:
+                m.restart()
+        final = _final_read(h, members)
         time.sleep(0.5)  # let queued events drain before any progress request (see above)
         deadline = time.monotonic() + CATCH_UP_TIMEOUT
         while time.monotonic() < deadline and any(
@@ -173,9 +253,10 @@ def run_once(cfg: RunConfig) -> RunResult:
             w.close()
         for w in watchers:
             w.join(10)
-        hashes = _hashkv([member])
+        member_findings = _check_members(h, members, final)
         result.ops = len(h.ops)
-        result.verdict = evaluate(h, final, hashes)
+        result.verdict = evaluate(h, final, timeout=cfg.check_timeout)
+        result.verdict.hash += member_findings
     except Exception as e:  # a run that could not finish is a failed run, kept for a look
         result.error = f"{type(e).__name__}: {e}"
     finally:
@@ -183,13 +264,14 @@ def run_once(cfg: RunConfig) -> RunResult:
         wstop.set()
         for w in watchers:
             w.close()
-        member.stop()
+        if cluster is not None:
+            cluster.close()
     _report(result, h, cfg)
     return result
 
 
 def _report(result: RunResult, h: History, cfg: RunConfig) -> None:
-    if result.failed or cfg.keep:
+    if result.failed or result.inconclusive or cfg.keep:
         result.dir.mkdir(parents=True, exist_ok=True)
         h.save(result.dir / "history.json")
         lines = [result.line(), *result.log, *result.verdict.findings()]

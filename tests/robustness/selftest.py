@@ -37,13 +37,15 @@ BUGS: dict[str, Bug] = {
 }
 
 
-def run_selftest(base: Path, certs: CertPaths, seed: int = 1) -> int:
+def run_selftest(base: Path, certs: CertPaths, seed: int = 1, members: int = 1) -> int:
+    """Every bug against ``members`` members (the bug switched on in each; a kill hits the leader of several)."""
     caught = 0
     for n, (name, bug) in enumerate(BUGS.items()):
         verdict = "NOT caught"
         for attempt in range(ATTEMPTS):
             r = run_once(RunConfig(seed=seed + 100 * n + attempt, base=base, certs=certs, kind="pyetcd",
-                                   fault=bug.fault, failpoints=bug.failpoints))
+                                   fault=f"{bug.fault}-leader" if members > 1 and bug.fault != "none" else bug.fault,
+                                   failpoints=bug.failpoints, members=members))
             print(f"  {name}: {r.line()}", flush=True)
             if r.verdict.failed:
                 first = r.verdict.findings()[0]

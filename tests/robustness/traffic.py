@@ -252,6 +252,7 @@ class Watcher(threading.Thread):
                  progress_every: float | None = 0.2) -> None:
         super().__init__(name=f"watcher-{rec.id}", daemon=True)
         self.h, self.rec, self.member, self.stop_ev = h, rec, member, stop
+        rec.member = member.name
         self.progress_every = progress_every  # None: only when asked (request_progress)
         self._requests: queue.Queue[rpc_pb2.WatchRequest | None] = queue.Queue()
         self._call: Any = None

@@ -40,7 +40,7 @@ def check_watcher(w: WatchRecord, truth: dict[int, list[Event]], final_rev: int,
     reads an event's prev_kv at the revision before it when it sends the event, so a compaction
     at or past the event's own revision, requested before the event arrived, excuses a missing
     prev_kv (never a wrong one)."""
-    where = f"watch {w.id} [{w.key!r}, {w.end!r}) from {w.start_rev}"
+    where = f"watch {w.id} [{w.key!r}, {w.end!r}) from {w.start_rev}{f' on {w.member}' if w.member else ''}"
     found: list[str] = []
     got: list[tuple[str, tuple[object, ...], tuple[object, ...] | None]] = []
     arrived: dict[tuple[int, str], float] = {}

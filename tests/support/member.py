@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ ETCD_BIN = "/usr/bin/etcd"
 ETCDCTL_BIN = "/usr/bin/etcdctl"
 HOST = "127.0.0.1"
 _LIVE: set[Member] = set()
+# what a member logs when a port it was given was taken meanwhile (etcd / the OS, and grpc's bind)
+PORT_TAKEN = ("address already in use", "failed to bind to address")  # matched lower-cased: etcd, grpc, ours
 
 
 class MemberStartError(RuntimeError):
@@ -68,6 +71,7 @@ class Member:
     initial_cluster: str | None = None
     initial_cluster_state: str = "new"
     peer_auto_tls: bool = False  # --peer-auto-tls instead of the CA's peer certificates
+    advertise_peer_port: int | None = None  # peers reach it here (a fault proxy), not at peer_port
     cluster_token: str = field(default_factory=lambda: f"pyetcd-test-{uuid.uuid4().hex[:12]}")
     env: dict[str, str] = field(default_factory=dict)  # added to the environment at (re)start, e.g. failpoints
     proc: subprocess.Popen[bytes] | None = None
@@ -87,6 +91,11 @@ class Member:
     @property
     def peer_url(self) -> str:
         return f"https://{HOST}:{self.peer_port}"
+
+    @property
+    def advertised_peer_url(self) -> str:
+        """The peer URL the cluster knows this member by: a proxy's in front of it, or its own."""
+        return f"https://{HOST}:{self.advertise_peer_port or self.peer_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -110,8 +119,8 @@ class Member:
         args = [
             "--name", self.name, "--data-dir", str(self.data_dir),
             "--listen-client-urls", self.client_url, "--advertise-client-urls", self.client_url,
-            "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
+            "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.advertised_peer_url,
+            "--initial-cluster", self.initial_cluster or f"{self.name}={self.advertised_peer_url}",
             "--initial-cluster-state", self.initial_cluster_state,
             "--initial-cluster-token", self.cluster_token,
             "--cert-file", str(c.server), "--key-file", str(c.server_key), "--trusted-ca-file", str(c.ca),
@@ -258,7 +267,7 @@ def _launch(members: list[Member], timeout: float) -> bool:
     except BaseException as e:
         for m in members:
             m.stop()
-        clash = [m for m in members if "address already in use" in m.log_tail(200).lower()]
+        clash = [m for m in members if any(s in m.log_tail(200).lower() for s in PORT_TAKEN)]
         if isinstance(e, MemberStartError) and clash:
             for m in members:
                 shutil.rmtree(m.data_dir, ignore_errors=True)
@@ -268,8 +277,10 @@ def _launch(members: list[Member], timeout: float) -> bool:
 
 
 def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple[str, ...] | list[str],
-           client_cert_auth: bool, timeout: float, peer_auto_tls: bool = False) -> list[Member]:
-    """Start one cluster with a member per (name, dir); new ports and a retry after a port clash."""
+           client_cert_auth: bool, timeout: float, peer_auto_tls: bool = False,
+           advertise_peer: Callable[[Member], int] | None = None) -> list[Member]:
+    """Start one cluster with a member per (name, dir); new ports and a retry after a port clash.
+    ``advertise_peer(member)`` (if given) returns the port the member advertises to its peers."""
     if kind not in ("etcd", "pyetcd"):
         raise ValueError(f"unknown member kind {kind!r}")
     for _ in range(3):
@@ -277,8 +288,11 @@ def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple
         members = [Member(kind=kind, name=n, base_dir=Path(d), client_port=free_port(), peer_port=free_port(),
                           certs=certs, extra_args=tuple(extra_args), client_cert_auth=client_cert_auth,
                           cluster_token=token, peer_auto_tls=peer_auto_tls) for n, d in dirs.items()]
+        if advertise_peer is not None:
+            for m in members:
+                m.advertise_peer_port = advertise_peer(m)
         if len(members) > 1:
-            initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
+            initial = ",".join(f"{m.name}={m.advertised_peer_url}" for m in members)
             for m in members:
                 m.initial_cluster = initial
         if _launch(members, timeout):
@@ -288,11 +302,12 @@ def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple
 
 def start_cluster(kind: str, base_dir: Path, certs: CertPaths, *, size: int = 3,
                   extra_args: tuple[str, ...] | list[str] = (), client_cert_auth: bool = True,
-                  timeout: float = 60.0, peer_auto_tls: bool = False) -> list[Member]:
+                  timeout: float = 60.0, peer_auto_tls: bool = False,
+                  advertise_peer: Callable[[Member], int] | None = None) -> list[Member]:
     """A size-member cluster of kind "etcd" or "pyetcd" (peer mTLS, or --peer-auto-tls), members
-    m0.. in base_dir/<name>."""
+    m0.. in base_dir/<name>; ``advertise_peer``: see ``_start`` (the robustness suite's proxies)."""
     dirs = {f"m{i}": Path(base_dir) / f"m{i}" for i in range(size)}
-    return _start(kind, dirs, certs, extra_args, client_cert_auth, timeout, peer_auto_tls)
+    return _start(kind, dirs, certs, extra_args, client_cert_auth, timeout, peer_auto_tls, advertise_peer)
 
 
 def start_member(kind: str, base_dir: Path, certs: CertPaths, *, name: str = "m0",

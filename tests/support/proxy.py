@@ -5,6 +5,9 @@ these proxies (a member advertises the proxy's port as its peer URL) and the fau
 Bytes pass through untouched, so peer mutual TLS stays end to end. Faults, per direction or both:
 
 - ``cut()``: a partition — every open connection is closed and new ones are closed at accept;
+- ``cut_from(sources)``: the same for connections from those sources only (``identify`` names the
+  source of a connection from its client port: with one proxy in front of each member, cutting
+  the others on X's proxy and X on every other proxy partitions X both ways);
 - ``blackhole()``: connections stay open but nothing gets through (a silent network);
 - ``delay(seconds, jitter)``: every chunk is forwarded that much later, order kept;
 - ``drop(p)``: each chunk resets its connection with probability p (TCP cannot lose bytes
@@ -23,6 +26,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _CHUNK = 64 * 1024
@@ -43,8 +47,10 @@ class FaultProxy:
     """Listen on ``listen`` and forward each connection to ``target``, with injectable faults."""
 
     def __init__(self, target: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0),
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, identify: Callable[[int, int], str | None] | None = None) -> None:
         self.target = target
+        self.identify = identify  # (client port, our port) -> source name, or None if unknown
+        self.refused: set[str] = set()  # sources cut off by cut_from
         self._sock = socket.create_server(listen, reuse_port=False)
         self._sock.settimeout(0.2)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
@@ -52,6 +58,8 @@ class FaultProxy:
         self.cut_off = False
         self._rng = random.Random(seed)
         self._conns: set[socket.socket] = set()
+        # each connection's client port and its source, if known yet (asked again at cut_from if not)
+        self._sources: dict[tuple[socket.socket, socket.socket], tuple[int, str | None]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.accepted = 0
@@ -71,6 +79,23 @@ class FaultProxy:
         self.cut_off = True
         self._close_conns()
 
+    def cut_from(self, sources: set[str]) -> None:
+        """Partition from ``sources`` only: close their connections now and refuse new ones, until ``heal``."""
+        self.refused |= sources
+        with self._lock:
+            known = list(self._sources.items())
+        pairs = []
+        for pair, (port, src) in known:
+            if src is None and self.identify is not None:
+                src = self.identify(port, self.port)
+                with self._lock:
+                    if pair in self._sources:
+                        self._sources[pair] = (port, src)
+            if src in sources:
+                pairs.append(pair)
+        for pair in pairs:
+            self._close_pair(pair)
+
     def blackhole(self, direction: str = BOTH) -> None:
         for f in self._dirs(direction):
             f.blackhole = True
@@ -85,17 +110,19 @@ class FaultProxy:
 
     def heal(self) -> None:
         self.cut_off = False
+        self.refused = set()
         self.faults = {FORWARD: Faults(), BACKWARD: Faults()}
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _accept_loop(self) -> None:
         while not self._closed.is_set():
             try:
-                client, _ = self._sock.accept()
+                client, peer = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
             self.accepted += 1
-            if self.cut_off:
+            source = self.identify(peer[1], self.port) if self.identify else None
+            if self.cut_off or source in self.refused:
                 client.close()
                 continue
             try:
@@ -106,9 +133,10 @@ class FaultProxy:
             for s in (client, upstream):
                 s.settimeout(None)
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._conns.update((client, upstream))
             pair = (client, upstream)
+            with self._lock:
+                self._conns.update(pair)
+                self._sources[pair] = (peer[1], source)
             self._pump(client, upstream, FORWARD, pair)
             self._pump(upstream, client, BACKWARD, pair)
 
@@ -150,6 +178,7 @@ class FaultProxy:
     def _close_pair(self, pair: tuple[socket.socket, socket.socket]) -> None:
         with self._lock:
             self._conns.difference_update(pair)
+            self._sources.pop(pair, None)
         for s in pair:
             _shut(s)
 
@@ -157,6 +186,7 @@ class FaultProxy:
         with self._lock:
             conns = list(self._conns)
             self._conns.clear()
+            self._sources.clear()
         for s in conns:
             _shut(s)
 

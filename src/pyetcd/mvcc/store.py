@@ -231,11 +231,19 @@ class KVStore:
 
     def history(self, start_rev: int, end_rev: int, limit: int = 0) -> list[Change]:
         """Changes with start_rev <= main revision <= end_rev, in revision order (watch replay)."""
+        return self.history_and_compaction(start_rev, end_rev, limit)[0]
+
+    def history_and_compaction(self, start_rev: int, end_rev: int, limit: int = 0) -> tuple[list[Change], int]:
+        """``history`` and the compaction point of the same read snapshot. A compaction's rows are gone
+        as soon as its turn commits, but ``compact_rev`` moves only when the turn is published on the
+        event loop: a reader in between must judge what it read by the snapshot's compaction point."""
         out: list[Change] = []
         with self.backend.read() as txn:
+            raw_compact = txn.get(_META_COMPACT_REV, db=self.meta)
+            compact = max(self.compact_rev, _I64.unpack(raw_compact)[0] if raw_compact is not None else -1)
             cursor = txn.cursor(db=self.db)
             if not cursor.set_range(main_revision_prefix(start_rev)):
-                return out
+                return out, compact
             kv = kv_pb2.KeyValue()
             for n, (raw_rev, raw_value) in enumerate(cursor.iternext(), 1):
                 rev, tombstone = decode_revision(bytes(raw_rev))
@@ -252,7 +260,7 @@ class KVStore:
                     out.append(Change(PUT, kv.key, rev.main, value))
                 if limit and len(out) >= limit:
                     break
-        return out
+        return out, compact
 
     def hash_kv(self, rev: int) -> tuple[int, int, int]:
         """etcd's HashKV: CRC-32C of the key bucket's rows up to ``rev``, skipping rows the last
