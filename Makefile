@@ -46,7 +46,9 @@ run: install certs/ca.pem
 	$(BIN)/pyetcd --name default --data-dir $(DATA_DIR) \
 	  --listen-client-urls https://$(HOST):$(PORT) --advertise-client-urls https://$(HOST):$(PORT) \
 	  --listen-peer-urls https://$(HOST):$(PEER_PORT) --initial-advertise-peer-urls https://$(HOST):$(PEER_PORT) \
-	  --cert-file certs/server.pem --key-file certs/server-key.pem --trusted-ca-file certs/ca.pem --client-cert-auth
+	  --cert-file certs/server.pem --key-file certs/server-key.pem --trusted-ca-file certs/ca.pem --client-cert-auth \
+	  --peer-cert-file certs/peer.pem --peer-key-file certs/peer-key.pem --peer-trusted-ca-file certs/ca.pem \
+	  --peer-client-cert-auth
 
 # The three members of docker-compose.yml as local processes (127.0.0.1: 2379/2380, 22379/22380, 32379/32380).
 cluster: install certs/ca.pem
