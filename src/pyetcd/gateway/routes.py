@@ -31,7 +31,7 @@ ROUTES: dict[str, Route] = {
          ("/v3/cluster/member/promote", "MemberPromote")),
     # etcd registers Hash and HashKV on the same path; pyetcd serves HashKV (it has no Hash)
     **_r("Maintenance", ("/v3/maintenance/alarm", "Alarm"), ("/v3/maintenance/status", "Status"),
-         ("/v3/maintenance/defragment", "Defragment"), ("/v3/maintenance/hash", "HashKV"),
+         ("/v3/maintenance/defragment", "Defragment"), ("/v3/maintenance/hash", "Hash"),
          ("/v3/maintenance/transfer-leadership", "MoveLeader")),
     "/v3/maintenance/snapshot": Route("Maintenance", "Snapshot", streaming=True),
     **_r("Auth", ("/v3/auth/enable", "AuthEnable"), ("/v3/auth/disable", "AuthDisable"),

@@ -191,6 +191,10 @@ class EtcdServer:
         return rpc_pb2.ResponseHeader(cluster_id=self.cluster_id, member_id=self.id, raft_term=self.term,
                                       revision=self.kv.current_rev if revision is None else revision)
 
+    def member_header(self) -> rpc_pb2.ResponseHeader:
+        """The header etcd's Cluster service answers with: ids and term, no revision."""
+        return rpc_pb2.ResponseHeader(cluster_id=self.cluster_id, member_id=self.id, raft_term=self.term)
+
     def fill_header(self, h: rpc_pb2.ResponseHeader) -> rpc_pb2.ResponseHeader:
         """etcd's header.fill: ids and term always; the revision only where apply left none."""
         h.cluster_id, h.member_id, h.raft_term = self.cluster_id, self.id, self.term
