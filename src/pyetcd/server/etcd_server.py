@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -313,9 +313,7 @@ class EtcdServer:
     async def lease_renew(self, r: rpc_pb2.LeaseKeepAliveRequest) -> rpc_pb2.LeaseKeepAliveResponse:
         """KeepAlive: the leader restarts the lease's countdown; a follower forwards to it."""
         if not self.is_leader:
-            resp = await self.peers.forward_keepalive(self._leader_or_fail(), r)
-            self.fill_header(resp.header)
-            return resp
+            return await self._on_leader(self.peers.forward_keepalive, r)
         # the header is taken before the renewal, as etcd does: a revoke at revision R
         # is never followed by a keep-alive answer claiming success at a revision > R
         resp = rpc_pb2.LeaseKeepAliveResponse(ID=r.ID, header=self.header())
@@ -327,9 +325,7 @@ class EtcdServer:
 
     async def lease_time_to_live(self, r: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
         if not self.is_leader:
-            resp = await self.peers.forward_time_to_live(self._leader_or_fail(), r)
-            self.fill_header(resp.header)
-            return resp
+            return await self._on_leader(self.peers.forward_time_to_live, r)
         lessor = self.parts.leases.lessor
         resp = rpc_pb2.LeaseTimeToLiveResponse(ID=r.ID)
         lease = lessor.lookup(r.ID)
@@ -345,11 +341,15 @@ class EtcdServer:
 
     async def lease_leases(self, r: rpc_pb2.LeaseLeasesRequest) -> rpc_pb2.LeaseLeasesResponse:
         if not self.is_leader:
-            resp = await self.peers.forward_leases(self._leader_or_fail(), r)
-            self.fill_header(resp.header)
-            return resp
+            return await self._on_leader(self.peers.forward_leases, r)
         resp = rpc_pb2.LeaseLeasesResponse()
         resp.leases.extend(rpc_pb2.LeaseStatus(ID=lease.id) for lease in self.parts.leases.lessor.by_expiry())
+        self.fill_header(resp.header)
+        return resp
+
+    async def _on_leader(self, forward: Callable[[int, Any], Awaitable[Any]], r: Any) -> Any:
+        """A lease call answered by the leader's lessor (only the leader runs lease clocks)."""
+        resp = await forward(self._leader_or_fail(), r)
         self.fill_header(resp.header)
         return resp
 
