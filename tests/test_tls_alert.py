@@ -1,14 +1,11 @@
 """TLS refusal (issue 9, item 7): etcd answers a client certificate it rejects with a TLS alert
-(``bad certificate``, alert 42); pyetcd closes the connection without one.
+(``bad certificate``, alert 42), and clients print it.
 
-Not fixed, and marked so (strict xfail: the test turns red the day pyetcd sends the alert, so
-the mark is removed then). Why: grpc's TLS handshaker (grpc core's ``ssl_handshaker_next``,
-used by grpcio's ``ssl_server_credentials``) returns the handshake failure without flushing the
-alert OpenSSL wrote into its buffer, and grpcio offers no option that changes it
-(``ssl_server_credentials`` / ``dynamic_ssl_server_credentials`` take keys, roots and
-``require_client_auth`` only). Sending the alert would take terminating TLS ourselves in front
-of grpc, which costs a copy of every byte through Python and loses grpc's peer identity.
-Clients see the refusal either way (tests/test_tls.py); only the reason is missing.
+grpc's TLS handshaker drops the alert it wrote and just closes the connection, so pyetcd's
+front sends it on grpc's behalf (gateway/tlsalert.py) when the refusal happens while the
+handshake is still plaintext: TLS 1.2, with or without a certificate, matches etcd. In TLS 1.3
+the rest of the handshake is encrypted after ServerHello and only grpc holds the keys: that
+case stays a strict xfail (the test turns red the day grpc sends the alert itself).
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ import subprocess
 
 import pytest
 
+from pyetcd.gateway.tlsalert import ServerRecords, alert_record
 from support import CertPaths, Member
 
 BAD_CERTIFICATE = "alert bad certificate"
@@ -28,19 +26,53 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> CertPaths:
     return CertPaths.create(tmp_path_factory.mktemp("other-ca-alert"))
 
 
-def _s_client(m: Member, *args: str) -> str:
+def _s_client(m: Member, version: str, *args: str) -> str:
     openssl = shutil.which("openssl")
     assert openssl, "openssl is needed to see the TLS alert"
     r = subprocess.run([openssl, "s_client", "-connect", m.grpc_target, "-CAfile", str(m.certs.ca),
-                        "-alpn", "h2", "-tls1_2", *args], input=b"", capture_output=True, timeout=30)
+                        "-alpn", "h2", version, *args], input=b"", capture_output=True, timeout=30)
     return (r.stdout + r.stderr).decode(errors="replace")
 
 
 @pytest.mark.parametrize("case", ["no client certificate", "certificate from another CA"])
-def test_refused_client_gets_bad_certificate_alert(any_member: Member, other_ca: CertPaths, case: str,
-                                                   request: pytest.FixtureRequest) -> None:
-    if any_member.kind == "pyetcd":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="grpc's TLS handshaker sends no alert"))
+def test_refused_tls12_client_gets_bad_certificate_alert(any_member: Member, other_ca: CertPaths,
+                                                         case: str) -> None:
     args = [] if case == "no client certificate" else ["-cert", str(other_ca.client),
                                                        "-key", str(other_ca.client_key)]
-    assert BAD_CERTIFICATE in _s_client(any_member, *args)
+    assert BAD_CERTIFICATE in _s_client(any_member, "-tls1_2", *args)
+
+
+def test_refused_tls13_client_without_certificate_gets_alert(any_member: Member,
+                                                             request: pytest.FixtureRequest) -> None:
+    if any_member.kind == "pyetcd":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="TLS 1.3: the alert would be encrypted "
+                                              "with keys only grpc holds, and grpc drops it"))
+    assert BAD_CERTIFICATE in _s_client(any_member, "-tls1_3")
+
+
+def test_accepted_client_gets_no_alert(any_member: Member) -> None:
+    out = _s_client(any_member, "-tls1_2", "-cert", str(any_member.certs.client),
+                    "-key", str(any_member.certs.client_key))
+    assert "alert" not in out.lower() and "Verify return code: 0 (ok)" in out
+
+
+def _record(kind: int, body: bytes, version: bytes = b"\x03\x03") -> bytes:
+    return bytes([kind]) + version + len(body).to_bytes(2, "big") + body
+
+
+def test_records_in_fragments_find_the_refusal_point() -> None:
+    flight = _record(22, b"\x02" + b"h" * 300) + _record(22, b"\x0e\x00\x00\x00")
+    rec = ServerRecords()
+    assert rec.refusal_alert() is None  # nothing sent yet: not a refused certificate
+    for i in range(0, len(flight), 7):  # records split across reads, headers too
+        rec.feed(flight[i:i + 7])
+    assert rec.refusal_alert() == alert_record(b"\x03\x03") == b"\x15\x03\x03\x00\x02\x02\x2a"
+    rec.feed(_record(20, b"\x01"))  # ChangeCipherSpec: the handshake went on, no alert to add
+    assert rec.refusal_alert() is None
+
+
+def test_server_alert_or_tls13_records_settle_it() -> None:
+    for after_hello in (_record(20, b"\x01"), _record(21, b"\x02\x28"), _record(23, b"x" * 40)):
+        rec = ServerRecords()
+        rec.feed(_record(22, b"\x02" + b"h" * 90) + after_hello)
+        assert rec.settled and rec.refusal_alert() is None

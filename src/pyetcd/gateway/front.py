@@ -22,6 +22,7 @@ from itertools import count
 from typing import cast
 
 from . import hello
+from .tlsalert import ServerRecords
 
 log = logging.getLogger("pyetcd.gateway.front")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -37,11 +38,13 @@ def backend_name() -> str:
 class _Pipe(asyncio.Protocol):
     """One direction-pair end of a relay: what arrives is written to the peer, back-pressure too."""
 
-    def __init__(self, live: set[asyncio.Transport]) -> None:
+    def __init__(self, live: set[asyncio.Transport], records: ServerRecords | None = None) -> None:
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
         self._early: list[bytes] = []
         self._live = live  # the front's open relay ends, closed when it stops
+        self.records = records  # on the gRPC server's end of a TLS relay: see tlsalert.py
+        self.got_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -55,12 +58,16 @@ class _Pipe(asyncio.Protocol):
         self._early.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.records is not None and not self.records.settled:
+            self.records.feed(data)
         if self.peer is None or self.peer.transport is None:
             self._early.append(data)
         else:
             self.peer.transport.write(data)
 
     def eof_received(self) -> bool:
+        self.got_eof = True
+        self._alert_refusal()
         if self.peer is not None and self.peer.transport is not None and self.peer.transport.can_write_eof():
             self.peer.transport.write_eof()
         return True  # keep the other direction open (half-close)
@@ -68,8 +75,19 @@ class _Pipe(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is not None:
             self._live.discard(self.transport)
+        self._alert_refusal()
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.close()
+
+    def _alert_refusal(self) -> None:
+        """The server ended a TLS handshake it refused: tell the client why, as etcd does."""
+        peer = self.peer
+        if self.records is None or peer is None or peer.transport is None or peer.got_eof:
+            return
+        alert = self.records.refusal_alert()
+        self.records = None  # once
+        if alert is not None and not peer.transport.is_closing():
+            peer.transport.write(alert)
 
     def pause_writing(self) -> None:
         if self.peer is not None and self.peer.transport is not None:
@@ -163,6 +181,9 @@ class Front:
     async def _relay(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
         def pipe() -> _Pipe:
             return _Pipe(self._relays)
+
+        def server_end() -> _Pipe:
+            return _Pipe(self._relays, ServerRecords() if self.tls else None)
         backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:  # a local listener: connects at once
             backend.connect("\0" + self.backend)
@@ -170,7 +191,7 @@ class Front:
             backend.close()
             raise
         backend.setblocking(False)
-        back_tr, back = await loop.create_unix_connection(pipe, sock=backend)
+        back_tr, back = await loop.create_unix_connection(server_end, sock=backend)
         try:
             _, client = await loop.connect_accepted_socket(pipe, conn)
         except BaseException:
