@@ -17,7 +17,11 @@ rate and the CPU per event includes the put. Under backlog pyetcd merges a watch
 events into one response (etcd does the same for watchers it catches up), so with 10,000
 watchers it sends fewer, larger messages. Compare ratios within one run only.
 
-    .venv/bin/python bench/watch.py [--quick] [--target real|pyetcd|both]
+    .venv/bin/python bench/watch.py [--quick] [--target real|pyetcd|both] [--members 3]
+
+With ``--members 3`` each side is a three-member cluster: the watch streams' connections are
+spread over the members and the puts go to the first one, so most events travel put -> leader ->
+commit -> another member's apply -> its watchers; server CPU is the sum over the members.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc  # noqa: E402
-from support import CertPaths, Member, pyetcd_unavailable_reason, start_member  # noqa: E402
+from support import CertPaths, Member, pyetcd_unavailable_reason, start_cluster, start_member  # noqa: E402
 from support.procstat import cpu_seconds, rss_kib  # noqa: E402
 from support.watchclient import aio_channel, create_req  # noqa: E402
 
@@ -91,8 +95,12 @@ class RawStream:
             yield r
 
 
-async def open_watchers(member: Member, sc: Scenario, key: bytes) -> tuple[list[grpc.aio.Channel], list[RawStream]]:
-    chans = [aio_channel(member) for _ in range(min(10, sc.streams))]
+def server_cpu(members: list[Member]) -> float:
+    return sum(cpu_seconds(m.pid or 0) for m in members)
+
+
+async def open_watchers(members: list[Member], sc: Scenario, key: bytes) -> tuple[list[grpc.aio.Channel], list[RawStream]]:
+    chans = [aio_channel(members[i % len(members)]) for i in range(min(10, sc.streams))]
     streams = [RawStream(chans[i % len(chans)]) for i in range(sc.streams)]
     per = sc.watchers // sc.streams
     for s in streams:
@@ -111,12 +119,12 @@ async def close_all(chans: list[grpc.aio.Channel], streams: list[RawStream]) -> 
         await ch.close()
 
 
-async def rate_run(member: Member, sc: Scenario, quick: bool) -> tuple[float, float, float]:
+async def rate_run(members: list[Member], sc: Scenario, quick: bool) -> tuple[float, float, float]:
     puts = max(10, sc.rate_puts // 5) if quick else sc.rate_puts
-    chans, streams = await open_watchers(member, sc, KEY + b"/rate")
+    chans, streams = await open_watchers(members, sc, KEY + b"/rate")
     per = sc.watchers // sc.streams
     total = puts * sc.watchers
-    async with aio_channel(member) as wch:
+    async with aio_channel(members[0]) as wch:
         kv = rpc_pb2_grpc.KVStub(wch)
 
         async def drain(s: RawStream) -> None:
@@ -128,22 +136,22 @@ async def rate_run(member: Member, sc: Scenario, quick: bool) -> tuple[float, fl
             for _ in range(n):
                 await kv.Put(rpc_pb2.PutRequest(key=KEY + b"/rate", value=b"v" * 64))
 
-        cpu0, ccpu0, t0 = cpu_seconds(member.pid or 0), time.process_time(), time.perf_counter()
+        cpu0, ccpu0, t0 = server_cpu(members), time.process_time(), time.perf_counter()
         readers = [asyncio.create_task(drain(s)) for s in streams]
         await asyncio.gather(*(writer(puts // 16 + (1 if i < puts % 16 else 0)) for i in range(16)))
         await asyncio.wait_for(asyncio.gather(*readers), 300)
         elapsed = time.perf_counter() - t0
-        server_cpu, client_cpu = cpu_seconds(member.pid or 0) - cpu0, time.process_time() - ccpu0
+        used, client_cpu = server_cpu(members) - cpu0, time.process_time() - ccpu0
     await close_all(chans, streams)
-    return total / elapsed, server_cpu / total * 1e6, client_cpu / max(server_cpu, 1e-9)
+    return total / elapsed, used / total * 1e6, client_cpu / max(used, 1e-9)
 
 
-async def latency_run(member: Member, sc: Scenario, quick: bool) -> tuple[float, float]:
+async def latency_run(members: list[Member], sc: Scenario, quick: bool) -> tuple[float, float]:
     puts = max(5, sc.latency_puts // 5) if quick else sc.latency_puts
-    chans, streams = await open_watchers(member, sc, KEY + b"/lat")
+    chans, streams = await open_watchers(members, sc, KEY + b"/lat")
     per = sc.watchers // sc.streams
     lat: list[float] = []
-    async with aio_channel(member) as wch:
+    async with aio_channel(members[0]) as wch:
         kv = rpc_pb2_grpc.KVStub(wch)
 
         async def drain(s: RawStream) -> None:
@@ -170,20 +178,20 @@ async def latency_run(member: Member, sc: Scenario, quick: bool) -> tuple[float,
 async def memory_per_watcher(member: Member, n: int = 10_000) -> float:
     pid = member.pid or 0
     before = rss_kib(pid)
-    chans, streams = await open_watchers(member, Scenario(n, 100, 0, 0, 1.0), KEY + b"/idle")
+    chans, streams = await open_watchers([member], Scenario(n, 100, 0, 0, 1.0), KEY + b"/idle")
     await asyncio.sleep(1.0)
     after = rss_kib(pid)
     await close_all(chans, streams)
     return (after - before) * 1024 / n
 
 
-def run_target(member: Member, sc: Scenario, quick: bool) -> Result:
+def run_target(members: list[Member], sc: Scenario, quick: bool) -> Result:
     res = Result(sc.watchers)
     try:
-        res.events_per_sec, res.server_cpu_us_per_event, client_ratio = asyncio.run(rate_run(member, sc, quick))
+        res.events_per_sec, res.server_cpu_us_per_event, client_ratio = asyncio.run(rate_run(members, sc, quick))
         if client_ratio > 1.0:
             res.notes.append(f"client used {client_ratio:.1f}x the server's CPU: rate is client-bound")
-        res.p50_ms, res.p99_ms = asyncio.run(latency_run(member, sc, quick))
+        res.p50_ms, res.p99_ms = asyncio.run(latency_run(members, sc, quick))
     except Exception as e:  # a failed scenario is reported, the bench goes on
         res.failure = f"{type(e).__name__}: {e}"[:300]
     return res
@@ -227,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a fifth of the puts per scenario")
     ap.add_argument("--target", choices=["real", "pyetcd", "both"], default="both")
+    ap.add_argument("--members", type=int, default=1, help="members per side (3: a cluster on each side)")
     args = ap.parse_args(argv)
     targets = ["real", "pyetcd"] if args.target == "both" else [args.target]
     if "pyetcd" in targets and (reason := pyetcd_unavailable_reason()):
@@ -234,15 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results: dict[str, list[Result]] = {t: [] for t in targets}
     memory: dict[str, float] = {}
-    members: dict[str, Member] = {}
+    members: dict[str, list[Member]] = {}
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="pyetcd-bench-watch-") as tmp:
         certs = CertPaths.create(Path(tmp) / "certs")
         try:
             for t in targets:
-                members[t] = start_member(KINDS[t], Path(tmp) / t, certs, name=f"bench-{t}")
+                members[t] = (start_cluster(KINDS[t], Path(tmp) / t, certs, size=args.members) if args.members > 1
+                              else [start_member(KINDS[t], Path(tmp) / t, certs, name=f"bench-{t}")])
             for t in targets:
-                memory[t] = asyncio.run(memory_per_watcher(members[t]))
+                memory[t] = asyncio.run(memory_per_watcher(members[t][0]))
             for sc in SCENARIOS:
                 for t in targets:
                     print(f"{sc.watchers:>6} watchers {t:7} ...", end=" ", flush=True, file=sys.stderr)
@@ -251,13 +261,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(r.failure or f"{r.events_per_sec:,.0f} ev/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms",
                           file=sys.stderr)
         finally:
-            for m in members.values():
-                m.stop()
+            for ms in members.values():
+                for m in ms:
+                    m.stop()
     print_table(results, memory)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"watch-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}.json"
     out.write_text(json.dumps({"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                                "duration_s": round(time.time() - started, 1), "quick": args.quick,
+                               "members": args.members,
                                "memory_bytes_per_idle_watcher": memory,
                                "results": {t: [asdict(r) for r in rs] for t, rs in results.items()}}, indent=2))
     print(f"results: {out.relative_to(ROOT)}")
