@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # pip install is cheap once satisfied; the stamp keeps repeated runs quiet.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py src/pyetcd/gateway/_pump.c | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
