@@ -6,6 +6,7 @@ the pump) and a unix socket to the "gRPC server" (here the test's own end of a s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from pyetcd.gateway import front
 from pyetcd.gateway._pump import Pump
 from support.ports import free_port
 
@@ -175,3 +177,47 @@ def test_close_ends_every_connection_and_refuses_more(listener: socket.socket) -
         pump.add(fd, b.detach())
     with pytest.raises(OSError):  # given to the pump, so closed even though add failed
         os.fstat(fd)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["pump", "python-relay"])
+def test_the_front_relays_grpc_and_its_stop_closes_the_connection(native: bool) -> None:
+    """gateway/front.py with a stand-in gRPC listener (an echo server on its abstract socket):
+    an HTTP/2 preface is relayed both ways, HTTP goes to on_http, Front.stop ends the relay."""
+
+    async def main() -> None:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        backend = front.backend_name()
+        server = await asyncio.start_unix_server(echo, path="\0" + backend)
+        handed: asyncio.Queue[socket.socket] = asyncio.Queue()
+
+        async def on_http(conn: socket.socket) -> None:
+            await handed.put(conn)
+
+        f = front.Front(front.bind("127.0.0.1", free_port()), False, backend, on_http, native)
+        f.start()
+        assert (f._pump is not None) == native
+        addr = f.sock.getsockname()
+        reader, writer = await asyncio.open_connection(*addr)
+        message = front.PREFACE + os.urandom(1 << 20)
+        writer.write(message)
+        assert await asyncio.wait_for(reader.readexactly(len(message)), 10) == message
+
+        _, http_writer = await asyncio.open_connection(*addr)
+        http_writer.write(b"GET /health HTTP/1.1\r\n\r\n")
+        conn = await asyncio.wait_for(handed.get(), 10)
+        assert conn.recv(100, socket.MSG_PEEK).startswith(b"GET /health")  # handed over unread
+        conn.close()
+        http_writer.close()
+
+        await f.stop()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # the relayed connection was closed
+        writer.close()
+        f.sock.close()
+        server.close()
+
+    asyncio.run(main())
