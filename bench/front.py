@@ -4,7 +4,7 @@ Three pyetcd members run side by side: one with the front (the default: gRPC rel
 gateway/_pump), one whose front relays in Python (``PYETCD_FRONT_RELAY=python``), and one with
 ``--client-urls-http=false`` (gRPC alone on the port, as before the gateway). Each round runs
 every put and range scenario of bench/kv.py (etcd's own benchmark tool) on one member, then the
-other, alternating which goes first; the spread across rounds shows how much the shared CPU
+other, rotating which goes first; the spread across rounds shows how much the shared CPU
 drifts. Results go to bench/results/front-<timestamp>.json.
 
     .venv/bin/python bench/front.py [--rounds N] [--quick]
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                     members[v] = start_member("pyetcd", Path(tmp) / v, certs, name=f"bench-{v}", extra_args=extra)
                 preload(members[v])
             for rnd in range(args.rounds):
-                order = list(VARIANTS) if rnd % 2 == 0 else list(reversed(VARIANTS))
+                names = list(VARIANTS)  # rotated: each variant goes first in some round (the first runs slower)
+                order = names[rnd % len(names):] + names[:rnd % len(names)]
                 for sc in scenarios:
                     for v in order:
                         m0, r0 = cpu_of(members[v])

@@ -15,6 +15,10 @@
  * direction holds unsent bytes. So a request costs epoll_wait, one recv and one send, and a
  * peer draining its socket (which would wake us with EPOLLOUT) costs nothing.
  *
+ * On a TLS relay the server's records are followed until its handshake settles: grpc drops the
+ * alert of a handshake it refuses, and the front sends it on grpc's behalf (gateway/tlsalert.py
+ * explains when that is sound; this is the same rule).
+ *
  * Threads: Python calls add() and close(); they queue new pairs under `lock` and wake the
  * pump thread through an eventfd. Everything else (epoll registration, pair state, closing)
  * belongs to the pump thread alone.
@@ -52,8 +56,23 @@ struct side {
     int watching_out;  /* EPOLLOUT is in fd's epoll events */
 };
 
+/* The gRPC server's TLS records, followed header by header until its handshake settles. */
+struct records {
+    int on;                  /* a TLS relay, server handshake not settled yet */
+    unsigned char hdr[5];    /* the record header being read */
+    int hdr_len;
+    size_t skip;             /* body bytes of the current record still to pass */
+    unsigned char version[2];
+    int handshake_sent;      /* the server sent handshake records (its hello flight) */
+};
+
+#define TLS_HANDSHAKE 22
+#define TLS_ALERT 21
+#define TLS_BAD_CERTIFICATE 42
+
 struct pair {
-    struct side s[2];
+    struct side s[2];  /* s[0]: the client, s[1]: the gRPC server */
+    struct records tls;
     int dead;
     struct pair *prev, *next; /* the thread's live list, or the queue of new pairs */
 };
@@ -127,6 +146,43 @@ static int watch(Pump *p, struct side *s, int out)
     return epoll_ctl(p->ep, EPOLL_CTL_MOD, s->fd, &ev);
 }
 
+static void follow(struct records *r, const unsigned char *d, size_t n)
+{
+    size_t pos = 0;
+    while (pos < n && r->on) {
+        if (r->skip) {
+            size_t step = r->skip < n - pos ? r->skip : n - pos;
+            r->skip -= step;
+            pos += step;
+            continue;
+        }
+        r->hdr[r->hdr_len++] = d[pos++];
+        if (r->hdr_len < 5)
+            continue;
+        r->hdr_len = 0;
+        memcpy(r->version, r->hdr + 1, 2);
+        r->skip = (size_t)r->hdr[3] << 8 | r->hdr[4];
+        if (r->hdr[0] == TLS_HANDSHAKE)
+            r->handshake_sent = 1;
+        else /* ChangeCipherSpec, data, or the server's own alert: settled, nothing to add */
+            r->on = 0;
+    }
+}
+
+/* The server ended the connection: if that was mid-handshake after its hello flight, and all it
+ * sent has reached the client, send the client the fatal alert grpc dropped. Once. */
+static void alert_refusal(struct pair *pr)
+{
+    struct records *r = &pr->tls;
+    if (r->on && r->handshake_sent && !pr->s[0].eof && !pr->s[1].held) {
+        unsigned char alert[7] = {TLS_ALERT, r->version[0], r->version[1], 0, 2, 2, TLS_BAD_CERTIFICATE};
+        if (send(pr->s[0].fd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+            /* best effort: the client may be gone too */
+        }
+    }
+    r->on = 0;
+}
+
 /* Send what `from` holds to the other side. 0: all sent or the rest kept; -1: the pair broke. */
 static int flush(Pump *p, struct side *from)
 {
@@ -180,6 +236,8 @@ static int forward(Pump *p, struct side *s, int drain)
             s->eof = 1;
             break;
         }
+        if (s == &s->pair->s[1] && s->pair->tls.on)
+            follow(&s->pair->tls, (unsigned char *)p->buf, (size_t)n);
         ssize_t sent = 0;
         while (sent < n) {
             ssize_t w = send(to->fd, p->buf + sent, (size_t)(n - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -195,6 +253,8 @@ static int forward(Pump *p, struct side *s, int drain)
             return 0;
     }
     if (s->eof && !s->held && !to->shut) {
+        if (s == &s->pair->s[1])
+            alert_refusal(s->pair);
         /* pass the end of stream on; the other direction stays open (half-close) */
         if (shutdown(to->fd, SHUT_WR) < 0 && errno != ENOTCONN)
             return -1;
@@ -229,6 +289,8 @@ static void on_event(Pump *p, struct side *s, uint32_t events)
     }
     if (!broke && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
         broke = forward(p, s, (events & (EPOLLRDHUP | EPOLLHUP)) != 0) < 0;
+    if (broke)
+        alert_refusal(pr); /* (if the client broke instead, its send fails: harmless) */
     if (broke || pair_done(pr))
         kill_pair(p, pr);
 }
@@ -337,12 +399,13 @@ static void wake(Pump *p)
 
 static PyObject *Pump_add(Pump *p, PyObject *args)
 {
-    int fds[2];
-    if (!PyArg_ParseTuple(args, "ii", &fds[0], &fds[1]))
+    int fds[2], tls = 0;
+    if (!PyArg_ParseTuple(args, "ii|p", &fds[0], &fds[1], &tls))
         return NULL;
     struct pair *pr = calloc(1, sizeof *pr);
     int closing = 1;
     if (pr) {
+        pr->tls.on = tls;
         for (int i = 0; i < 2; i++) {
             pr->s[i].pair = pr;
             pr->s[i].fd = fds[i];
@@ -407,7 +470,8 @@ static void Pump_dealloc(Pump *p)
 
 static PyMethodDef Pump_methods[] = {
     {"add", (PyCFunction)Pump_add, METH_VARARGS,
-     "add(a, b): relay between connected sockets a and b (descriptors); the pump owns and closes them."},
+     "add(client, server, tls=False): relay between connected sockets (descriptors), which the pump now "
+     "owns; tls: send the alert of a TLS handshake the server refused (gateway/tlsalert.py)."},
     {"close", (PyCFunction)Pump_close, METH_NOARGS,
      "Close every relayed connection and stop the pump's thread."},
     {NULL, NULL, 0, NULL},

@@ -187,7 +187,7 @@ class Front:
             backend.close()
             raise
         if self._pump is not None:  # both descriptors now belong to the pump
-            self._pump.add(conn.detach(), backend.detach())
+            self._pump.add(conn.detach(), backend.detach(), self.tls)
             return
         backend.setblocking(False)
         back_tr, back = await loop.create_unix_connection(pipe, sock=backend)
