@@ -5,19 +5,22 @@
  * to the member's private gRPC listener and gives both descriptors to Pump.add. From then on
  * this thread moves the bytes: what one side sends is written to the other, an end of stream
  * (FIN) is passed on as shutdown(SHUT_WR) so half-closed connections work, and an error on either
- * side closes both. Done in Python, the same relay costs tens of microseconds of CPU per request.
+ * side closes both. Relaying in Python (asyncio protocols) spent 7-11 us of user CPU per gRPC
+ * request on top of the kernel's socket work; this thread spends 1-2 us (bench/front.py).
  *
  * Data is read into one scratch buffer and written to the other side at once. Only what the
  * receiver cannot take right now is kept (per direction, at most one read's worth), and while
  * it is kept the sender is not read: back-pressure, the kernel's socket buffers hold the rest.
  *
  * Descriptors are watched edge-triggered for input only; output is watched only while a
- * direction holds unsent bytes. So a request costs epoll_wait, one recv and one send, and a
- * peer draining its socket (which would wake us with EPOLLOUT) costs nothing.
+ * direction holds unsent bytes. So a message costs one recv and one send (and an epoll_wait,
+ * shared by what arrived meanwhile), and a peer draining its socket (which would wake us with
+ * EPOLLOUT) costs nothing. (splice(2) through a pipe measured 8-15 % more CPU for gRPC-sized
+ * messages: two calls per message either way, and the pipe's own bookkeeping.)
  *
  * On a TLS relay the server's records are followed until its handshake settles: grpc drops the
- * alert of a handshake it refuses, and the front sends it on grpc's behalf (gateway/tlsalert.py
- * explains when that is sound; this is the same rule).
+ * alert of a handshake it refuses, and the front sends it on grpc's behalf (gateway/tlsalert.py,
+ * which does it for the Python relay, explains when that is sound; this is the same rule).
  *
  * Threads: Python calls add() and close(); they queue new pairs under `lock` and wake the
  * pump thread through an eventfd. Everything else (epoll registration, pair state, closing)
