@@ -1,9 +1,14 @@
 # pyetcd as a container: the same server `make run` starts, on python:3.11-slim.
-FROM python:3.11-slim
+# The wheel is built in python:3.11, which has the C compiler gateway/_pump.c needs (the slim image has none).
+FROM python:3.11 AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir . && rm -rf /src
+RUN pip wheel --no-cache-dir --no-deps -w /wheels .
+
+FROM python:3.11-slim
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 WORKDIR /var/lib/etcd
 EXPOSE 2379 2380
 ENTRYPOINT ["pyetcd"]

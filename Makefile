@@ -15,8 +15,9 @@ all: install
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# pip install is cheap once satisfied; the stamp keeps repeated runs quiet.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# pip install is cheap once satisfied; the stamp keeps repeated runs quiet. It also compiles
+# gateway/_pump.c in place (setup.py), so an edit of the C source reinstalls.
+$(VENV)/.installed: pyproject.toml setup.py src/pyetcd/gateway/_pump.c | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@

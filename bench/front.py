@@ -1,9 +1,10 @@
 """What the HTTP front on the client port costs gRPC: pyetcd with it and without it, A/B in one run.
 
-Two pyetcd members run side by side, one with the front (the default) and one with
+Three pyetcd members run side by side: one with the front (the default: gRPC relayed by
+gateway/_pump), one whose front relays in Python (``PYETCD_FRONT_RELAY=python``), and one with
 ``--client-urls-http=false`` (gRPC alone on the port, as before the gateway). Each round runs
 every put and range scenario of bench/kv.py (etcd's own benchmark tool) on one member, then the
-other, alternating which goes first; the spread across rounds shows how much the shared CPU
+other, rotating which goes first; the spread across rounds shows how much the shared CPU
 drifts. Results go to bench/results/front-<timestamp>.json.
 
     .venv/bin/python bench/front.py [--rounds N] [--quick]
@@ -20,7 +21,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from kv import RESULTS, SCENARIOS, CertPaths, Member, preload, run_scenario, start_member
+from kv import RESULTS, SCENARIOS, CertPaths, Member, _environment, preload, run_scenario
+from support import start_member
 from support.procstat import cpu_seconds
 
 
@@ -31,7 +33,12 @@ def cpu_of(member: Member) -> tuple[float, float]:
         kids = [int(p) for p in f.read().split()]
     return cpu_seconds(member.pid), sum(cpu_seconds(k) for k in kids)
 
-VARIANTS = {"front": (), "grpc-only": ("--client-urls-http=false",)}
+# name: (extra flags, extra environment). front-py: the front relaying gRPC in Python, not gateway/_pump
+VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "front": ((), {}),
+    "front-py": ((), {"PYETCD_FRONT_RELAY": "python"}),
+    "grpc-only": (("--client-urls-http=false",), {}),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,15 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         certs = CertPaths.create(Path(tmp) / "certs")
         members: dict[str, Member] = {}
         try:
-            for v, extra in VARIANTS.items():
-                members[v] = start_member("pyetcd", Path(tmp) / v, certs, name=f"bench-{v}", extra_args=extra)
+            for v, (extra, env) in VARIANTS.items():
+                with _environment(env):
+                    members[v] = start_member("pyetcd", Path(tmp) / v, certs, name=f"bench-{v}", extra_args=extra)
                 preload(members[v])
             for rnd in range(args.rounds):
-                order = list(VARIANTS) if rnd % 2 == 0 else list(reversed(VARIANTS))
+                names = list(VARIANTS)  # rotated: each variant goes first in some round (the first runs slower)
+                order = names[rnd % len(names):] + names[:rnd % len(names)]
                 for sc in scenarios:
                     for v in order:
                         m0, r0 = cpu_of(members[v])
-                        r = run_scenario(members[v], sc, args.quick)
+                        r = run_scenario([members[v]], sc, args.quick)
                         m1, r1 = cpu_of(members[v])
                         if r.failure or r.requests_per_sec is None:
                             print(f"{sc.name} {v}: {r.failure}", file=sys.stderr)
@@ -71,22 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for m in members.values():
                 m.stop()
-    print(f"{'scenario':34}{'front req/s (range)':>22}{'grpc-only req/s':>18}{'median ratio':>13}"
-          f"{'front cpu/req member+relay us':>31}{'grpc-only cpu/req us':>22}")
-    summary = {}
+    print(f"{'scenario':34}{'variant':10}{'req/s (range)':>16}{'grpc-only req/s':>18}{'median ratio':>13}"
+          f"{'cpu/req member+relay us':>25}{'grpc-only cpu/req us':>22}")
+    summary: dict[str, dict[str, object]] = {}
     for sc in scenarios:
-        f, g = rates["front"][sc.name], rates["grpc-only"][sc.name]
-        if not f or not g:
+        g = rates["grpc-only"][sc.name]
+        if not g:
             continue
-        ratio = statistics.median(f) / statistics.median(g)
-        fm = statistics.median(c[0] for c in cpu["front"][sc.name])
-        fr = statistics.median(c[1] for c in cpu["front"][sc.name])
         gm = statistics.median(c[0] for c in cpu["grpc-only"][sc.name])
-        summary[sc.name] = {"front": f, "grpc_only": g, "median_ratio": round(ratio, 3),
-                            "cpu_us_per_req": {"front_member": cpu["front"][sc.name],
-                                               "grpc_only_member": cpu["grpc-only"][sc.name]}}
-        print(f"{sc.name:34}{f'{min(f):,.0f}-{max(f):,.0f}':>22}{f'{min(g):,.0f}-{max(g):,.0f}':>18}{ratio:>13.3f}"
-              f"{f'{fm:.0f}+{fr:.0f}':>31}{f'{gm:.0f}':>22}")
+        summary[sc.name] = {"grpc_only": g, "grpc_only_cpu_us_per_req": cpu["grpc-only"][sc.name]}
+        for v in VARIANTS:
+            f = rates[v][sc.name]
+            if v == "grpc-only" or not f:
+                continue
+            ratio = statistics.median(f) / statistics.median(g)
+            fm = statistics.median(c[0] for c in cpu[v][sc.name])
+            fr = statistics.median(c[1] for c in cpu[v][sc.name])
+            summary[sc.name][v] = {"rates": f, "median_ratio": round(ratio, 3),
+                                   "cpu_us_per_req_member_relay": cpu[v][sc.name]}
+            print(f"{sc.name:34}{v:10}{f'{min(f):,.0f}-{max(f):,.0f}':>16}{f'{min(g):,.0f}-{max(g):,.0f}':>18}"
+                  f"{ratio:>13.3f}{f'{fm:.0f}+{fr:.0f}':>25}{f'{gm:.0f}':>22}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"front-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}.json"
     out.write_text(json.dumps({"rounds": args.rounds, "quick": args.quick, "summary": summary,

@@ -45,6 +45,9 @@ def test_pip_install_of_the_checkout_into_a_fresh_venv(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for stub in ("rpc_pb2.py", "rpc_pb2.pyi", "rpc_pb2_grpc.py", "kv_pb2.py", "internal_pb2.py", "v3lock_pb2_grpc.py"):
         assert f"pyetcd/api/{stub}" in names, f"{stub} missing from {wheel.name}"
+    # the client-port front's native relay, compiled (optional in setup.py, but a compiler is here)
+    assert any(re.fullmatch(r"pyetcd/gateway/_pump\.cpython-.*\.so", n) for n in names), names
+    assert "pyetcd/gateway/_pump.pyi" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert re.search(r"\[console_scripts\][^\[]*pyetcd = pyetcd\.cli\.server:main", entry_points), entry_points
     assert "pyetcdutl = pyetcd.cli.util:main" in entry_points

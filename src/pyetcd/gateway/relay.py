@@ -6,6 +6,9 @@ listener, HTTP is passed back to the member, unread, over the HANDOVER_FD unix s
 (SCM_RIGHTS, one byte naming the URL). Relaying costs CPU on every gRPC message: in a process
 of its own it runs on another core instead of the member's event loop. The process exits when
 the member's end of HANDOVER_FD closes (the member stopped or died).
+
+``PYETCD_FRONT_RELAY=python`` in the environment relays in Python instead of gateway/_pump:
+bench/front.py measures one against the other.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -20,7 +24,7 @@ import sys
 from .front import Front, HandOver
 
 
-async def run(handover: socket.socket, specs: list[tuple[int, bool, str]]) -> None:
+async def run(handover: socket.socket, specs: list[tuple[int, bool, str]], native: bool = True) -> None:
     loop = asyncio.get_running_loop()
     handover.setblocking(False)
 
@@ -35,7 +39,7 @@ async def run(handover: socket.socket, specs: list[tuple[int, bool, str]]) -> No
                 conn.close()
         return hand_over
 
-    fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i))
+    fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i), native)
               for i, (fd, tls, backend) in enumerate(specs)]
     for front in fronts:
         front.start()
@@ -66,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handover_fd, specs = parse(sys.argv[1:] if argv is None else argv)
-    # (uvloop measured no cheaper here than asyncio's loop: ~25-40 us of CPU per relayed request
-    # either way, bench/front.py; most of it is system calls)
-    asyncio.run(run(socket.socket(fileno=handover_fd), specs))
+    # gRPC bytes are relayed by gateway/_pump's own thread; the asyncio loop only accepts and classifies
+    native = os.environ.get("PYETCD_FRONT_RELAY", "native") != "python"
+    asyncio.run(run(socket.socket(fileno=handover_fd), specs, native))
     return 0
 
 
