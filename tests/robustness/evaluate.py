@@ -15,6 +15,7 @@ from robustness.expiry import expirations
 from robustness.history import History, complete_watcher, patch
 from robustness.linearizability import Operation, check
 from robustness.model import EtcdModel, replay
+from robustness.settle import settle
 from robustness.watchcheck import check_watches
 
 CHECK_TIMEOUT = 120.0
@@ -117,9 +118,10 @@ def complete_watch_events(h: History) -> dict[int, tuple[tuple[Any, ...], ...]]:
 
 
 def checked_history(h: History, trust_watcher: bool = True) -> tuple[list[Operation], list[str]]:
-    """The operations the checker places (``patch``, plus the server's lease expiries) and what
+    """The operations the checker places (``patch``, unknown writes bounded by ``settle``, and the
+    server's lease expiries) and what
     rules any linearization out before the search (an expiry whose window closes before it opens)."""
-    ops = patch(h, trust_watcher)
+    ops = settle(h, patch(h, trust_watcher), trust_watcher)
     expired = expirations(ops, h.members, len(h.ops))
     return ops + expired.ops, expired.problems
 

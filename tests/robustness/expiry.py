@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robustness.linearizability import Operation
+from robustness.settle import lease_lives
 
 SERVER = -3  # the client id of operations the server issued itself
 SLACK = 0.05  # seconds: the member and the recorder read the same monotonic clock, at slightly different moments
@@ -38,30 +39,6 @@ class Expirations:
     problems: list[str] = field(default_factory=list)
 
 
-def _lease_puts(op: Operation) -> list[int]:
-    """Leases the puts of ``op`` attach keys to (a txn: the branch its answer says ran)."""
-    inp = op.input
-    if inp[0] == "put":
-        return [inp[3]] if inp[3] else []
-    if inp[0] == "txn":
-        branch = inp[2] if op.output is None or op.output[0] != "ok" or op.output[2] else inp[3]
-        return [o[3] for o in branch if o[0] == "put" and o[3]]
-    return []
-
-
-def _evidence(op: Operation) -> tuple[list[int], list[int]]:
-    """(leases ``op`` found alive, leases it found gone)."""
-    out, kind = op.output, op.input[0]
-    if out is None or op.ret is None:
-        return [], []
-    if kind in ("keepalive", "ttl"):
-        return ([op.input[1]], []) if out[1] else ([], [op.input[1]])
-    leases = _lease_puts(op)
-    if out == ("err", "lease_not_found"):
-        return [], leases
-    return (leases, []) if out[0] == "ok" else ([], [])
-
-
 def _fmt(op: Operation) -> str:
     return f"#{op.id} c{op.client} {op.input} -> {op.output} [{op.call:.3f}, {op.ret}]"
 
@@ -69,17 +46,8 @@ def _fmt(op: Operation) -> str:
 def expirations(ops: Sequence[Operation], members: int, next_id: int) -> Expirations:
     """One ``expire`` operation per short lease of ``ops`` (the patched history), ids from ``next_id``."""
     grants = {op.input[1]: op for op in ops if op.input[0] == "grant" and len(op.input) > 2}
-    alive: dict[int, list[Operation]] = {}
-    gone: dict[int, Operation] = {}
+    alive, gone = lease_lives(ops)
     revoked = {op.input[1] for op in ops if op.input[0] == "revoke"}
-    for op in ops:
-        found_alive, found_gone = _evidence(op)
-        for lease in found_alive:
-            alive.setdefault(lease, []).append(op)
-        for lease in found_gone:
-            first = gone.get(lease)
-            if first is None or op.ret < first.ret:  # type: ignore[operator]
-                gone[lease] = op
     out = Expirations()
     for lease, grant in sorted(grants.items(), key=lambda x: x[1].call):
         ttl = grant.input[2]

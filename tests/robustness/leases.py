@@ -7,7 +7,8 @@ keys with the lease again now and then. Every keep-alive is recorded as ``("keep
 be told TTL 0 (and its puts "lease not found"); then it grants the next lease. Clients attach keys
 to these leases too (``Shared.short_leases``). No client revokes them: only expiry ends them, which
 is what ``expiry`` models. After the traffic the keepers stop and ``await_expiry`` asks each lease's
-time-to-live until every one is gone, so each expiry is seen and the final state holds none.
+time-to-live until every one is gone, so each expiry is seen and the final state holds none (and
+asks once after each lease a revoke with an unknown outcome was sent for).
 """
 
 from __future__ import annotations
@@ -132,7 +133,18 @@ def granted_short_leases(h: History) -> list[tuple[int, int]]:
 
 def await_expiry(h: History, members: list[Member], client: int) -> list[str]:
     """Ask every granted short lease's time-to-live (recorded) until each is gone; the leases still
-    alive EXPIRY_GRACE s past their TTL after the traffic stopped (nothing renews them now)."""
+    alive EXPIRY_GRACE s past their TTL after the traffic stopped (nothing renews them now).
+
+    Each lease a revoke with an unknown outcome was sent for is asked once as well: alive or gone,
+    the answer bounds that revoke for the checker (``settle``)."""
+    unsure = sorted({op.input[1] for op in h.ops if op.input[0] == "revoke" and op.output is None})
+    if unsure:
+        ep = Endpoint(members[0])
+        try:
+            for lease in unsure:
+                record(h, ep, client, ("ttl", lease))
+        finally:
+            ep.close()
     pending = dict(granted_short_leases(h))
     if not pending:
         return []
