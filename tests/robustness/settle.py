@@ -78,7 +78,7 @@ def _compaction(op: Operation, ops: Sequence[Operation]) -> Operation | None:
     if not any(o.output == ("err", "compacted") and o.input[1] <= at and o.ret > op.call  # type: ignore[operator]
                for o in compactions):
         return None
-    later = [o.ret for o in compactions if o.output[0] == "ok" and o.input[1] >= at]
+    later = [o.ret for o in compactions if o.output[0] == "ok" and o.input[1] >= at and o.ret is not None]
     return _bounded(op, op.call, min(later, default=None))
 
 
