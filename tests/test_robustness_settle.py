@@ -60,6 +60,16 @@ def test_an_unknown_revoke_sits_between_the_last_answer_finding_its_lease_alive_
     assert check(EtcdModel(), list(settled(h).values())).ok is False
 
 
+def test_a_lease_found_missing_before_its_grant_was_answered_bounds_nothing() -> None:
+    """"Not found" then may mean "not yet": the unknown grant may still take effect afterwards."""
+    h = recorded((0, ("grant", 5), None, 0, None),
+                 (2, ("put", "a", "1", 5), ("err", "lease_not_found"), 1, 2),
+                 (1, ("revoke", 5), None, 3, None))
+    assert settled(h)[2].ret is None
+    h.ops[0].output, h.ops[0].ret = ("ok", 1), 0.5  # granted before the put: then it was gone for good
+    assert 2 not in settled(h)  # (the revoke, sent after that, found nothing to revoke)
+
+
 def test_an_unknown_delete_needs_a_revision_of_its_own_that_the_complete_watcher_saw() -> None:
     h = recorded((0, ("put", "a", "1", 0), ("ok", 2), 0, 1),
                  (1, ("delete", "a", None), None, 2, None),

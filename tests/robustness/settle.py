@@ -22,7 +22,7 @@ none; so a history is linearizable after ``settle`` exactly when it was before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -57,8 +57,12 @@ def lease_evidence(op: Operation) -> tuple[list[int], list[int]]:
     return (leases, []) if out[0] == "ok" else ([], [])
 
 
-def lease_lives(ops: Iterable[Operation]) -> tuple[dict[int, list[Operation]], dict[int, Operation]]:
-    """lease -> the operations that found it alive; lease -> the first (by return) that found it gone."""
+def lease_lives(ops: Sequence[Operation]) -> tuple[dict[int, list[Operation]], dict[int, Operation]]:
+    """lease -> the operations that found it alive; lease -> the first (by return) that found it gone
+    once its grant had been answered (before that, "gone" may mean "not yet": a lease whose grant's
+    outcome is unknown has no such answer)."""
+    granted = {op.input[1]: op.ret for op in ops if op.input[0] == "grant" and op.output is not None
+               and op.output[0] == "ok" and op.ret is not None}
     alive: dict[int, list[Operation]] = {}
     gone: dict[int, Operation] = {}
     for op in ops:
@@ -67,7 +71,7 @@ def lease_lives(ops: Iterable[Operation]) -> tuple[dict[int, list[Operation]], d
             alive.setdefault(lease, []).append(op)
         for lease in found_gone:
             first = gone.get(lease)
-            if first is None or op.ret < first.ret:  # type: ignore[operator]
+            if lease in granted and op.call >= granted[lease] and (first is None or op.ret < first.ret):  # type: ignore[operator]
                 gone[lease] = op
     return alive, gone
 
