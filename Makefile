@@ -94,8 +94,9 @@ RUNS ?= 10
 SEED ?= 1
 KIND ?= pyetcd
 MEMBERS ?= 1
+FAULT ?= random
 robustness: install deps
-	PYTHONPATH=tests $(BIN)/python -m robustness run --runs $(RUNS) --seed $(SEED) --kind $(KIND) --members $(MEMBERS)
+	PYTHONPATH=tests $(BIN)/python -m robustness run --runs $(RUNS) --seed $(SEED) --kind $(KIND) --members $(MEMBERS) --fault $(FAULT)
 
 # The same suite against servers with bugs switched on deliberately: each must be caught.
 robustness-selftest: install deps

@@ -57,3 +57,15 @@ def test_a_check_that_gives_up_is_inconclusive_never_passed_nor_a_violation(tmp_
     wrong = RunResult(2, "pyetcd", "kill", True, 10, Verdict(linearizable=False), tmp_path, members=3)
     assert wrong.failed and not wrong.inconclusive
     assert "1 linearizability violations" in _summary([gave_up, wrong])
+
+
+def test_lease_pause_is_asked_for_by_name_on_any_server_and_size_with_a_seeded_short_ttl() -> None:
+    """Outside the random draw, so seeds recorded before it existed keep their faults."""
+    rng = random.Random(9)
+    drawn = {faults.plan("random", kind, rng, size).kind for kind in ("etcd", "pyetcd") for size in (1, 3)
+             for _ in range(100)}
+    assert faults.LEASE_FAULT not in drawn
+    plans = [faults.plan(faults.LEASE_FAULT, kind, rng, size) for kind in ("etcd", "pyetcd") for size in (1, 3, 5)
+             for _ in range(10)]
+    assert {p.lease_ttl for p in plans} == set(faults.SHORT_LEASE_TTLS) and not any(p.env for p in plans)
+    assert faults.plan("pause", "pyetcd", rng).lease_ttl == 0  # no short leases in other runs

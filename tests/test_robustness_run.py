@@ -1,5 +1,6 @@
 """A small fixed budget of the robustness suite in the default test run: one short run per server,
-and one short 3-member pyetcd run (about 10 s) whose leader is partitioned through the peer proxies.
+one short 3-member pyetcd run (about 10 s) whose leader is partitioned through the peer proxies, and
+one pyetcd run (about 12 s) whose short leases expire while the member is paused.
 
 Real etcd proves the harness and the checkers pass an etcd they did not write; pyetcd is the
 thing under test. Each single-member run kills the member with SIGKILL mid-traffic and restarts it. The long
@@ -38,3 +39,15 @@ def test_short_three_member_run_with_a_leader_partition_passes_every_check(tmp_p
     assert not r.failed and not r.inconclusive, (r.line(), r.log, r.verdict.findings(), r.error, r.dir)
     assert r.fired and r.verdict.acked_writes > 100
     assert any("partition" in line for line in r.log), r.log
+
+
+def test_short_leases_expire_during_a_pause_and_every_check_passes(tmp_path: Path, certs: CertPaths) -> None:
+    """Keep-alives answered TTL 0 and puts refused after the resume, each expiry's deletes one revision."""
+    if reason := pyetcd_unavailable_reason():
+        pytest.skip(reason)
+    r = run_once(RunConfig(seed=3, base=tmp_path, certs=certs, kind="pyetcd", fault="lease-pause", duration=2.5,
+                           clients=4, watchers=2))
+    assert not r.failed and not r.inconclusive, (r.line(), r.log, r.verdict.findings(), r.error, r.dir)
+    assert r.fired and r.verdict.acked_writes > 100
+    granted, expired = (int(r.leases.split()[i]) for i in (2, 4))  # "short leases: G granted, E expired ..."
+    assert granted >= 4 and expired >= 2, r.leases  # both keepers' first leases expired under traffic

@@ -5,9 +5,14 @@ way (``tests/`` on sys.path); etcd keeps its suite in ``tests/robustness`` too. 
 
 - ``traffic``: concurrent clients (gets, prefix ranges, puts, deletes, CAS txns, lease grant/revoke,
   puts with leases), a compactor every 100-200 ms, watchers from past revisions; all recorded;
+- ``leases``: short leases (fault ``lease-pause``) kept alive over LeaseKeepAlive, and the wait for
+  their expiry after the traffic;
 - ``history``: the recording (invoke/return times, unknown outcomes), JSON, and ``patch``;
-- ``faults``: seeded faults (kill -9, SIGSTOP/SIGCONT, crashes at pyetcd failpoints; on clusters also
-  leader kills/pauses, partitions, blackholes, delay, drop, member replacement);
+- ``settle``: unknown compactions, revokes and deletes bounded (or dropped) by what came after them;
+- ``expiry``: the server's own lease revokes as operations, each in a window clients' answers give;
+- ``faults``: seeded faults (kill -9, SIGSTOP/SIGCONT, crashes at pyetcd failpoints, lease expiry
+  during a pause; on clusters also leader kills/pauses, partitions, blackholes, delay, drop, member
+  replacement);
 - ``linearizability``: Wing & Gong / porcupine's search with memoization, any ``Model``;
 - ``model``: etcd as a sequential object (revisions, txns, delete ranges, leases, compaction);
 - ``watchcheck``: etcd's watch guarantees;  ``evaluate``: every verdict on one run;
@@ -19,5 +24,6 @@ way (``tests/`` on sys.path); etcd keeps its suite in ``tests/robustness`` too. 
 Clusters (``--members 3``/``5``): clients, watchers and the compactor are spread over the members;
 ``History.crashed`` bounds unknown outcomes only while a single member is the whole cluster (a write
 in flight at a crash of one member of several may commit through the others later), so clusters
-record no crashes; a check that gives up within ``--check-timeout`` makes the run inconclusive.
+record no crashes and rely on ``settle``; a check that gives up within ``--check-timeout`` makes the
+run inconclusive.
 """

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from robustness.evaluate import CHECK_TIMEOUT
-from robustness.faults import CLUSTER_FAULTS
+from robustness.faults import CLUSTER_FAULTS, LEASE_FAULT
 from robustness.run import RunConfig, RunResult, replay_check, run_once
 from robustness.selftest import BUGS, run_selftest
 from support.tls import CertPaths
@@ -43,6 +43,8 @@ def _run(args: argparse.Namespace, base: Path, certs: CertPaths) -> int:
             counts[1] += r.failed
             counts[2] += r.inconclusive
         print(r.line(), flush=True)
+        if r.leases:
+            print(f"  {r.leases}", flush=True)
         if r.failed or r.inconclusive:
             print(f"  {r.status} seed {seed}: kept {r.dir} (history.json, report.txt, member logs); replay with "
                   f"--seed {seed} --runs 1 --kind {args.kind} --members {args.members}", flush=True)
@@ -69,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--kind", choices=["pyetcd", "etcd"], default="pyetcd")
     r.add_argument("--members", type=int, default=1, help="cluster size (1, 3, 5)")
-    r.add_argument("--fault", default="random", help="random, none, kill, pause, failpoint, failpoint:<name>; "
-                   "with --members > 1 also " + ", ".join(CLUSTER_FAULTS))
+    r.add_argument("--fault", default="random", help=f"random, none, kill, pause, failpoint, failpoint:<name>, "
+                   f"{LEASE_FAULT} (not drawn at random); with --members > 1 also " + ", ".join(CLUSTER_FAULTS))
     r.add_argument("--check-timeout", type=float, default=CHECK_TIMEOUT,
                    help="seconds the linearizability checker may search before the run is inconclusive")
     r.add_argument("--duration", type=float, default=4.0, help="seconds of traffic per run")

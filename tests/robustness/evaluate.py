@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustness.expiry import expirations
 from robustness.history import History, complete_watcher, patch
 from robustness.linearizability import Operation, check
 from robustness.model import EtcdModel, replay
+from robustness.settle import settle
 from robustness.watchcheck import check_watches
 
 CHECK_TIMEOUT = 120.0
@@ -28,19 +30,21 @@ class Verdict:
     watch: list[str] = field(default_factory=list)
     serializable: list[str] = field(default_factory=list)
     hash: list[str] = field(default_factory=list)
+    leases: list[str] = field(default_factory=list)  # short leases that never expired
     check_seconds: float = 0.0
 
     @property
     def failed(self) -> bool:
         """A violation found; a checker that gave up (linearizable None) is not one, nor a pass."""
-        return bool(self.lost or self.linearizable is False or self.watch or self.serializable or self.hash)
+        return bool(self.lost or self.linearizable is False or self.watch or self.serializable or self.hash
+                    or self.leases)
 
     def findings(self) -> list[str]:
         out = [f"lost write: {x}" for x in self.lost]
         if self.linearizable is not True:
             out.append(f"not linearizable{'' if self.linearizable is False else ' (checker gave up)'}: "
                        f"{self.lin_detail}")
-        return out + self.serializable + self.watch + self.hash
+        return out + self.serializable + self.watch + self.hash + self.leases
 
 
 def _acked_puts(ops: list[Operation]) -> list[tuple[int, str, str, int]]:
@@ -113,15 +117,27 @@ def complete_watch_events(h: History) -> dict[int, tuple[tuple[Any, ...], ...]]:
     return {rev: tuple(evs) for rev, evs in out.items()}
 
 
+def checked_history(h: History, trust_watcher: bool = True) -> tuple[list[Operation], list[str]]:
+    """The operations the checker places (``patch``, unknown writes bounded by ``settle``, and the
+    server's lease expiries) and what
+    rules any linearization out before the search (an expiry whose window closes before it opens)."""
+    ops = settle(h, patch(h, trust_watcher), trust_watcher)
+    expired = expirations(ops, h.members, len(h.ops))
+    return ops + expired.ops, expired.problems
+
+
 def evaluate(h: History, final: tuple[Any, ...], timeout: float = CHECK_TIMEOUT) -> Verdict:
     """Judge a finished run; ``final`` is the answer of the final linearizable read of every key."""
     v = Verdict(acked_writes=sum(1 for op in h.ops if is_acked_write(op)))
     v.lost = lost_writes(h, final)
-    ops = patch(h)
+    ops, impossible = checked_history(h)
+    if impossible:
+        v.linearizable, v.lin_detail = False, "; ".join(impossible)
+        return v
     linear = [op for op in ops if not (op.input[0] == "get" and op.input[3])]
     res = check(EtcdModel(complete_watch_events(h)), linear, timeout=timeout)
     if res.ok is False:  # the history, or the complete watcher's account of it (which patch trusted too)?
-        ops = patch(h, trust_watcher=False)
+        ops, _ = checked_history(h, trust_watcher=False)
         linear = [op for op in ops if not (op.input[0] == "get" and op.input[3])]
         alone = check(EtcdModel(), linear, timeout=timeout)
         if alone.ok is True:

@@ -6,6 +6,11 @@ inside the server (``pyetcd.failpoints``) of one member, armed by restarting tha
 leader kills and pauses, a partition (both ways) of one member or of the leader, a one-way blackhole
 of what a member (or the leader) receives, delay and drop on every proxy, and member replacement
 (remove, then add with an empty data dir). Each proxy fault lasts 1.5-3.5 s, then every proxy heals.
+
+``lease-pause`` (any size, either server; asked for by name, outside the random draw, so the seeds of
+earlier runs keep their faults): the run's traffic then holds short leases (TTL 2 or 3 s, seeded) kept
+alive by ``leases.LeaseKeeper``, and the member (the leader of a cluster) is paused for longer than
+the TTL: the leases expire on resume, or a new leader takes them over and extends them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ PROCESS_FAULTS = ("kill", "pause")
 CLUSTER_FAULTS = ("kill-leader", "pause-leader", "partition", "partition-leader", "blackhole",
                   "blackhole-leader", "delay", "drop", "replace")
 FAULT_KINDS = {"etcd": PROCESS_FAULTS, "pyetcd": (*PROCESS_FAULTS, "failpoint")}
+LEASE_FAULT = "lease-pause"  # not in the random draw (see above)
+SHORT_LEASE_TTLS = (2, 3)  # seconds; pyetcd and etcd grant at least 2 s with a 1 s election timeout
 
 
 def fault_kinds(member_kind: str, size: int) -> tuple[str, ...]:
@@ -50,6 +57,7 @@ class Fault:
     point: str = ""
     env: dict[str, str] = field(default_factory=dict)
     member: int = 0  # which member a failpoint is armed on
+    lease_ttl: int = 0  # the TTL of the run's short leases (none without)
 
     @property
     def label(self) -> str:
@@ -62,6 +70,8 @@ def plan(kind: str, member_kind: str, rng: random.Random, size: int = 1) -> Faul
         kind = rng.choice(fault_kinds(member_kind, size))
     if kind == "none":
         return Fault("none")
+    if kind == LEASE_FAULT:
+        return Fault(kind, lease_ttl=rng.choice(SHORT_LEASE_TTLS))
     if kind in PROCESS_FAULTS or kind in CLUSTER_FAULTS:
         if kind not in fault_kinds(member_kind, size):
             raise ValueError(f"fault {kind} needs several members (MEMBERS=3)")
@@ -101,6 +111,11 @@ class Injector(threading.Thread):
         try:
             if self.stop_ev.wait(self.rng.uniform(0.8, 1.6)):
                 return
+            if self.fault.kind == LEASE_FAULT:
+                self.target = self.cluster.leader()  # the member whose clock expires leases
+                self._pause(self.fault.lease_ttl + self.rng.uniform(*((0.5, 2.0) if self.cluster.size == 1
+                                                                     else (1.0, 4.0))))
+                return
             kind, _, who = self.fault.kind.partition("-")
             if kind in ("kill", "pause", "partition", "blackhole", "replace"):
                 self.target = self.cluster.leader() if who == "leader" else self.rng.choice(self.cluster.members)
@@ -123,8 +138,8 @@ class Injector(threading.Thread):
         self.crashed(down, self.now())
         self.note(f"restarted {self.target.name} (pid {self.target.pid})")
 
-    def _pause(self) -> None:
-        pause = self.rng.uniform(0.5, 2.0)
+    def _pause(self, pause: float | None = None) -> None:
+        pause = self.rng.uniform(0.5, 2.0) if pause is None else pause
         self.note(f"SIGSTOP {self.target.name} for {pause:.2f}s")
         self.target.pause()
         self.fired = True

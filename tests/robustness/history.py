@@ -20,6 +20,8 @@ from typing import Any
 
 from robustness.linearizability import Operation
 
+READS = ("get", "keepalive", "ttl")  # requests that change nothing: an unknown outcome leaves the history
+
 
 def _tuples(x: Any) -> Any:
     """JSON lists back to the tuples the model compares with."""
@@ -78,6 +80,7 @@ class History:
         self.ops: list[Operation] = []
         self.watches: list[WatchRecord] = []
         self.crashes: list[tuple[float, float]] = []  # (killed at, serving again at) of a single member
+        self.members = 1  # the cluster size: one member has one lease clock (see ``expiry``)
         self._lock = threading.Lock()
 
     def now(self) -> float:
@@ -106,6 +109,7 @@ class History:
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"ops": [asdict(o) for o in self.ops], "crashes": self.crashes,
+                                    "members": self.members,
                                     "watches": [asdict(w) for w in self.watches]}))
 
     @classmethod
@@ -113,6 +117,7 @@ class History:
         raw = json.loads(path.read_text())
         h = cls()
         h.crashes = [tuple(c) for c in raw.get("crashes", [])]  # type: ignore[misc]
+        h.members = raw.get("members", 1)
         h.ops = [Operation(o["id"], o["client"], _tuples(o["input"]), _tuples(o["output"]), o["call"], o["ret"])
                  for o in raw["ops"]]
         for w in raw["watches"]:
@@ -202,7 +207,7 @@ def patch(h: History, trust_watcher: bool = True) -> list[Operation]:
     """
     seen = observed_values(h)
     deleted_nothing = _deleted_nothing(h) if trust_watcher else (lambda op: False)
-    used_leases = {op.input[1] for op in h.ops if op.input[0] == "revoke"} | {
+    used_leases = {op.input[1] for op in h.ops if op.input[0] in ("revoke", "keepalive", "ttl")} | {
         op.input[3] for op in h.ops if op.input[0] == "put" and op.input[3]}
     out: list[Operation] = []
     for op in h.ops:
@@ -216,12 +221,12 @@ def patch(h: History, trust_watcher: bool = True) -> list[Operation]:
             out.append(op)
             continue
         bound = next((up for down, up in h.crashes if op.call < down), None)
-        if bound is not None and op.input[0] != "get" and not _written_values(op.input):
+        if bound is not None and op.input[0] not in READS and not _written_values(op.input):
             out.append(Operation(op.id, op.client, op.input, None, op.call, None))
             out[-1].ret = bound  # known return time, unknown output: see Operation.unknown
             continue
         kind = op.input[0]
-        if kind == "get":
+        if kind in READS:
             continue
         values = _written_values(op.input)
         if not values:

@@ -15,7 +15,13 @@ Requests and answers are plain tuples (JSON-friendly, hashable):
 - ``("delete", key, end)`` -> ``("ok", rev, deleted)``
 - ``("txn", (key, target, value), success_ops, failure_ops)`` with target "mod"/"value"/"version"
   -> ``("ok", rev, succeeded, results)``: a put gives ``()``, a delete ``(deleted,)``, a get ``kvs``
-- ``("grant", lease)`` / ``("revoke", lease)`` -> ``("ok", rev)`` | ``("err", "lease_not_found")``
+- ``("grant", lease[, ttl])`` / ``("revoke", lease)`` -> ``("ok", rev)`` | ``("err", "lease_not_found")``;
+  a grant with a TTL is a short lease, which the server may revoke by itself (expiry)
+- ``("expire", lease)`` -> ``("ok",)`` | ``("err", "lease_not_found")``: the server's own revoke of an
+  expired lease, which no client issues (``expiry`` adds them to the history): like a revoke, every key
+  of the lease deleted in one revision, but no revision in the answer (nobody received one)
+- ``("keepalive", lease)`` / ``("ttl", lease)`` -> ``("ok", alive)``: a keep-alive (alive: answered with
+  TTL > 0) or a time-to-live (alive: a granted TTL in the answer) finds the lease not yet revoked
 - ``("compact", rev)`` -> ``("ok", rev)`` | ``("err", "compacted")`` | ``("err", "future")``
 """
 
@@ -163,14 +169,16 @@ def apply(s: State, req: tuple[Any, ...]) -> tuple[State, tuple[Any, ...], list[
     if kind == "grant":
         new = w.done(leases=s.leases | {req[1]})
         return new, ("ok", new.rev), []
-    if kind == "revoke":
+    if kind in ("revoke", "expire"):
         lease = req[1]
         if lease not in s.leases:
             return s, ("err", "lease_not_found"), []
         for k in sorted(k for k, kv in s.kvs.items() if kv[5] == lease):
             w.delete(k, None)
         new = w.done(leases=s.leases - {lease})
-        return new, ("ok", new.rev), w.events
+        return new, ("ok", new.rev) if kind == "revoke" else ("ok",), w.events
+    if kind in ("keepalive", "ttl"):
+        return s, ("ok", req[1] in s.leases), []
     if kind == "compact":
         at = req[1]
         if at <= s.compact:

@@ -25,12 +25,15 @@ from robustness import faults
 from robustness.cluster import Cluster
 from robustness.evaluate import CHECK_TIMEOUT, Verdict, evaluate, lost_writes
 from robustness.history import History
+from robustness.leases import LeaseKeeper, activity, await_expiry
 from robustness.traffic import Client, Compactor, Endpoint, Shared, Watcher, execute, record
 from support.member import Member
 from support.tls import CertPaths
 
 FINAL_TIMEOUT = 30.0
 CATCH_UP_TIMEOUT = 10.0
+AFTER_RESUME = 2.0  # seconds of traffic after a lease-pause fault ends: expired leases meet their clients
+KEEPER_IDS = 100  # client ids of lease keepers start here; -4 asks the leases' time-to-live at the end
 
 
 @dataclass
@@ -61,6 +64,7 @@ class RunResult:
     log: list[str] = field(default_factory=list)
     error: str = ""
     members: int = 1
+    leases: str = ""  # what the short leases went through (lease-pause runs)
 
     @property
     def failed(self) -> bool:
@@ -185,6 +189,7 @@ def run_once(cfg: RunConfig) -> RunResult:
     run_dir = cfg.base / f"{cfg.kind}-{cfg.seed}{size}-{fault.label.replace(':', '-')}{bug}"
     shutil.rmtree(run_dir, ignore_errors=True)
     h = History()
+    h.members = cfg.members
     result = RunResult(cfg.seed, cfg.kind, fault.label, False, 0, Verdict(), run_dir, members=cfg.members)
     stop, wstop = threading.Event(), threading.Event()
     watchers: list[Watcher] = []
@@ -212,10 +217,13 @@ def run_once(cfg: RunConfig) -> RunResult:
                               lambda: min(oracle.rec.last_seen(), shared.latest_rev))
         clients = [Client(i, h, members[i % len(members)], random.Random(rng.random()), stop, shared,
                           rng.randrange(1, 2**40)) for i in range(cfg.clients)]
+        keepers = [LeaseKeeper(KEEPER_IDS + i, h, members[i % len(members)], random.Random(rng.random()), stop,
+                               shared, fault.lease_ttl, rng.randrange(1, 2**40))
+                   for i in range(max(2, cfg.members) if fault.lease_ttl else 0)]
         # with several members a crash bounds nothing (see faults.Injector)
         crashed = h.crashed if cfg.members == 1 else (lambda down, up: None)
         injector = faults.Injector(fault, cluster, random.Random(rng.random()), stop, h.now, _defragment, crashed)
-        for t in (compactor, *clients, injector):
+        for t in (compactor, *clients, *keepers, injector):
             t.start()
         t_end = time.monotonic() + cfg.duration
         for _ in range(cfg.watchers):  # watchers from random past revisions, started during traffic
@@ -228,8 +236,12 @@ def run_once(cfg: RunConfig) -> RunResult:
             watchers.append(w)
             w.start()
         stop.wait(max(0.0, t_end - time.monotonic()))
+        if fault.lease_ttl:  # the traffic goes on past the resume
+            injector.join(60)
+            stop.wait(AFTER_RESUME)
         stop.set()
-        for t in (compactor, *clients):
+        traffic_end = h.now()
+        for t in (compactor, *clients, *keepers):
             t.join(30)
         injector.join(90)
         injector.recover()
@@ -240,6 +252,7 @@ def run_once(cfg: RunConfig) -> RunResult:
         for m in members:
             if not m.running:
                 m.restart()
+        never_expired = await_expiry(h, members, -4)  # before the final read: expiries change the keys
         final = _final_read(h, members)
         time.sleep(0.5)  # let queued events drain before any progress request (see above)
         deadline = time.monotonic() + CATCH_UP_TIMEOUT
@@ -257,6 +270,10 @@ def run_once(cfg: RunConfig) -> RunResult:
         result.ops = len(h.ops)
         result.verdict = evaluate(h, final, timeout=cfg.check_timeout)
         result.verdict.hash += member_findings
+        result.verdict.leases += never_expired
+        if keepers:
+            result.leases = activity(h, traffic_end)
+            result.log.append(result.leases)
     except Exception as e:  # a run that could not finish is a failed run, kept for a look
         result.error = f"{type(e).__name__}: {e}"
     finally:

@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from robustness.faults import LEASE_FAULT
 from robustness.run import RunConfig, run_once
 from support.tls import CertPaths
 
@@ -34,7 +35,15 @@ BUGS: dict[str, Bug] = {
                              "a watcher started (or resumed) at a past revision misses that revision"),
     "stale_read": Bug("bug.stale_read=10%on", "none",
                       "now and then a linearizable range is served from the state 3 revisions back"),
+    "lease_expiry_split": Bug("bug.lease_expiry_split=on", LEASE_FAULT,
+                              "an expired lease's keys are deleted one by one, in revisions of their own, "
+                              "before the lease is revoked"),
 }
+
+
+def _fault(bug: Bug, members: int) -> str:
+    """The bug's fault; on a cluster a kill or a pause hits the leader (a lease-pause always does)."""
+    return bug.fault if members == 1 or bug.fault in ("none", LEASE_FAULT) else f"{bug.fault}-leader"
 
 
 def run_selftest(base: Path, certs: CertPaths, seed: int = 1, members: int = 1) -> int:
@@ -44,7 +53,7 @@ def run_selftest(base: Path, certs: CertPaths, seed: int = 1, members: int = 1) 
         verdict = "NOT caught"
         for attempt in range(ATTEMPTS):
             r = run_once(RunConfig(seed=seed + 100 * n + attempt, base=base, certs=certs, kind="pyetcd",
-                                   fault=f"{bug.fault}-leader" if members > 1 and bug.fault != "none" else bug.fault,
+                                   fault=_fault(bug, members),
                                    failpoints=bug.failpoints, members=members))
             print(f"  {name}: {r.line()}", flush=True)
             if r.verdict.failed:

@@ -3,8 +3,9 @@
 Threads with synchronous gRPC stubs over mutual TLS (one channel each, fast reconnects), so a
 client blocks on a paused member as etcd's clients do. Keys come from a small key space so
 requests contend; every put writes a value never written before (``c<client>-<n>``), which is
-what lets the checker settle unknown outcomes. Leases live long (no expiry inside a run);
-they end by revoke, which deletes their keys.
+what lets the checker settle unknown outcomes. The clients' own leases live long (no expiry
+inside a run) and end by revoke, which deletes their keys; short leases, which expire, are held
+by ``leases.LeaseKeeper`` (fault ``lease-pause``) and clients attach keys to them too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import queue
 import random
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -119,9 +120,13 @@ def execute(ep: Endpoint, req: tuple[Any, ...], timeout: float = REQUEST_TIMEOUT
             else:
                 results.append(tuple(kv_tuple(kv) for kv in resp.response_range.kvs))
         return ("ok", t.header.revision, t.succeeded, tuple(results))
-    if kind == "grant":
-        g = ep.lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(ID=req[1], TTL=LEASE_TTL), timeout=timeout)
+    if kind == "grant":  # ("grant", id[, ttl]): a short lease names its TTL
+        ttl = req[2] if len(req) > 2 else LEASE_TTL
+        g = ep.lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(ID=req[1], TTL=ttl), timeout=timeout)
         return ("ok", g.header.revision)
+    if kind == "ttl":  # etcd answers a lease it no longer has with TTL -1 and no granted TTL
+        t = ep.lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=req[1]), timeout=timeout)
+        return ("ok", t.grantedTTL > 0)
     if kind == "revoke":
         v = ep.lease.LeaseRevoke(rpc_pb2.LeaseRevokeRequest(ID=req[1]), timeout=timeout)
         return ("ok", v.header.revision)
@@ -148,6 +153,7 @@ class Shared:
 
     leases: list[int]
     latest_rev: int = 1
+    short_leases: list[int] = field(default_factory=list)  # held by lease keepers; they may expire
 
 
 class Client(threading.Thread):
@@ -177,7 +183,10 @@ class Client(threading.Thread):
         if r < 0.60:
             return ("put", key, self.value(), 0)
         if r < 0.67:
-            return ("put", key, self.value(), self.rng.choice(self.shared.leases) if self.shared.leases else 0)
+            # a short lease half the time when there are any (no draw when there are none: same seeds)
+            short = self.shared.short_leases and self.rng.random() < 0.5
+            pool = self.shared.short_leases if short else self.shared.leases
+            return ("put", key, self.value(), self.rng.choice(pool) if pool else 0)
         if r < 0.74:
             return ("delete", key, None)
         if r < 0.76:

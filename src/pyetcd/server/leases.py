@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pyetcd import failpoints
 from pyetcd.api import internal_pb2, rpc_pb2
 from pyetcd.lease import IdGenerator, Lessor, Revoker, min_lease_ttl
 from pyetcd.mvcc import KVStore
@@ -42,6 +43,9 @@ class ServerLeases:
         self.revoker.start()
 
     async def _revoke(self, lease_id: int) -> object:
+        if failpoints.hit("bug.lease_expiry_split") and (lease := self.lessor.lookup(lease_id)) is not None:
+            for key in sorted(lease.keys):  # deliberate bug (selftest): an expiry's keys go one revision each
+                await self._propose(internal_pb2.InternalRequest(delete_range=rpc_pb2.DeleteRangeRequest(key=key)))
         req = internal_pb2.InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id))
         return await self._propose(req)
 
