@@ -62,7 +62,8 @@ def tune_gc() -> None:
 
 
 async def serve(cfg: ServerConfig) -> int:
-    """Run one member until SIGTERM/SIGINT (exit 0) or until it is removed from the cluster (1)."""
+    """Run one member until SIGTERM/SIGINT or until it is removed from the cluster; either way it
+    exits 0, as etcd does (etcdmain exits 0 once its server stopped, whatever stopped it)."""
     transport = PeerTransport(cfg)
     remote = None
     if cfg.initial_cluster_state == "existing" and not RaftLog.exists(cfg.data_dir / "member" / "raft"):
@@ -70,12 +71,9 @@ async def serve(cfg: ServerConfig) -> int:
     server = EtcdServer(cfg, transport, remote)
     transport.attach(server)
     stop = asyncio.Event()
-    exit_code = 0
 
     def removed(why: str) -> None:
-        nonlocal exit_code
         log.error("%s; the data-dir used by this member must be removed before it can rejoin", why)
-        exit_code = 1
         stop.set()
 
     transport.on_removed = removed
@@ -126,7 +124,7 @@ async def serve(cfg: ServerConfig) -> int:
         await transport.close()
         await server.stop()
     log.info("closed etcd server", extra={"fields": {"name": cfg.name, "data-dir": str(cfg.data_dir)}})
-    return exit_code
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
