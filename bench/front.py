@@ -23,15 +23,13 @@ from pathlib import Path
 
 from kv import RESULTS, SCENARIOS, CertPaths, Member, _environment, preload, run_scenario
 from support import start_member
-from support.procstat import cpu_seconds
+from support.procstat import children, cpu_seconds
 
 
 def cpu_of(member: Member) -> tuple[float, float]:
     """CPU seconds used so far by the member process and by its children (the front's relay)."""
     assert member.pid is not None
-    with open(f"/proc/{member.pid}/task/{member.pid}/children") as f:
-        kids = [int(p) for p in f.read().split()]
-    return cpu_seconds(member.pid), sum(cpu_seconds(k) for k in kids)
+    return cpu_seconds(member.pid), sum(cpu_seconds(k) for k in children(member.pid))
 
 # name: (extra flags, extra environment). front-py: the front relaying gRPC in Python, not gateway/_pump
 VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from kv import RESULTS, SCENARIOS, CertPaths, Member, preload, run_scenario
 from support import start_member
-from support.procstat import cpu_seconds
+from support.procstat import children, cpu_seconds
 
 FLOOR_SCENARIOS = [sc for sc in SCENARIOS if sc.name.startswith("range serializable")]
 
@@ -99,12 +99,7 @@ class Floor:
 
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds of pid and its children (pyetcd's HTTP front runs in a child)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = [int(p) for p in f.read().split()]
-    except OSError:
-        kids = []
-    return cpu_seconds(pid) + sum(cpu_seconds(k) for k in kids)
+    return cpu_seconds(pid) + sum(cpu_seconds(k) for k in children(pid))
 
 
 def main(argv: list[str] | None = None) -> int:

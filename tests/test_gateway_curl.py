@@ -17,6 +17,7 @@ from pyetcd.api import rpc_pb2, rpc_pb2_grpc
 from support import ETCDCTL_BIN, Member, etcdctl_env, free_port, grpc_channel, pyetcd_command
 from support.crl import revoked_client, write_crl
 from support.http import curl
+from support.procstat import children
 from support.tls import ClientTLS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -124,13 +125,9 @@ def test_health_fails_while_an_alarm_is_raised(any_member: Member) -> None:
 
 def test_front_process_is_restarted_if_it_dies(pyetcd_member: Member) -> None:
     """The front runs in a child of the member; killed, it is started again on the same sockets."""
-    assert pyetcd_member.pid is not None
-
-    def children() -> list[int]:
-        with open(f"/proc/{pyetcd_member.pid}/task/{pyetcd_member.pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-
-    (front,) = children()
+    pid = pyetcd_member.pid
+    assert pid is not None
+    (front,) = children(pid)
     os.kill(front, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while True:
@@ -141,7 +138,7 @@ def test_front_process_is_restarted_if_it_dies(pyetcd_member: Member) -> None:
             pass
         assert time.monotonic() < deadline, "the front did not come back"
         time.sleep(0.2)
-    assert children() != [front]
+    assert children(pid) != [front]
     with grpc_channel(pyetcd_member) as ch:  # gRPC through the new front too
         rpc_pb2_grpc.KVStub(ch).Put(rpc_pb2.PutRequest(key=b"k", value=b"v"), timeout=10)
 

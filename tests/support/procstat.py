@@ -23,6 +23,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def children(pid: int) -> list[int]:
+    """The pids of pid's child processes (a pyetcd member's: its HTTP front), [] if /proc says none."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
 def socket_owner(local_port: int, remote_port: int, pids: dict[int, str]) -> str | None:
     """Which of ``pids`` (pid -> label) holds the loopback TCP socket 127.0.0.1:local_port ->
     127.0.0.1:remote_port (None if none does): the kernel's socket table gives the inode, the
