@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import struct
 
-RECORD_HEADER = 5
-_HANDSHAKE = 0x16
+RECORD_HEADER = 5  # a TLS record: content type, version (2 bytes), length (2 bytes)
+HANDSHAKE = 0x16  # the content type of handshake records
 _CLIENT_HELLO = 0x01
 _ALPN_EXTENSION = 16
 
 
 def record_length(head: bytes) -> int | None:
     """Bytes the first TLS record spans (header included); None if ``head`` is not a TLS handshake."""
-    if len(head) < RECORD_HEADER or head[0] != _HANDSHAKE:
+    if len(head) < RECORD_HEADER or head[0] != HANDSHAKE:
         return None
     return RECORD_HEADER + int.from_bytes(head[3:5], "big")
 

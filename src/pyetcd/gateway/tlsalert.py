@@ -16,11 +16,9 @@ client still sees only the close.
 
 from __future__ import annotations
 
-RECORD_HEADER = 5
-CHANGE_CIPHER_SPEC = 20
-ALERT = 21
-HANDSHAKE = 22
-APPLICATION_DATA = 23
+from .hello import HANDSHAKE, RECORD_HEADER
+
+ALERT = 21  # the content type of alert records
 _FATAL = 2
 BAD_CERTIFICATE = 42
 
