@@ -49,12 +49,16 @@ def _san(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(names)
 
 
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pyetcd"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
 def _builder(cn: str, issuer: x509.Name, pub: ec.EllipticCurvePublicKey, days: int) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pyetcd"),
-                                 x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .subject_name(_name(cn))
         .issuer_name(issuer)
         .public_key(pub)
         .serial_number(x509.random_serial_number())
@@ -62,6 +66,12 @@ def _builder(cn: str, issuer: x509.Name, pub: ec.EllipticCurvePublicKey, days: i
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
     )
+
+
+def _self_signed_ca(cn: str, key: ec.EllipticCurvePrivateKey, days: int) -> x509.CertificateBuilder:
+    """A certificate that is its own issuer and may sign others (the CA; --auto-tls's single cert)."""
+    return (_builder(cn, _name(cn), key.public_key(), days)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True))
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -93,11 +103,9 @@ def write_certs(directory: Path, hosts: list[str], *, days: int = 3650, force: b
                               "pass --force (force=True) to replace them, or choose another --dir")
 
     ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pyetcd"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, "pyetcd-ca")])
+    ca_name = _name("pyetcd-ca")
     ca_cert = (
-        _builder("pyetcd-ca", ca_name, ca_key.public_key(), days)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        _self_signed_ca("pyetcd-ca", ca_key, days)
         .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                      content_commitment=False, key_encipherment=False,
                                      data_encipherment=False, key_agreement=False,
@@ -172,11 +180,8 @@ def write_self_signed(directory: Path, hosts: list[str], *, days: int = 365) -> 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     key = _key()
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pyetcd"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "pyetcd-auto-tls")])
     cert = (
-        _builder("pyetcd-auto-tls", name, key.public_key(), days)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        _self_signed_ca("pyetcd-auto-tls", key, days)
         .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
                                      content_commitment=False, data_encipherment=False, key_agreement=False,
                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
