@@ -61,9 +61,10 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(cfg: ServerConfig) -> int:
-    """Run one member until SIGTERM/SIGINT or until it is removed from the cluster; either way it
-    exits 0, as etcd does (etcdmain exits 0 once its server stopped, whatever stopped it)."""
+async def serve(cfg: ServerConfig) -> None:
+    """Run one member until SIGTERM/SIGINT or until it is removed from the cluster (either way the
+    process then exits 0, as etcd's does: etcdmain exits 0 once its server stopped, whatever
+    stopped it)."""
     transport = PeerTransport(cfg)
     remote = None
     if cfg.initial_cluster_state == "existing" and not RaftLog.exists(cfg.data_dir / "member" / "raft"):
@@ -124,7 +125,6 @@ async def serve(cfg: ServerConfig) -> int:
         await transport.close()
         await server.stop()
     log.info("closed etcd server", extra={"fields": {"name": cfg.name, "data-dir": str(cfg.data_dir)}})
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         "auto-compaction-retention": cfg.auto_compaction_retention}})
     auto_tls(cfg)
     try:
-        return asyncio.run(serve(cfg))
+        asyncio.run(serve(cfg))
+        return 0
     except (ConfigError, EtcdDataDirError) as e:
         log.error("%s", e, extra={"fields": {"error": str(e)}})
         return 1

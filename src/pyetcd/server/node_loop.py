@@ -12,8 +12,9 @@ applied entries in one transaction of the key-value store, each committed with o
 peers leave as soon as the raft log's commit returns (they promise only what that commit made
 durable); a leader's appends and heartbeats leave even before it, in parallel with its own
 write, as raft allows (the leader counts its own entries toward commit only in a later turn).
-Everything else of the turn leaves the process only after both commits, published in this order: the key index and the subsystems' hook, the raft outputs (term, leader),
-watchers and change listeners, client answers, linearizable reads.
+Everything else of the turn leaves the process only after both commits, published in this
+order: the key index and the subsystems' hook, the raft outputs (term, leader), watchers and
+change listeners, client answers, linearizable reads.
 """
 
 from __future__ import annotations
