@@ -58,6 +58,7 @@ class ListenAddress:
     host_port: str  # what grpc binds or dials: host:port, IPv6 in brackets
     secure: bool
     host: str
+    port: int
 
 
 def parse_url(url: str) -> ListenAddress:
@@ -67,4 +68,4 @@ def parse_url(url: str) -> ListenAddress:
         raise ConfigError(f"invalid URL {url!r}: expected http(s)://host:port")
     host = parts.hostname
     bracketed = f"[{host}]" if ":" in host else host
-    return ListenAddress(f"{bracketed}:{parts.port}", parts.scheme == "https", host)
+    return ListenAddress(f"{bracketed}:{parts.port}", parts.scheme == "https", host, parts.port)

@@ -10,7 +10,6 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from cryptography import x509
@@ -20,6 +19,7 @@ from pyetcd.rpc.grpcserver import ClientAPI, ConfigError
 from pyetcd.rpc.limits import GRPC_OVERHEAD_BYTES
 from pyetcd.server.config import TLSInfo
 from pyetcd.server.etcd_server import EtcdServer
+from pyetcd.tls import parse_url
 
 from .access import access_controller
 from .handover import ClientURL, RelayProcess
@@ -60,13 +60,6 @@ def _load_crl(ctx: ssl.SSLContext, crl_file: str) -> None:
     except (OSError, ValueError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load --client-crl-file {crl_file}: {e}") from e
     ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-
-
-def _host_port(url: str) -> tuple[str, int, bool]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
-        raise ConfigError(f"invalid listen URL {url!r}: expected http(s)://host:port")
-    return parts.hostname, parts.port, parts.scheme == "https"
 
 
 async def _accept_http(factory: Callable[[], asyncio.BaseProtocol], conn: socket.socket,
@@ -112,14 +105,14 @@ class HTTPSide:
         """Bind each client URL for the front; returns the private (address, tls) pairs gRPC must serve."""
         backends = []
         for url in urls:
-            host, port, secure = _host_port(url)
-            if secure:
+            addr = parse_url(url)
+            if addr.secure:
                 self.tls()
             try:
-                u = self.relay.bind(url, host, port, secure)
+                u = self.relay.bind(url, addr.host, addr.port, addr.secure)
             except OSError as e:
                 raise ConfigError(f"cannot listen on {url}: {e.strerror}") from e
-            backends.append((u.grpc_address, secure))
+            backends.append((u.grpc_address, addr.secure))
         return backends
 
     def _serve_http(self, url: ClientURL, conn: socket.socket) -> None:
@@ -138,8 +131,9 @@ class HTTPSide:
         if self.relay.urls:
             await self.relay.start()
         for url in metrics_urls:
-            host, port, secure = _host_port(url)
-            site = web.TCPSite(self.metrics_runner, host, port, ssl_context=self.tls() if secure else None)
+            addr = parse_url(url)
+            site = web.TCPSite(self.metrics_runner, addr.host, addr.port,
+                               ssl_context=self.tls() if addr.secure else None)
             try:
                 await site.start()
             except OSError as e:
