@@ -1,6 +1,7 @@
-"""etcd's accessController in front of every HTTP request (embed/serve.go): CORS headers, OPTIONS answered, and — with --client-cert-auth and auth enabled — gateway
-calls refused from a client certificate that has a CommonName (the gateway cannot use it as the
-user, and etcd says so rather than ignore it)."""
+"""etcd's accessController in front of every HTTP request (embed/serve.go): CORS headers, OPTIONS
+answered, and — with --client-cert-auth and auth enabled — gateway calls refused from a client
+certificate that has a CommonName (the gateway cannot use it as the user, and etcd says so rather
+than ignore it)."""
 
 from __future__ import annotations
 
