@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kv import RESULTS, SCENARIOS, CertPaths, Member, preload, run_scenario
-from support import start_member
+from support import free_port, start_member
 from support.procstat import children, cpu_seconds
 
 FLOOR_SCENARIOS = [sc for sc in SCENARIOS if sc.name.startswith("range serializable")]
@@ -79,9 +79,7 @@ class Floor:
 
     @classmethod
     def start(cls, certs: CertPaths) -> Floor:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(certs.dir)])
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
