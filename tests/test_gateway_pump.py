@@ -20,6 +20,7 @@ import pytest
 from pyetcd.gateway import front
 from pyetcd.gateway._pump import Pump
 from support.ports import free_port
+from support.tlsrecords import ALERT, BAD_CERTIFICATE_ALERT, CHANGE_CIPHER_SPEC, HELLO_FLIGHT, record
 
 
 @pytest.fixture
@@ -173,18 +174,10 @@ def test_close_ends_every_connection_and_refuses_more(listener: socket.socket) -
         os.fstat(fd)
 
 
-def _record(kind: int, body: bytes) -> bytes:
-    return bytes([kind]) + b"\x03\x03" + len(body).to_bytes(2, "big") + body
-
-
-HELLO_FLIGHT = _record(22, b"\x02" + b"h" * 300) + _record(22, b"\x0e\x00\x00\x00")
-BAD_CERTIFICATE_ALERT = b"\x15\x03\x03\x00\x02\x02\x2a"
-
-
 @pytest.mark.parametrize(("tls", "after_hello", "alert"), [
     (True, b"", True),  # the server closed mid-handshake: it refused the client's certificate
-    (True, _record(20, b"\x01"), False),  # ChangeCipherSpec: the handshake went on
-    (True, _record(21, b"\x02\x28"), False),  # the server sent its own alert
+    (True, record(CHANGE_CIPHER_SPEC, b"\x01"), False),  # ChangeCipherSpec: the handshake went on
+    (True, record(ALERT, b"\x02\x28"), False),  # the server sent its own alert
     (False, b"", False),  # not a TLS URL: bytes only
 ])
 def test_refused_tls_handshake_gets_the_alert_grpc_drops(pump: Pump, listener: socket.socket, tls: bool,

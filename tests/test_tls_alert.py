@@ -17,6 +17,15 @@ import pytest
 
 from pyetcd.gateway.tlsalert import ServerRecords, alert_record
 from support import CertPaths, Member
+from support.tlsrecords import (
+    ALERT,
+    APPLICATION_DATA,
+    BAD_CERTIFICATE_ALERT,
+    CHANGE_CIPHER_SPEC,
+    HANDSHAKE,
+    HELLO_FLIGHT,
+    record,
+)
 
 BAD_CERTIFICATE = "alert bad certificate"
 
@@ -59,23 +68,20 @@ def test_accepted_client_gets_no_alert(any_member: Member) -> None:
     assert "alert" not in out.lower() and "Verify return code: 0 (ok)" in out
 
 
-def _record(kind: int, body: bytes, version: bytes = b"\x03\x03") -> bytes:
-    return bytes([kind]) + version + len(body).to_bytes(2, "big") + body
-
-
 def test_records_in_fragments_find_the_refusal_point() -> None:
-    flight = _record(22, b"\x02" + b"h" * 300) + _record(22, b"\x0e\x00\x00\x00")
+    flight = HELLO_FLIGHT
     rec = ServerRecords()
     assert rec.refusal_alert() is None  # nothing sent yet: not a refused certificate
     for i in range(0, len(flight), 7):  # records split across reads, headers too
         rec.feed(flight[i:i + 7])
-    assert rec.refusal_alert() == alert_record(b"\x03\x03") == b"\x15\x03\x03\x00\x02\x02\x2a"
-    rec.feed(_record(20, b"\x01"))  # ChangeCipherSpec: the handshake went on, no alert to add
+    assert rec.refusal_alert() == alert_record(b"\x03\x03") == BAD_CERTIFICATE_ALERT
+    rec.feed(record(CHANGE_CIPHER_SPEC, b"\x01"))  # ChangeCipherSpec: the handshake went on, no alert to add
     assert rec.refusal_alert() is None
 
 
 def test_server_alert_or_tls13_records_settle_it() -> None:
-    for after_hello in (_record(20, b"\x01"), _record(21, b"\x02\x28"), _record(23, b"x" * 40)):
+    for after_hello in (record(CHANGE_CIPHER_SPEC, b"\x01"), record(ALERT, b"\x02\x28"),
+                        record(APPLICATION_DATA, b"x" * 40)):
         rec = ServerRecords()
-        rec.feed(_record(22, b"\x02" + b"h" * 90) + after_hello)
+        rec.feed(record(HANDSHAKE, b"\x02" + b"h" * 90) + after_hello)
         assert rec.settled and rec.refusal_alert() is None
