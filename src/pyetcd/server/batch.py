@@ -63,6 +63,7 @@ class ApplyBatch:
     entry_index: int = 0  # raft index of the entry being applied (auth tokens carry it)
     applied_term: int = 0
     raft: RaftOutput = field(default_factory=RaftOutput)
+    entries: int = 0  # how many the turn persisted or applied (the larger): see group_commit.py
 
     def on_publish(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` on the event loop once this batch is durable."""

@@ -15,6 +15,9 @@ write, as raft allows (the leader counts its own entries toward commit only in a
 Everything else of the turn leaves the process only after both commits, published in this
 order: the key index and the subsystems' hook, the raft outputs (term, leader), watchers and
 change listeners, client answers, linearizable reads.
+
+Under load, the loop may wait a few milliseconds after a busy turn so that the next one carries
+more (server/group_commit.py decides, by measuring).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from pyetcd.storage.backend import META
 
 from .apply import decode_conf_change
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
+from .group_commit import GroupCommit
 from .install import SnapshotInstaller
 from .ports import PeerSender
 from .proposals import Proposals
@@ -69,6 +73,9 @@ _AFTER_LOG = frozenset(MessageType) - {MessageType.MSG_SNAP}
 # Peer messages waiting in the inbox beyond this are dropped (raft tolerates lost messages):
 # a flood from peers must not grow memory without bound.
 MAX_PEER_MESSAGES = 10_000
+# The most the loop waits after a busy turn (group_commit.py). A pyetcd-only knob, for A/B runs
+# in bench/kv.py (``--variant off:PYETCD_GROUP_COMMIT_MS=0`` never waits).
+GROUP_COMMIT_WINDOW = float(os.environ.get("PYETCD_GROUP_COMMIT_MS", "6")) / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,7 @@ class NodeLoop:
         self._leftover: Ready | None = None
         self._deferred: tuple[Any, Any] | None = None  # see _commit_deferred
         self._event_loop: asyncio.AbstractEventLoop | None = None
+        self.group_commit = GroupCommit(GROUP_COMMIT_WINDOW)
 
     # ---- the inbox: what handlers and the transport may do -----------------------------
     def propose(self, rid: int, data: bytes) -> None:
@@ -210,6 +218,8 @@ class NodeLoop:
                     async with self.disk:
                         batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
                     self._publish(batch)
+                    if wait := self.group_commit.after_turn(batch.entries):
+                        await asyncio.sleep(wait)
                 else:  # only read states, leadership news or messages: no transaction needed
                     out = RaftOutput()
                     out.absorb(rd)
@@ -271,6 +281,7 @@ class NodeLoop:
                     break
                 parts.raftlog.persist(rtxn, rd.entries, rd.hard_state)
                 parts.raftlog.publish(rd.entries, rd.hard_state)  # the core reads its log through this
+                batch.entries += max(len(rd.entries), len(rd.committed_entries))
                 self._apply_committed(batch, rd)
                 batch.raft.absorb(rd)
                 self.node.advance(rd)

@@ -1,0 +1,92 @@
+"""Group commit under load (server/group_commit.py): the node loop waits after a busy turn only
+while waiting measurably applies more per second, and a lone client never waits."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pyetcd.server import group_commit
+from pyetcd.server.group_commit import BUSY_TURN_ENTRIES, GroupCommit
+from support.inmemory import MemCluster
+
+WINDOW = 0.004
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drive(gc: GroupCommit, clock: Clock, seconds: float, entries_per_second: dict[bool, float]) -> list[float]:
+    """Busy turns every 5 ms for ``seconds``; each turn carries what the load yields per second with
+    the setting in use (``entries_per_second[waiting]``). Returns the waits asked for."""
+    waits = []
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now += 0.005
+        per_turn = max(BUSY_TURN_ENTRIES, round(entries_per_second[gc.waiting] * 0.005))
+        waits.append(gc.after_turn(per_turn))
+    return waits
+
+
+def test_keeps_waiting_when_waiting_applies_more() -> None:
+    clock = Clock()
+    gc = GroupCommit(WINDOW, clock)
+    drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 6000})
+    assert gc.waiting
+    waits = drive(gc, clock, group_commit.HOLD_SECONDS / 2, {False: 4000, True: 6000})
+    assert set(waits) == {WINDOW}  # held: every busy turn waits
+
+
+def test_stops_waiting_when_waiting_applies_less() -> None:
+    clock = Clock()
+    gc = GroupCommit(WINDOW, clock)
+    drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 2500})
+    assert not gc.waiting
+    assert set(drive(gc, clock, group_commit.HOLD_SECONDS / 2, {False: 4000, True: 2500})) == {0.0}
+
+
+def test_measures_again_after_holding_and_after_a_pause() -> None:
+    clock = Clock()
+    gc = GroupCommit(WINDOW, clock)
+    drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 2500})
+    assert not gc.waiting
+    # the load changes: waiting now pays; found at the next measurement after the hold
+    drive(gc, clock, group_commit.HOLD_SECONDS + 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 3000, True: 6000})
+    assert gc.waiting
+    clock.now += group_commit.IDLE_SECONDS + 1  # a pause: measure afresh, starting without waiting
+    assert gc.after_turn(BUSY_TURN_ENTRIES) == 0.0
+
+
+def test_quiet_turns_and_a_zero_window_never_wait() -> None:
+    clock = Clock()
+    gc = GroupCommit(WINDOW, clock)
+    drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 6000})
+    assert gc.waiting and gc.after_turn(BUSY_TURN_ENTRIES - 1) == 0.0
+    off = GroupCommit(0.0, clock)
+    assert set(drive(off, clock, 1.0, {False: 4000, True: 6000})) == {0.0}
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_lone_client_never_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """With a window of 30 s, one wait would miss the deadline of the put that follows it."""
+    monkeypatch.setattr(group_commit, "TRIAL_SECONDS", 0.01)  # the waiting trial starts at once
+
+    async def scenario() -> None:
+        async with MemCluster(tmp_path, size=size) as c:
+            lead = await c.wait_leader()
+            await c.put(lead, b"warm-up", b"v")  # past the bootstrap turns (members, conf changes)
+            for s in c.live():
+                s.loop.group_commit.window = 30.0
+            for i in range(20):  # one at a time: every turn carries one entry
+                await asyncio.wait_for(c.put(lead, b"k%d" % i, b"v"), 10)
+                await asyncio.sleep(0.005)
+            assert c.get(lead, b"k19") == b"v"
+
+    asyncio.run(scenario())
