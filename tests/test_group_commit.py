@@ -73,6 +73,20 @@ def test_quiet_turns_and_a_zero_window_never_wait() -> None:
     assert set(drive(off, clock, 1.0, {False: 4000, True: 6000})) == {0.0}
 
 
+async def quiet(c: MemCluster) -> None:
+    """Every member published its name and every member applied all of it: from here on, only
+    the test's own proposals make turns."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while loop.time() < deadline:
+        named = all(r.name and r.client_urls for s in c.live() for r in s.members_snapshot()[1])
+        applied = {s.loop.applied_index for s in c.live()}
+        if named and len(applied) == 1 and applied == {max(s.loop.commit_index for s in c.live())}:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the cluster did not settle after start-up")
+
+
 @pytest.mark.parametrize("size", [1, 3])
 def test_a_lone_client_never_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
     """With a window of 30 s, one wait would miss the deadline of the put that follows it."""
@@ -81,7 +95,7 @@ def test_a_lone_client_never_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     async def scenario() -> None:
         async with MemCluster(tmp_path, size=size) as c:
             lead = await c.wait_leader()
-            await c.put(lead, b"warm-up", b"v")  # past the bootstrap turns (members, conf changes)
+            await quiet(c)  # past the start-up turns (conf changes, members publishing their names)
             for s in c.live():
                 s.loop.group_commit.window = 30.0
             for i in range(20):  # one at a time: every turn carries one entry

@@ -8,14 +8,14 @@ earlier in the same batch read it back from ``txn`` (LMDB shows a transaction it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import lmdb
 
 from pyetcd.mvcc.store import Change, StoreWriter
-from pyetcd.raft import HardState, Message, ReadState, Ready, SoftState
+from pyetcd.raft import Entry, HardState, Message, ReadState, Ready, SoftState
 
 
 @dataclass
@@ -63,7 +63,19 @@ class ApplyBatch:
     entry_index: int = 0  # raft index of the entry being applied (auth tokens carry it)
     applied_term: int = 0
     raft: RaftOutput = field(default_factory=RaftOutput)
-    entries: int = 0  # how many the turn persisted or applied (the larger): see group_commit.py
+    first_touched: int = 0  # the lowest and highest raft index the turn persisted or applied
+    last_touched: int = 0
+
+    def touch(self, entries: Sequence[Entry]) -> None:
+        if entries:
+            first, last = entries[0].index, entries[-1].index
+            self.first_touched = min(self.first_touched, first) if self.first_touched else first
+            self.last_touched = max(self.last_touched, last)
+
+    @property
+    def entries_touched(self) -> int:
+        """How many entries the turn persisted or applied, each counted once (see group_commit.py)."""
+        return self.last_touched - self.first_touched + 1 if self.last_touched else 0
 
     def on_publish(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` on the event loop once this batch is durable."""

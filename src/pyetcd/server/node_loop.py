@@ -218,7 +218,7 @@ class NodeLoop:
                     async with self.disk:
                         batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
                     self._publish(batch)
-                    if wait := self.group_commit.after_turn(batch.entries):
+                    if wait := self.group_commit.after_turn(batch.entries_touched):
                         await asyncio.sleep(wait)
                 else:  # only read states, leadership news or messages: no transaction needed
                     out = RaftOutput()
@@ -281,7 +281,8 @@ class NodeLoop:
                     break
                 parts.raftlog.persist(rtxn, rd.entries, rd.hard_state)
                 parts.raftlog.publish(rd.entries, rd.hard_state)  # the core reads its log through this
-                batch.entries += max(len(rd.entries), len(rd.committed_entries))
+                batch.touch(rd.entries)
+                batch.touch(rd.committed_entries)
                 self._apply_committed(batch, rd)
                 batch.raft.absorb(rd)
                 self.node.advance(rd)
