@@ -10,7 +10,8 @@ sizes, the event loop's CPU) told the two apart reliably, so this tries both: wh
 busy it alternates between waiting and not, for a short trial each, keeps the setting that
 applied more entries per second, and tests again after a while, as load changes.
 
-A lone client is never affected: its turns carry one entry, never a busy turn.
+A lone client is never affected: its turns touch one or two entries (its put, and on a cluster
+the previous one's apply), never a busy turn's four.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-BUSY_TURN_ENTRIES = 4  # entries a turn persisted or applied to count as busy
+BUSY_TURN_ENTRIES = 4  # entries a turn persisted or applied (each counted once) to count as busy
 TRIAL_SECONDS = 0.2  # each setting is measured this long...
 HOLD_SECONDS = 2.0  # ...and the better one kept this long before measuring again
 IDLE_SECONDS = 1.0  # a pause this long means load changed: measure afresh
