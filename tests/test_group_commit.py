@@ -10,20 +10,13 @@ import pytest
 
 from pyetcd.server import group_commit
 from pyetcd.server.group_commit import BUSY_TURN_ENTRIES, GroupCommit
+from support.clock import ManualClock
 from support.inmemory import MemCluster
 
 WINDOW = 0.004
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def drive(gc: GroupCommit, clock: Clock, seconds: float, entries_per_second: dict[bool, float]) -> list[float]:
+def drive(gc: GroupCommit, clock: ManualClock, seconds: float, entries_per_second: dict[bool, float]) -> list[float]:
     """Busy turns every 5 ms for ``seconds``; each turn carries what the load yields per second with
     the setting in use (``entries_per_second[waiting]``). Returns the waits asked for."""
     waits = []
@@ -36,7 +29,7 @@ def drive(gc: GroupCommit, clock: Clock, seconds: float, entries_per_second: dic
 
 
 def test_keeps_waiting_when_waiting_applies_more() -> None:
-    clock = Clock()
+    clock = ManualClock()
     gc = GroupCommit(WINDOW, clock)
     drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 6000})
     assert gc.waiting
@@ -45,7 +38,7 @@ def test_keeps_waiting_when_waiting_applies_more() -> None:
 
 
 def test_stops_waiting_when_waiting_applies_less() -> None:
-    clock = Clock()
+    clock = ManualClock()
     gc = GroupCommit(WINDOW, clock)
     drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 2500})
     assert not gc.waiting
@@ -53,7 +46,7 @@ def test_stops_waiting_when_waiting_applies_less() -> None:
 
 
 def test_measures_again_after_holding_and_after_a_pause() -> None:
-    clock = Clock()
+    clock = ManualClock()
     gc = GroupCommit(WINDOW, clock)
     drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 2500})
     assert not gc.waiting
@@ -65,7 +58,7 @@ def test_measures_again_after_holding_and_after_a_pause() -> None:
 
 
 def test_quiet_turns_and_a_zero_window_never_wait() -> None:
-    clock = Clock()
+    clock = ManualClock()
     gc = GroupCommit(WINDOW, clock)
     drive(gc, clock, 2 * group_commit.TRIAL_SECONDS + 0.05, {False: 4000, True: 6000})
     assert gc.waiting and gc.after_turn(BUSY_TURN_ENTRIES - 1) == 0.0

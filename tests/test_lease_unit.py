@@ -16,14 +16,7 @@ from pyetcd.lease.lessor import RETRY_INTERVAL, REVOKE_RATE
 from pyetcd.mvcc import KVStore
 from pyetcd.server.batch import ApplyBatch
 from pyetcd.storage.backend import Backend
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.clock import ManualClock
 
 
 def test_min_lease_ttl_is_etcds() -> None:
@@ -52,12 +45,12 @@ def test_expiry_queue_supersedes_and_limits() -> None:
     assert len(q) == 0
 
 
-def _lessor(tmp_path: Path, clock: Clock) -> Lessor:
+def _lessor(tmp_path: Path, clock: ManualClock) -> Lessor:
     return Lessor(Backend(tmp_path / "db"), min_ttl=2, clock=clock)
 
 
 def test_promote_spreads_a_pile_of_leases(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     lessor = _lessor(tmp_path, clock)
     for i in range(1, 5001):
         lessor.leases[i] = Lease(i, 10)
@@ -71,7 +64,7 @@ def test_promote_spreads_a_pile_of_leases(tmp_path: Path) -> None:
 
 def test_renew_and_take_expired(tmp_path: Path) -> None:
     async def scenario() -> None:
-        clock = Clock()
+        clock = ManualClock()
         lessor = _lessor(tmp_path, clock)
         with pytest.raises(errors.ErrNoLeader):
             await lessor.renew(1)  # not the leader: no clock to renew against
@@ -100,7 +93,7 @@ def test_renew_and_take_expired(tmp_path: Path) -> None:
 
 
 def test_grant_put_revoke_in_one_batch(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     backend = Backend(tmp_path / "db")
     lessor, store = Lessor(backend, min_ttl=2, clock=clock), KVStore(backend)
     txn = backend.begin_write()
