@@ -67,17 +67,14 @@ def test_quiet_turns_and_a_zero_window_never_wait() -> None:
 
 
 async def quiet(c: MemCluster) -> None:
-    """Every member published its name and every member applied all of it: from here on, only
-    the test's own proposals make turns."""
+    """Every member published its attributes and every member applied all that was committed:
+    from here on, only the test's own proposals make turns."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20
-    while loop.time() < deadline:
-        named = all(r.name and r.client_urls for s in c.live() for r in s.members_snapshot()[1])
-        applied = {s.loop.applied_index for s in c.live()}
-        if named and len(applied) == 1 and applied == {max(s.loop.commit_index for s in c.live())}:
-            return
+    while not all(r.name and r.client_urls for s in c.live() for r in s.members_snapshot()[1]):
+        assert loop.time() < deadline, "the members did not publish their attributes after start-up"
         await asyncio.sleep(0.02)
-    raise AssertionError("the cluster did not settle after start-up")
+    await c.wait_applied(max(s.loop.commit_index for s in c.live()))
 
 
 @pytest.mark.parametrize("size", [1, 3])
