@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from kv import RESULTS, SCENARIOS, CertPaths, Member, _environment, preload, run_scenario
+from kv import RESULTS, SCENARIOS, CertPaths, Member, preload, run_scenario
 from support import start_member
 from support.procstat import children, cpu_seconds
 
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         members: dict[str, Member] = {}
         try:
             for v, (extra, env) in VARIANTS.items():
-                with _environment(env):
-                    members[v] = start_member("pyetcd", Path(tmp) / v, certs, name=f"bench-{v}", extra_args=extra)
+                members[v] = start_member("pyetcd", Path(tmp) / v, certs, name=f"bench-{v}", extra_args=extra,
+                                          env=env)
                 preload(members[v])
             for rnd in range(args.rounds):
                 names = list(VARIANTS)  # rotated: each variant goes first in some round (the first runs slower)

@@ -26,8 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -167,21 +165,6 @@ def _versions() -> dict[str, str]:
             "etcd": out(["/usr/bin/etcd", "--version"]).splitlines()[0]}
 
 
-@contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    """os.environ with ``env`` added while members spawn (they inherit it), then as before."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, old in saved.items():
-            if old is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = old
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a fifth of the requests per scenario")
@@ -217,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 members[t] = start_cluster(KINDS[t], Path(tmp) / t, certs, size=args.members)
                 preload(members[t][0])
             for name, env in variants.items():
-                with _environment(env):
-                    members[name] = start_cluster("pyetcd", Path(tmp) / name, certs, size=args.members)
+                members[name] = start_cluster("pyetcd", Path(tmp) / name, certs, size=args.members, env=env)
                 preload(members[name][0])
                 targets.append(name)
                 results[name] = {}

@@ -278,16 +278,19 @@ def _launch(members: list[Member], timeout: float) -> bool:
 
 def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple[str, ...] | list[str],
            client_cert_auth: bool, timeout: float, peer_auto_tls: bool = False,
-           advertise_peer: Callable[[Member], int] | None = None) -> list[Member]:
+           advertise_peer: Callable[[Member], int] | None = None,
+           env: dict[str, str] | None = None) -> list[Member]:
     """Start one cluster with a member per (name, dir); new ports and a retry after a port clash.
-    ``advertise_peer(member)`` (if given) returns the port the member advertises to its peers."""
+    ``advertise_peer(member)`` (if given) returns the port the member advertises to its peers;
+    ``env`` is added to each member's environment (Member.env: at every start)."""
     if kind not in ("etcd", "pyetcd"):
         raise ValueError(f"unknown member kind {kind!r}")
     for _ in range(3):
         token = f"pyetcd-test-{uuid.uuid4().hex[:12]}"
         members = [Member(kind=kind, name=n, base_dir=Path(d), client_port=free_port(), peer_port=free_port(),
                           certs=certs, extra_args=tuple(extra_args), client_cert_auth=client_cert_auth,
-                          cluster_token=token, peer_auto_tls=peer_auto_tls) for n, d in dirs.items()]
+                          cluster_token=token, peer_auto_tls=peer_auto_tls, env=dict(env or {}))
+                   for n, d in dirs.items()]
         if advertise_peer is not None:
             for m in members:
                 m.advertise_peer_port = advertise_peer(m)
@@ -303,18 +306,20 @@ def _start(kind: str, dirs: dict[str, Path], certs: CertPaths, extra_args: tuple
 def start_cluster(kind: str, base_dir: Path, certs: CertPaths, *, size: int = 3,
                   extra_args: tuple[str, ...] | list[str] = (), client_cert_auth: bool = True,
                   timeout: float = 60.0, peer_auto_tls: bool = False,
-                  advertise_peer: Callable[[Member], int] | None = None) -> list[Member]:
+                  advertise_peer: Callable[[Member], int] | None = None,
+                  env: dict[str, str] | None = None) -> list[Member]:
     """A size-member cluster of kind "etcd" or "pyetcd" (peer mTLS, or --peer-auto-tls), members
-    m0.. in base_dir/<name>; ``advertise_peer``: see ``_start`` (the robustness suite's proxies)."""
+    m0.. in base_dir/<name>; ``advertise_peer`` and ``env``: see ``_start``."""
     dirs = {f"m{i}": Path(base_dir) / f"m{i}" for i in range(size)}
-    return _start(kind, dirs, certs, extra_args, client_cert_auth, timeout, peer_auto_tls, advertise_peer)
+    return _start(kind, dirs, certs, extra_args, client_cert_auth, timeout, peer_auto_tls, advertise_peer, env)
 
 
 def start_member(kind: str, base_dir: Path, certs: CertPaths, *, name: str = "m0",
                  extra_args: tuple[str, ...] | list[str] = (), client_cert_auth: bool = True,
-                 timeout: float = 30.0) -> Member:
-    """A single-member cluster of kind "etcd" or "pyetcd" from an empty data dir in base_dir."""
-    return _start(kind, {name: Path(base_dir)}, certs, extra_args, client_cert_auth, timeout)[0]
+                 timeout: float = 30.0, env: dict[str, str] | None = None) -> Member:
+    """A single-member cluster of kind "etcd" or "pyetcd" from an empty data dir in base_dir;
+    ``env``: see ``_start``."""
+    return _start(kind, {name: Path(base_dir)}, certs, extra_args, client_cert_auth, timeout, env=env)[0]
 
 
 def start_real_etcd(base_dir: Path, certs: CertPaths, **kw: object) -> Member:
