@@ -121,6 +121,9 @@ class NodeLoop:
         self.leader = 0
         self.raft_state = StateType.FOLLOWER
         self.applied_index, self.applied_term = parts.applied
+        # the applied index of the store's last commit, and of the one before it: with the store's
+        # metasync off only the latter is sure to survive a power loss (storage/backend.py)
+        self._store_last_applied = self._store_durable_applied = self.applied_index
         self.conf_state: ConfState = raftlog.initial_state()[1]
         self.leader_listeners: list[Callable[[bool], None]] = []
         self.leader_changes = 0  # etcd_server_leader_changes_seen_total
@@ -305,6 +308,7 @@ class NodeLoop:
             failpoints.hit("turn.between_commits")
             if batch.applied_index:
                 _timed(ktxn.commit, self.backend_observers)
+                self._store_durable_applied, self._store_last_applied = self._store_last_applied, batch.applied_index
                 parts.backend.refresh_size()
             else:
                 ktxn.abort()
@@ -367,10 +371,11 @@ class NodeLoop:
     def _maybe_compact_log(self, rtxn: Any, batch: ApplyBatch) -> None:
         """etcd's snapshot + compaction: past --snapshot-count applied entries since the last
         compaction, keep only the catch-up entries (lagging followers beyond them get a
-        snapshot). Only entries applied durably before this turn may go."""
+        snapshot). Only entries the store holds durably may go: those applied by its commit
+        before the last one, as its last commit is durable only once the next one syncs."""
         raftlog = self.parts.raftlog
         first = raftlog.first_index()
-        durable = self.applied_index
+        durable = self._store_durable_applied
         too_large = raftlog.bytes_since_compaction >= _LOG_MAX_BYTES
         if durable - (first - 1) <= self.snapshot_count and not too_large:
             return
@@ -410,6 +415,7 @@ class NodeLoop:
         parts.raftlog.publish_snapshot(snap)
         parts.raftlog.publish(rd.entries, rd.hard_state)
         self.applied_index, self.applied_term = snap.metadata.index, snap.metadata.term
+        self._store_last_applied = self._store_durable_applied = self.applied_index  # the swap synced it
         parts.hub.restore(seen_rev)
         self._membership_changed(snap.metadata.conf_state)
         log.info("applied snapshot at index %d (term %d) from the leader; revision %d",

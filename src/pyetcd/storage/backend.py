@@ -1,11 +1,15 @@
-"""The LMDB environment that holds everything a member persists.
+"""The LMDB environment that holds the key-value store and the rest of the applied state.
 
-One environment, several named databases ("buckets", as etcd calls them). Commits are
-durable when ``commit()`` returns: LMDB flushes the data pages and then the meta page
-(``metasync=True``; with it off, a power loss could undo the last acknowledged transaction —
-measured here, keeping it on costs nothing visible beside the grpc overhead).
-The node loop makes each commit count by batching everything ready (raft log, hard state and
-the application of committed entries) into a single write transaction: group commit.
+One environment, several named databases ("buckets", as etcd calls them). The raft log lives
+apart (storage/raftlog.py) and is durable at every commit; the store needs less. It is opened
+with ``metasync`` off: a commit flushes its data pages but writes the meta page that makes it
+current without a flush of its own, so the next commit's flush makes it durable. LMDB keeps
+every commit atomic and consistent that way; a power loss (not a process crash: the page cache
+survives that) can only undo the last commit, which the raft log then replays, as etcd's WAL
+replays what its backend had not yet committed. That saves one fdatasync per turn of the node
+loop. Its price is a margin: the raft log may only drop entries that the commit *before* the
+last one applied (server/node_loop.py, ``_maybe_compact_log``), and opening or closing the
+environment syncs it, so whatever a restart finds applied is durable before anything relies on it.
 """
 
 from __future__ import annotations
@@ -61,8 +65,9 @@ class Backend:
     def _open(self) -> None:
         self.env = lmdb.open(
             str(self.path), map_size=self.map_size, max_dbs=len(BUCKETS) + 2,
-            subdir=True, sync=True, metasync=True, readahead=False, max_readers=1024,
+            subdir=True, sync=True, metasync=False, readahead=False, max_readers=1024,
         )
+        self.env.sync(True)  # what a restart found applied is durable before compaction trusts it
         self.dbs = {name: self.env.open_db(name) for name in BUCKETS}
         self.refresh_size()
 
@@ -151,6 +156,7 @@ class Backend:
         self._open()
 
     def close(self) -> None:
+        self.env.sync(True)  # the last commit's meta page, not flushed by its own commit
         self.env.close()
 
     def fsync_dir(self) -> None:
