@@ -16,6 +16,7 @@ import lmdb
 
 from pyetcd.mvcc.store import Change, StoreWriter
 from pyetcd.raft import Entry, HardState, Message, ReadState, Ready, SoftState
+from pyetcd.storage.raftlog import WalBatch
 
 
 @dataclass
@@ -56,7 +57,7 @@ def needs_disk(rd: Ready) -> bool:
 class ApplyBatch:
     txn: lmdb.Transaction  # the key-value store's
     kv: StoreWriter
-    raft_txn: lmdb.Transaction | None = None  # the raft log's, for conf state written at apply
+    raft_txn: WalBatch | None = None  # the raft log's, for conf state written at apply
     results: list[AppliedResult] = field(default_factory=list)
     publish_hooks: list[Callable[[], None]] = field(default_factory=list)
     applied_index: int = 0

@@ -23,7 +23,7 @@ import lmdb
 from pyetcd.api import internal_pb2
 from pyetcd.raft import ConfState
 from pyetcd.storage.backend import Backend
-from pyetcd.storage.raftlog import RaftLog
+from pyetcd.storage.raftlog import RaftLog, WalBatch
 from pyetcd.tls import ConfigError
 
 from .config import ServerConfig
@@ -83,7 +83,7 @@ def bootstrap(cfg: ServerConfig, raftlog: RaftLog, backend: Backend, members: Me
 
 
 @contextmanager
-def _both_stores(raftlog: RaftLog, backend: Backend) -> Iterator[tuple[lmdb.Transaction, lmdb.Transaction]]:
+def _both_stores(raftlog: RaftLog, backend: Backend) -> Iterator[tuple[WalBatch, lmdb.Transaction]]:
     """Write transactions on the raft log and the store, committed together (raft log first)
     or not at all."""
     rtxn = raftlog.begin_write()

@@ -1,136 +1,224 @@
-"""The raft log, hard state and membership snapshot, durable in an LMDB environment of their own.
+"""The raft log, hard state and membership snapshot, durable in a write-ahead log of their own.
 
 The log lives apart from the key-value store (``<data-dir>/member/raft/``, where etcd keeps its
 WAL in ``member/wal/``), so it never counts against --quota-backend-bytes and defragmentation
-of the store does not carry it. Reads (by the raft core, on the event loop) come from an
-in-memory mirror of the uncompacted log; the persist step writes the same entries into a write
-transaction of this environment on the apply thread, and ``publish`` updates the mirror once
-that transaction is durable.
+of the store does not carry it. It is an append-only file of records (storage/wal.py): a turn's
+entries, hard state and compaction go into one batch, written with a single fdatasync, because
+the turn answers nobody before its raft log is durable. Reads (by the raft core, on the event
+loop) come from an in-memory mirror of the uncompacted log, rebuilt from the records at start;
+the persist step adds records to a batch on the apply thread, and ``publish`` updates the mirror.
+
+Each segment starts with a header restating the member id, the compaction point, the applied
+membership and the hard state, so a segment whose entries are all compacted can be deleted.
+A data dir written by earlier pyetcd versions (an LMDB environment here) is converted on open.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import lmdb
 
 from pyetcd.raft import ConfState, Entry, EntryType, HardState, MemoryStorage, Snapshot, SnapshotMetadata
 
-RAFT_LOG = b"raftlog"  # raft index (8 bytes big-endian) -> encoded entry
-RAFT_STATE = b"raftstate"  # hard state, conf state, snapshot metadata, this member's id
-# Address space, not disk: the log is compacted by count and size (server.node_loop).
-_MAP_SIZE = 8 * 1024 * 1024 * 1024
+from .raftlog_lmdb import is_lmdb_log, read_lmdb_log, remove_lmdb_log
+from .wal import SegmentedLog, WalError, frame, segments
 
-_INDEX = struct.Struct(">Q")
-_ENTRY_HEAD = struct.Struct(">QB")
-_HARD_STATE = struct.Struct(">QQQ")
-_HS_KEY = b"hardstate"
-_SNAP_KEY = b"snapshot"
-_CONF_KEY = b"confstate"  # membership as of the last applied conf change
-_ID_KEY = b"member_id"  # this member's id, fixed at bootstrap or join (etcd keeps it in the WAL)
+# record kinds
+_ENTRIES, _HARD_STATE, _SNAPSHOT, _CONF, _MEMBER_ID, _TRUNCATE = 1, 2, 3, 4, 5, 6
+_ENTRY_HEAD = struct.Struct("<QQBI")  # index, term, type, data length
+_U64 = struct.Struct("<Q")
+_HARD_STATE_FMT = struct.Struct("<QQQ")
+_SNAPSHOT_HEAD = struct.Struct("<QQB")  # index, term, 1 when it replaces the whole log (an install)
 
 
-def encode_entry(e: Entry) -> bytes:
-    return _ENTRY_HEAD.pack(e.term, 1 if e.type == EntryType.CONF_CHANGE else 0) + e.data
+def _conf_json(cs: ConfState) -> bytes:
+    return json.dumps({"voters": list(cs.voters), "learners": list(cs.learners)}).encode()
 
 
-def decode_entry(index: int, raw: bytes) -> Entry:
-    term, kind = _ENTRY_HEAD.unpack_from(raw)
-    etype = EntryType.CONF_CHANGE if kind == 1 else EntryType.NORMAL
-    return Entry(term=term, index=index, type=etype, data=bytes(raw[_ENTRY_HEAD.size:]))
-
-
-def _conf_state_dict(cs: ConfState) -> dict[str, list[int]]:
-    return {"voters": list(cs.voters), "learners": list(cs.learners)}
-
-
-def _conf_state(d: dict[str, list[int]]) -> ConfState:
+def _conf(raw: bytes) -> ConfState:
+    d = json.loads(raw)
     return ConfState(voters=tuple(d["voters"]), learners=tuple(d["learners"]))
 
 
-def _encode_snapshot_meta(meta: SnapshotMetadata) -> bytes:
-    return json.dumps({"index": meta.index, "term": meta.term, **_conf_state_dict(meta.conf_state)}).encode()
+def encode_entries(entries: list[Entry]) -> bytes:
+    parts = []
+    for e in entries:
+        parts.append(_ENTRY_HEAD.pack(e.index, e.term, 1 if e.type == EntryType.CONF_CHANGE else 0, len(e.data)))
+        parts.append(e.data)
+    return b"".join(parts)
 
 
-def _decode_snapshot_meta(raw: bytes) -> SnapshotMetadata:
-    d = json.loads(raw)
-    return SnapshotMetadata(d["index"], d["term"], _conf_state(d))
+def decode_entries(raw: bytes) -> list[Entry]:
+    out, pos = [], 0
+    while pos < len(raw):
+        index, term, kind, size = _ENTRY_HEAD.unpack_from(raw, pos)
+        pos += _ENTRY_HEAD.size
+        etype = EntryType.CONF_CHANGE if kind == 1 else EntryType.NORMAL
+        out.append(Entry(term=term, index=index, type=etype, data=raw[pos:pos + size]))
+        pos += size
+    return out
+
+
+def _snapshot_record(meta: SnapshotMetadata, replace: bool) -> bytes:
+    return frame(_SNAPSHOT, _SNAPSHOT_HEAD.pack(meta.index, meta.term, int(replace)) + _conf_json(meta.conf_state))
+
+
+@dataclass
+class _State:
+    """What the records say, applied in order: replayed at start, and the durable state the next
+    segment's header restates."""
+
+    member_id: int = 0
+    snapshot: SnapshotMetadata = field(default_factory=lambda: SnapshotMetadata(0, 0, ConfState()))
+    applied_conf: ConfState | None = None
+    hard_state: HardState | None = None
+
+    def header(self) -> bytes:
+        parts = [frame(_MEMBER_ID, _U64.pack(self.member_id)), _snapshot_record(self.snapshot, False)]
+        if self.applied_conf is not None:
+            parts.append(frame(_CONF, _conf_json(self.applied_conf)))
+        if self.hard_state is not None:
+            hs = self.hard_state
+            parts.append(frame(_HARD_STATE, _HARD_STATE_FMT.pack(hs.term, hs.vote, hs.commit)))
+        return b"".join(parts)
+
+
+class WalBatch:
+    """One turn's raft-log writes: records gathered here, made durable together by ``commit``."""
+
+    def __init__(self, log: RaftLog) -> None:
+        self._log = log
+        self.records: list[bytes] = []
+        self.state = _State(**vars(log.durable))  # the durable state as it will be after this batch
+        self.max_index = 0
+        self.compacted_to = -1  # a snapshot record's index: older segments may go once durable
+
+    def commit(self) -> None:
+        self._log.commit(self)
+
+    def abort(self) -> None:
+        self.records.clear()
 
 
 class RaftLog(MemoryStorage):
-    """MemoryStorage as the raft core sees it, backed by LMDB buckets that survive restarts."""
+    """MemoryStorage as the raft core sees it, backed by a write-ahead log that survives restarts."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self.env = lmdb.open(str(path), map_size=_MAP_SIZE, max_dbs=4, subdir=True, sync=True,
-                             metasync=True, readahead=False)
-        self.log_db = self.env.open_db(RAFT_LOG)
-        self.state_db = self.env.open_db(RAFT_STATE)
+        self.wal = SegmentedLog(path)
+        self.durable = _State()
         self._applied_conf: ConfState | None = None
         self.member_id = 0
         self.bytes_since_compaction = 0  # entry data written since the log was last compacted
 
     @staticmethod
     def exists(path: Path) -> bool:
-        return (path / "data.mdb").exists()
+        return bool(segments(path)) or is_lmdb_log(path)
 
-    def begin_write(self) -> lmdb.Transaction:
-        return self.env.begin(write=True)
-
-    @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
-        txn = self.env.begin(write=False, buffers=False)
-        try:
-            yield txn
-        finally:
-            txn.abort()
+    def begin_write(self) -> WalBatch:
+        return WalBatch(self)
 
     def close(self) -> None:
-        self.env.close()
+        self.wal.close()
 
     @property
     def is_new(self) -> bool:
         """True when nothing was ever persisted: the member is bootstrapping."""
         return self.member_id == 0
 
+    def _convert_lmdb_log(self) -> None:
+        """A data dir of an earlier pyetcd: its LMDB raft log becomes the first WAL segment (made
+        durable before the LMDB files go; a crash between the two just removes them next time)."""
+        if not is_lmdb_log(self.path):
+            return
+        if not segments(self.path):
+            old = read_lmdb_log(self.path)
+            state = _State(old.member_id, old.snapshot, old.applied_conf, old.hard_state)
+            records = state.header()
+            if old.entries:
+                records += frame(_ENTRIES, encode_entries(old.entries))
+            converted = SegmentedLog(self.path)
+            converted.start_segment(records)
+            converted.close()
+        remove_lmdb_log(self.path)
+
     def load(self) -> None:
-        with self.read() as txn:
-            raw = txn.get(_ID_KEY, db=self.state_db)
-            self.member_id = _INDEX.unpack(bytes(raw))[0] if raw is not None else 0
-            raw = txn.get(_SNAP_KEY, db=self.state_db)
-            if raw is not None:
-                meta = _decode_snapshot_meta(bytes(raw))
-                self._snapshot = Snapshot(b"", meta)
-                self._ents = [Entry(meta.term, meta.index)]
-            raw = txn.get(_CONF_KEY, db=self.state_db)
-            if raw is not None:
-                self._applied_conf = _conf_state(json.loads(bytes(raw)))
-            raw = txn.get(_HS_KEY, db=self.state_db)
-            if raw is not None:
-                self.set_hard_state(HardState(*_HARD_STATE.unpack(bytes(raw))))
-            cursor = txn.cursor(db=self.log_db)
-            if cursor.set_range(_INDEX.pack(self.first_index())):
-                ents = [decode_entry(_INDEX.unpack(bytes(k))[0], bytes(v)) for k, v in cursor.iternext()]
-                self.append(ents)
+        self._convert_lmdb_log()
+        state = _State()
+        first = 1  # index of ents[0]
+        ents: list[Entry] = []
+        for seq, kind, payload in self.wal.read():
+            if kind == _ENTRIES:
+                new = decode_entries(payload)
+                if not new:
+                    continue
+                self.wal.max_index[seq] = max(self.wal.max_index.get(seq, 0), new[-1].index)
+                at = new[0].index
+                if not ents or at > first + len(ents):  # a gap: older entries were in deleted segments
+                    first, ents = at, new
+                else:
+                    del ents[max(0, at - first):]
+                    if at < first:
+                        first = at
+                    ents.extend(new)
+            elif kind == _HARD_STATE:
+                state.hard_state = HardState(*_HARD_STATE_FMT.unpack(payload))
+            elif kind == _SNAPSHOT:
+                index, term, replace = _SNAPSHOT_HEAD.unpack_from(payload)
+                conf = _conf(payload[_SNAPSHOT_HEAD.size:])
+                state.snapshot = SnapshotMetadata(index, term, conf)
+                if replace:
+                    state.applied_conf, ents = conf, []
+            elif kind == _CONF:
+                state.applied_conf = _conf(payload)
+            elif kind == _MEMBER_ID:
+                state.member_id = _U64.unpack(payload)[0]
+            elif kind == _TRUNCATE:
+                del ents[max(0, _U64.unpack(payload)[0] + 1 - first):]
+            else:
+                raise WalError(f"{self.path}: unknown record kind {kind}")
+            self.wal.max_index.setdefault(seq, 0)
+        snap = state.snapshot
+        ents = [e for e in ents if e.index > snap.index]
+        if ents and ents[0].index != snap.index + 1:
+            raise WalError(f"{self.path}: entries {snap.index + 1}..{ents[0].index - 1} are missing after the "
+                           "snapshot point: restore the member from a snapshot or remove it and add it again")
+        self.durable = state
+        self.member_id = state.member_id
+        self._applied_conf = state.applied_conf
+        self._snapshot = Snapshot(b"", snap)
+        self._ents = [Entry(snap.term, snap.index), *ents]
+        if state.hard_state is not None:
+            self.set_hard_state(state.hard_state)
 
     def reload(self) -> None:
         """Forget the in-memory mirror and read everything again (after an offline rewrite)."""
         MemoryStorage.__init__(self)
+        self.wal.close()
+        self.wal = SegmentedLog(self.path)
         self._applied_conf = None
         self.load()
 
-    def truncate_after(self, txn: lmdb.Transaction, index: int) -> None:
+    def commit(self, batch: WalBatch) -> None:
+        """Make ``batch`` durable (one write and one fdatasync), starting a segment when needed."""
+        if not batch.records:
+            return
+        records = b"".join(batch.records)
+        if not self.wal.is_open or self.wal.needs_new_segment(len(records)):
+            self.wal.start_segment(self.durable.header())
+        self.wal.append(records, batch.max_index)
+        batch.records.clear()
+        self.durable = batch.state
+        if batch.compacted_to >= 0:
+            self.wal.drop_segments_through(batch.compacted_to)
+
+    def truncate_after(self, txn: WalBatch, index: int) -> None:
         """Drop stored entries after ``index`` (--force-new-cluster discards uncommitted ones)."""
-        cursor = txn.cursor(db=self.log_db)
-        if cursor.set_range(_INDEX.pack(index + 1)):
-            while cursor.delete():
-                pass
+        txn.records.append(frame(_TRUNCATE, _U64.pack(index)))
 
     def initial_state(self) -> tuple[HardState, ConfState]:
         """The membership of the last applied conf change: entries up to the applied index are
@@ -138,40 +226,34 @@ class RaftLog(MemoryStorage):
         hs, cs = super().initial_state()
         return hs, self._applied_conf or cs
 
-    # -- the apply thread's side: write into the batch transaction ---------------------------
-    def persist_conf_state(self, txn: lmdb.Transaction, cs: ConfState) -> None:
-        txn.put(_CONF_KEY, json.dumps(_conf_state_dict(cs)).encode(), db=self.state_db)
+    # -- the apply thread's side: add records to the turn's batch ----------------------------
+    def persist_conf_state(self, txn: WalBatch, cs: ConfState) -> None:
+        txn.records.append(frame(_CONF, _conf_json(cs)))
+        txn.state.applied_conf = cs
         self._applied_conf = cs
 
-    def persist(self, txn: lmdb.Transaction, entries: list[Entry], hard_state: HardState | None,
+    def persist(self, txn: WalBatch, entries: list[Entry], hard_state: HardState | None,
                 snapshot_meta: SnapshotMetadata | None = None) -> None:
         if snapshot_meta is not None:  # a snapshot from the leader replaces the whole log
-            txn.put(_SNAP_KEY, _encode_snapshot_meta(snapshot_meta), db=self.state_db)
+            txn.records.append(_snapshot_record(snapshot_meta, True))
+            txn.state.snapshot = snapshot_meta
+            txn.compacted_to = max(txn.compacted_to, snapshot_meta.index)
             self.persist_conf_state(txn, snapshot_meta.conf_state)
-            txn.drop(self.log_db, delete=False)
         if entries:
-            # a conflicting suffix is replaced: drop stored entries from the first new index on
-            cursor = txn.cursor(db=self.log_db)
-            if cursor.set_range(_INDEX.pack(entries[0].index)):
-                while cursor.delete():
-                    pass
-            for e in entries:
-                txn.put(_INDEX.pack(e.index), encode_entry(e), db=self.log_db, append=True)
-                self.bytes_since_compaction += len(e.data)
+            txn.records.append(frame(_ENTRIES, encode_entries(entries)))
+            txn.max_index = max(txn.max_index, entries[-1].index)
+            self.bytes_since_compaction += sum(len(e.data) for e in entries)
         if hard_state is not None:
-            txn.put(_HS_KEY, _HARD_STATE.pack(hard_state.term, hard_state.vote, hard_state.commit),
-                    db=self.state_db)
+            txn.records.append(frame(_HARD_STATE, _HARD_STATE_FMT.pack(hard_state.term, hard_state.vote,
+                                                                       hard_state.commit)))
+            txn.state.hard_state = hard_state
 
-    def persist_compaction(self, txn: lmdb.Transaction, index: int, term: int, conf_state: ConfState) -> None:
+    def persist_compaction(self, txn: WalBatch, index: int, term: int, conf_state: ConfState) -> None:
         """Drop stored entries up to ``index``, recorded as the snapshot point."""
-        txn.put(_SNAP_KEY, _encode_snapshot_meta(SnapshotMetadata(index, term, conf_state)), db=self.state_db)
-        cursor = txn.cursor(db=self.log_db)
-        positioned = cursor.first()
-        while positioned:
-            raw = bytes(cursor.key())
-            if not raw or _INDEX.unpack(raw)[0] > index:
-                break
-            positioned = cursor.delete()  # moves to the next row
+        meta = SnapshotMetadata(index, term, conf_state)
+        txn.records.append(_snapshot_record(meta, False))
+        txn.state.snapshot = meta
+        txn.compacted_to = max(txn.compacted_to, index)
 
     # -- the event loop's side: mirror what is now durable ----------------------------------
     def publish(self, entries: list[Entry], hard_state: HardState | None) -> None:
@@ -190,11 +272,12 @@ class RaftLog(MemoryStorage):
         self.compact(index)
         self.bytes_since_compaction = 0
 
-    def bootstrap(self, txn: lmdb.Transaction, member_id: int, conf_state: ConfState) -> None:
+    def bootstrap(self, txn: WalBatch, member_id: int, conf_state: ConfState) -> None:
         """A new cluster (membership at index 0, so the core knows its voters) or a member
         joining one (no voters: it learns them from the leader's snapshot)."""
         meta = SnapshotMetadata(0, 0, conf_state)
-        txn.put(_SNAP_KEY, _encode_snapshot_meta(meta), db=self.state_db)
-        txn.put(_ID_KEY, _INDEX.pack(member_id), db=self.state_db)
+        txn.records.append(frame(_MEMBER_ID, _U64.pack(member_id)))
+        txn.records.append(_snapshot_record(meta, False))
+        txn.state.member_id, txn.state.snapshot = member_id, meta
         self._snapshot = Snapshot(b"", meta)
         self.member_id = member_id
