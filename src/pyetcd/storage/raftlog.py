@@ -85,6 +85,32 @@ class _State:
         return b"".join(parts)
 
 
+class _ReplayedEntries:
+    """The entries records replayed in order: a later record replaces the suffix it overlaps."""
+
+    def __init__(self) -> None:
+        self.first = 1  # index of ents[0]
+        self.ents: list[Entry] = []
+
+    def add(self, new: list[Entry]) -> None:
+        at = new[0].index
+        if not self.ents or at > self.first + len(self.ents) or at < self.first:
+            # empty, or a gap (the entries before were in deleted segments, all compacted: load checks)
+            self.first, self.ents = at, list(new)
+            return
+        del self.ents[at - self.first:]
+        self.ents.extend(new)
+
+    def truncate_after(self, index: int) -> None:
+        del self.ents[max(0, index + 1 - self.first):]
+
+    def clear(self) -> None:
+        self.ents = []
+
+    def after(self, index: int) -> list[Entry]:
+        return self.ents[max(0, index + 1 - self.first):]
+
+
 class WalBatch:
     """One turn's raft-log writes: records gathered here, made durable together by ``commit``."""
 
@@ -148,50 +174,40 @@ class RaftLog(MemoryStorage):
 
     def load(self) -> None:
         self._convert_lmdb_log()
-        state = _State()
-        first = 1  # index of ents[0]
-        ents: list[Entry] = []
+        state, ents = _State(), _ReplayedEntries()
         for seq, kind, payload in self.wal.read():
+            self.wal.max_index.setdefault(seq, 0)
             if kind == _ENTRIES:
                 new = decode_entries(payload)
-                if not new:
-                    continue
-                self.wal.max_index[seq] = max(self.wal.max_index.get(seq, 0), new[-1].index)
-                at = new[0].index
-                if not ents or at > first + len(ents):  # a gap: older entries were in deleted segments
-                    first, ents = at, new
-                else:
-                    del ents[max(0, at - first):]
-                    if at < first:
-                        first = at
-                    ents.extend(new)
+                if new:
+                    ents.add(new)
+                    self.wal.max_index[seq] = max(self.wal.max_index[seq], new[-1].index)
             elif kind == _HARD_STATE:
                 state.hard_state = HardState(*_HARD_STATE_FMT.unpack(payload))
             elif kind == _SNAPSHOT:
                 index, term, replace = _SNAPSHOT_HEAD.unpack_from(payload)
-                conf = _conf(payload[_SNAPSHOT_HEAD.size:])
-                state.snapshot = SnapshotMetadata(index, term, conf)
+                state.snapshot = SnapshotMetadata(index, term, _conf(payload[_SNAPSHOT_HEAD.size:]))
                 if replace:
-                    state.applied_conf, ents = conf, []
+                    state.applied_conf = state.snapshot.conf_state
+                    ents.clear()
             elif kind == _CONF:
                 state.applied_conf = _conf(payload)
             elif kind == _MEMBER_ID:
                 state.member_id = _U64.unpack(payload)[0]
             elif kind == _TRUNCATE:
-                del ents[max(0, _U64.unpack(payload)[0] + 1 - first):]
+                ents.truncate_after(_U64.unpack(payload)[0])
             else:
                 raise WalError(f"{self.path}: unknown record kind {kind}")
-            self.wal.max_index.setdefault(seq, 0)
         snap = state.snapshot
-        ents = [e for e in ents if e.index > snap.index]
-        if ents and ents[0].index != snap.index + 1:
-            raise WalError(f"{self.path}: entries {snap.index + 1}..{ents[0].index - 1} are missing after the "
+        after = ents.after(snap.index)
+        if after and after[0].index != snap.index + 1:
+            raise WalError(f"{self.path}: entries {snap.index + 1}..{after[0].index - 1} are missing after the "
                            "snapshot point: restore the member from a snapshot or remove it and add it again")
         self.durable = state
         self.member_id = state.member_id
         self._applied_conf = state.applied_conf
         self._snapshot = Snapshot(b"", snap)
-        self._ents = [Entry(snap.term, snap.index), *ents]
+        self._ents = [Entry(snap.term, snap.index), *after]
         if state.hard_state is not None:
             self.set_hard_state(state.hard_state)
 
