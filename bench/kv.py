@@ -9,7 +9,8 @@ one run only. Results print as a table and go to bench/results/kv-<timestamp>.js
 ``--variant NAME:VAR=VALUE`` adds a target, pyetcd started with that environment, measured in
 the same rounds: an A/B of a server option in one run; repeatable. (Issue 13 measured uvloop and
 grpc's threaded server this way, behind switches since removed: neither won. The node loop's group
-commit is measured against its absence with ``--variant off:PYETCD_GROUP_COMMIT_MS=0``.)
+commit is measured against its absence with ``--variant off:PYETCD_GROUP_COMMIT_MS=0``, and a
+lone client's inline turns with ``--variant thread:PYETCD_INLINE_TURNS=0``.)
 
 With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
 clients spread over all three endpoints, as etcd's own performance guide measures clusters.

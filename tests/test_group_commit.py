@@ -1,15 +1,17 @@
 """Group commit under load (server/group_commit.py): the node loop waits after a busy turn only
-while waiting measurably applies more per second, and a lone client never waits."""
+while waiting measurably applies more per second, a lone client never waits, and its turns run
+on the event loop (LoneClient) while turns that others could join run on the apply thread."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 
 from pyetcd.server import group_commit
-from pyetcd.server.group_commit import BUSY_TURN_ENTRIES, GroupCommit
+from pyetcd.server.group_commit import BUSY_TURN_ENTRIES, INLINE_TURN_ENTRIES, GroupCommit, LoneClient
 from support.clock import ManualClock
 from support.inmemory import MemCluster
 
@@ -66,6 +68,19 @@ def test_quiet_turns_and_a_zero_window_never_wait() -> None:
     assert set(drive(off, clock, 1.0, {False: 4000, True: 6000})) == {0.0}
 
 
+def test_inline_only_for_small_turns_after_a_quiet_period() -> None:
+    clock = ManualClock()
+    lone = LoneClient(True, clock)
+    assert lone.inline(INLINE_TURN_ENTRIES, 1)
+    assert not lone.inline(INLINE_TURN_ENTRIES + 1, 1)  # a turn others' requests joined
+    assert not lone.inline(1, 2)  # two proposals in flight: others may join the next turns
+    clock.now += group_commit.SHARED_QUIET_SECONDS / 2
+    assert not lone.inline(1, 1)  # still within the quiet period after sharing
+    clock.now += group_commit.SHARED_QUIET_SECONDS
+    assert lone.inline(1, 1)
+    assert not LoneClient(False, clock).inline(1, 0)  # PYETCD_INLINE_TURNS=0
+
+
 async def quiet(c: MemCluster) -> None:
     """Every member published its attributes and every member applied all that was committed:
     from here on, only the test's own proposals make turns."""
@@ -92,5 +107,33 @@ def test_a_lone_client_never_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                 await asyncio.wait_for(c.put(lead, b"k%d" % i, b"v"), 10)
                 await asyncio.sleep(0.005)
             assert c.get(lead, b"k19") == b"v"
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_clients_turns_run_on_the_event_loop_and_shared_ones_on_the_apply_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(group_commit, "SHARED_QUIET_SECONDS", 0.05)
+
+    async def scenario() -> None:
+        async with MemCluster(tmp_path, size=1) as c:
+            lead = await c.wait_leader()
+            await quiet(c)
+            node_loop = c.server(lead).loop
+            threads: list[str] = []
+            turn = node_loop._turn
+
+            def spy(rd: object) -> object:
+                threads.append(threading.current_thread().name)
+                return turn(rd)  # type: ignore[arg-type]
+            monkeypatch.setattr(node_loop, "_turn", spy)
+            await asyncio.sleep(0.1)  # past the quiet period
+            for i in range(5):
+                await c.put(lead, b"lone%d" % i, b"v")
+            assert threads and set(threads) == {threading.current_thread().name}, threads
+            threads.clear()
+            await asyncio.gather(*(c.put(lead, b"shared%d" % i, b"v") for i in range(20)))
+            assert any(name.startswith("apply") for name in threads), threads
+            assert c.get(lead, b"lone4") == b"v" and c.get(lead, b"shared19") == b"v"
 
     asyncio.run(scenario())

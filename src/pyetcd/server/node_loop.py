@@ -50,7 +50,7 @@ from pyetcd.storage.backend import META
 
 from .apply import decode_conf_change
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
-from .group_commit import GroupCommit
+from .group_commit import GroupCommit, LoneClient
 from .install import SnapshotInstaller
 from .ports import PeerSender
 from .proposals import Proposals
@@ -76,6 +76,8 @@ MAX_PEER_MESSAGES = 10_000
 # The most the loop waits after a busy turn (group_commit.py). A pyetcd-only knob, for A/B runs
 # in bench/kv.py (``--variant off:PYETCD_GROUP_COMMIT_MS=0`` never waits).
 GROUP_COMMIT_WINDOW = float(os.environ.get("PYETCD_GROUP_COMMIT_MS", "6")) / 1000
+# A lone client's turns run on the event loop (group_commit.LoneClient); "0" keeps them on the apply thread.
+INLINE_TURNS = os.environ.get("PYETCD_INLINE_TURNS", "1") != "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,7 @@ class NodeLoop:
         self._deferred: tuple[Any, Any] | None = None  # see _commit_deferred
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self.group_commit = GroupCommit(GROUP_COMMIT_WINDOW)
+        self.lone_client = LoneClient(INLINE_TURNS)
 
     # ---- the inbox: what handlers and the transport may do -----------------------------
     def propose(self, rid: int, data: bytes) -> None:
@@ -219,7 +222,10 @@ class NodeLoop:
                         await self._install(rd)
                 elif needs_disk(rd):
                     async with self.disk:
-                        batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
+                        if self.lone_client.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals)):
+                            batch = self._turn(rd)
+                        else:
+                            batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
                     self._publish(batch)
                     if wait := self.group_commit.after_turn(batch.entries_touched):
                         await asyncio.sleep(wait)
@@ -258,7 +264,7 @@ class NodeLoop:
         if ctx is not None:
             node.read_index(ctx)
 
-    # ---- apply thread: one turn --------------------------------------------------------
+    # ---- one turn: on the apply thread (a lone client's on the event loop: LoneClient) ---
     def _turn(self, first: Ready) -> ApplyBatch:
         """Drain every Ready into one raft-log transaction and one store transaction.
 
