@@ -76,8 +76,9 @@ class GroupCommit:
 
 
 class LoneClient:
-    """Whether a turn may run on the event loop instead of the apply thread: only a small turn,
-    and only after half a second in which this member never had two proposals in flight.
+    """Whether a turn may run on the event loop instead of the apply thread: only on a single
+    member, only a small turn, and only after half a second in which this member never had two
+    proposals in flight.
 
     The apply thread exists so that requests keep arriving, and join the next turn, while a turn
     waits for its fsyncs. A lone client has nothing to overlap with; for it the hop there and back
@@ -94,9 +95,15 @@ class LoneClient:
         self.clock = clock
         self._shared_until = 0.0
 
-    def inline(self, entries: int, in_flight: int) -> bool:
-        """``entries``: the turn's (persisted plus committed); ``in_flight``: proposals awaiting results."""
+    def inline(self, entries: int, in_flight: int, members: int) -> bool:
+        """``entries``: the turn's (persisted plus committed); ``in_flight``: proposals awaiting
+        results; ``members``: the cluster's. Only a single member's turns run inline. In a
+        cluster a lone client's put passes through several members' turns, and the event loop
+        has peer messages to move while the apply thread fsyncs (a leader's appends go out
+        before its own log is durable); there, on three members, a lone client's puts/s fell
+        by 13 % with turns inline, and by 26 % with only the turns that send no messages inline."""
         now = self.clock()
         if in_flight > 1:
             self._shared_until = now + SHARED_QUIET_SECONDS
-        return self.enabled and entries <= INLINE_TURN_ENTRIES and now >= self._shared_until
+        return (self.enabled and members == 1 and entries <= INLINE_TURN_ENTRIES
+                and now >= self._shared_until)

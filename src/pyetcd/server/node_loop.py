@@ -222,7 +222,9 @@ class NodeLoop:
                         await self._install(rd)
                 elif needs_disk(rd):
                     async with self.disk:
-                        if self.lone_client.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals)):
+                        members = len(self.conf_state.voters) + len(self.conf_state.learners)
+                        if self.lone_client.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals),
+                                                   members):
                             batch = self._turn(rd)
                         else:
                             batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
