@@ -148,7 +148,9 @@ class SegmentedLog:
 
     def append(self, records: bytes, max_index: int = 0) -> None:
         """Write ``records`` at the end of the current segment; durable when this returns."""
-        os.pwrite(self._fd, records, self._offset)
+        done = 0
+        while done < len(records):  # a regular file takes it all at once, short of a full disk (OSError)
+            done += os.pwrite(self._fd, memoryview(records)[done:], self._offset + done)
         os.fdatasync(self._fd)
         self._offset += len(records)
         if max_index > self.max_index.get(self._seq, 0):
