@@ -76,7 +76,7 @@ MAX_PEER_MESSAGES = 10_000
 # The most the loop waits after a busy turn (group_commit.py). A pyetcd-only knob, for A/B runs
 # in bench/kv.py (``--variant off:PYETCD_GROUP_COMMIT_MS=0`` never waits).
 GROUP_COMMIT_WINDOW = float(os.environ.get("PYETCD_GROUP_COMMIT_MS", "6")) / 1000
-# A lone client's turns run on the event loop (group_commit.LoneClient); "0" keeps them on the apply thread.
+# On a single member a lone client's turns run on the event loop (group_commit.LoneClient); "0": never.
 INLINE_TURNS = os.environ.get("PYETCD_INLINE_TURNS", "1") != "0"
 
 
