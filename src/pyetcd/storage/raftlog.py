@@ -15,6 +15,7 @@ A data dir written by earlier pyetcd versions (an LMDB environment here) is conv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from dataclasses import dataclass, field
@@ -65,6 +66,18 @@ def _snapshot_record(meta: SnapshotMetadata, replace: bool) -> bytes:
     return frame(_SNAPSHOT, _SNAPSHOT_HEAD.pack(meta.index, meta.term, int(replace)) + _conf_json(meta.conf_state))
 
 
+def _member_id_record(member_id: int) -> bytes:
+    return frame(_MEMBER_ID, _U64.pack(member_id))
+
+
+def _conf_record(cs: ConfState) -> bytes:
+    return frame(_CONF, _conf_json(cs))
+
+
+def _hard_state_record(hs: HardState) -> bytes:
+    return frame(_HARD_STATE, _HARD_STATE_FMT.pack(hs.term, hs.vote, hs.commit))
+
+
 @dataclass
 class _State:
     """What the records say, applied in order: replayed at start, and the durable state the next
@@ -76,12 +89,11 @@ class _State:
     hard_state: HardState | None = None
 
     def header(self) -> bytes:
-        parts = [frame(_MEMBER_ID, _U64.pack(self.member_id)), _snapshot_record(self.snapshot, False)]
+        parts = [_member_id_record(self.member_id), _snapshot_record(self.snapshot, False)]
         if self.applied_conf is not None:
-            parts.append(frame(_CONF, _conf_json(self.applied_conf)))
+            parts.append(_conf_record(self.applied_conf))
         if self.hard_state is not None:
-            hs = self.hard_state
-            parts.append(frame(_HARD_STATE, _HARD_STATE_FMT.pack(hs.term, hs.vote, hs.commit)))
+            parts.append(_hard_state_record(self.hard_state))
         return b"".join(parts)
 
 
@@ -117,7 +129,7 @@ class WalBatch:
     def __init__(self, log: RaftLog) -> None:
         self._log = log
         self.records: list[bytes] = []
-        self.state = _State(**vars(log.durable))  # the durable state as it will be after this batch
+        self.state = dataclasses.replace(log.durable)  # the durable state as it will be after this batch
         self.max_index = 0
         self.compacted_to = -1  # a snapshot record's index: older segments may go once durable
 
@@ -176,7 +188,6 @@ class RaftLog(MemoryStorage):
         self._convert_lmdb_log()
         state, ents = _State(), _ReplayedEntries()
         for seq, kind, payload in self.wal.read():
-            self.wal.max_index.setdefault(seq, 0)
             if kind == _ENTRIES:
                 new = decode_entries(payload)
                 if new:
@@ -244,7 +255,7 @@ class RaftLog(MemoryStorage):
 
     # -- the apply thread's side: add records to the turn's batch ----------------------------
     def persist_conf_state(self, txn: WalBatch, cs: ConfState) -> None:
-        txn.records.append(frame(_CONF, _conf_json(cs)))
+        txn.records.append(_conf_record(cs))
         txn.state.applied_conf = cs
         self._applied_conf = cs
 
@@ -260,8 +271,7 @@ class RaftLog(MemoryStorage):
             txn.max_index = max(txn.max_index, entries[-1].index)
             self.bytes_since_compaction += sum(len(e.data) for e in entries)
         if hard_state is not None:
-            txn.records.append(frame(_HARD_STATE, _HARD_STATE_FMT.pack(hard_state.term, hard_state.vote,
-                                                                       hard_state.commit)))
+            txn.records.append(_hard_state_record(hard_state))
             txn.state.hard_state = hard_state
 
     def persist_compaction(self, txn: WalBatch, index: int, term: int, conf_state: ConfState) -> None:
@@ -292,7 +302,7 @@ class RaftLog(MemoryStorage):
         """A new cluster (membership at index 0, so the core knows its voters) or a member
         joining one (no voters: it learns them from the leader's snapshot)."""
         meta = SnapshotMetadata(0, 0, conf_state)
-        txn.records.append(frame(_MEMBER_ID, _U64.pack(member_id)))
+        txn.records.append(_member_id_record(member_id))
         txn.records.append(_snapshot_record(meta, False))
         txn.state.member_id, txn.state.snapshot = member_id, meta
         self._snapshot = Snapshot(b"", meta)

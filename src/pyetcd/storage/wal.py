@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SEGMENT_BYTES = 64 * 1024 * 1024  # etcd's WAL segment size
-_FRAME = struct.Struct("<IIB")  # length of kind + payload, CRC-32 of kind + payload, kind
+_HEADER = struct.Struct("<II")  # length of kind + payload, CRC-32 of kind + payload
+_FRAME = struct.Struct("<IIB")  # the header and the kind byte
 _NAME = re.compile(r"^([0-9a-f]{16})\.wal$")
 
 
@@ -52,21 +53,21 @@ def segments(directory: Path) -> list[tuple[int, Path]]:
 def frame(kind: int, payload: bytes) -> bytes:
     """One record, ready to append."""
     body = bytes([kind]) + payload
-    return struct.pack("<II", len(body), zlib.crc32(body)) + body
+    return _HEADER.pack(len(body), zlib.crc32(body)) + body
 
 
 def _records(buf: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(offset, kind, payload) of each valid record; stops at the end of the log or at damage,
-    whose offset the caller learns from where the iteration stopped."""
+    """(end offset, kind, payload) of each valid record; stops at the end of the log or at
+    damage, which starts at the last end offset yielded."""
     pos = 0
     while pos + _FRAME.size <= len(buf):
         length, crc, kind = _FRAME.unpack_from(buf, pos)
         if length == 0:
             return
-        end = pos + 8 + length
-        if end > len(buf) or zlib.crc32(buf[pos + 8:end]) != crc:
+        end = pos + _HEADER.size + length
+        if end > len(buf) or zlib.crc32(buf[pos + _HEADER.size:end]) != crc:
             return
-        yield pos, kind, buf[pos + _FRAME.size:end]
+        yield end, kind, buf[pos + _FRAME.size:end]
         pos = end
 
 
@@ -94,13 +95,14 @@ class SegmentedLog:
         for appending at the end of the last segment (whose damaged tail, if any, is zeroed)."""
         found = segments(self.dir)
         for n, (seq, path) in enumerate(found):
+            self.max_index.setdefault(seq, 0)
             buf = path.read_bytes()
             end = 0
-            for offset, kind, payload in _records(buf):
-                end = offset + 8 + len(payload) + 1
+            for record_end, kind, payload in _records(buf):
+                end = record_end  # where the log (or the damage) continues
                 yield seq, kind, payload
             last = n == len(found) - 1
-            damaged = bool(buf[end:].lstrip(b"\0"))
+            damaged = buf.count(0, end) != len(buf) - end  # anything but zeros after the log's end
             if not last and damaged:
                 raise WalError(f"{path}: damaged record at offset {end} before the last segment: "
                                "restore the member from a snapshot or remove it and add it again")
@@ -118,10 +120,6 @@ class SegmentedLog:
     @property
     def is_open(self) -> bool:
         return self._fd >= 0
-
-    @property
-    def current(self) -> int:
-        return self._seq
 
     def start_segment(self, header: bytes) -> None:
         """Begin a new segment holding ``header`` first (made durable, with its name, before it
