@@ -1,8 +1,8 @@
 """Whether the node loop waits for more work after a busy turn: chosen by measuring, not by rule.
 
-A turn costs about the same whether it carries one entry or fifty (two LMDB commits, a hop to the
-apply thread and back, the GIL changing hands around each fsync), so fewer, larger turns save
-CPU. Waiting a few milliseconds after a busy turn makes them larger. Measured on one member
+A turn costs about the same whether it carries one entry or fifty (the raft log's write and the
+store's commit, each with its fsync, a hop to the apply thread and back, the GIL changing hands
+around each fsync), so fewer, larger turns save CPU. Waiting a few milliseconds after a busy turn makes them larger. Measured on one member
 with etcd's benchmark tool (puts, 2 cores), a fixed 6 ms wait raised puts/s by half at 100
 clients and cut them by almost half at 16: with few clients each of them waits out the window,
 with many the server was spending its time on turns. Nothing seen from inside the server (batch
