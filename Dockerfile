@@ -1,5 +1,6 @@
 # pyetcd as a container: the same server `make run` starts, on python:3.11-slim.
-# The wheel is built in python:3.11, which has the C compiler gateway/_pump.c needs (the slim image has none).
+# The wheel is built in python:3.11, which has the C compiler and OpenSSL headers gateway/_pump.c needs (the slim
+# image has none; it has the OpenSSL library the wheel links to).
 FROM python:3.11 AS build
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./

@@ -1,11 +1,14 @@
 """The one C extension (setuptools has no stable pyproject.toml form for it); all else is in pyproject.toml.
 
-gateway/_pump.c relays the client port's gRPC connections on a native thread: in Python the relay
-costs gRPC tens of microseconds of CPU per request. It is optional: without a C compiler the build
-goes on and the front relays in Python (gateway/front.py), saying so in its log.
+gateway/_pump.c relays the client port's gRPC connections on a native thread, and ends their TLS
+(gateway/_tlsend.c, OpenSSL): in Python the relay costs gRPC tens of microseconds of CPU per
+request. It is optional: without a C compiler or OpenSSL's headers the build goes on, and the
+front relays in Python (gateway/front.py) while grpc ends TLS, saying so in its log.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("pyetcd.gateway._pump", ["src/pyetcd/gateway/_pump.c"],
+setup(ext_modules=[Extension("pyetcd.gateway._pump",
+                             ["src/pyetcd/gateway/_pump.c", "src/pyetcd/gateway/_tlsend.c"],
+                             depends=["src/pyetcd/gateway/_pump.h"], libraries=["ssl", "crypto"],
                              extra_compile_args=["-Wall", "-Wextra"], optional=True)])

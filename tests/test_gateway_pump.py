@@ -20,7 +20,6 @@ import pytest
 from pyetcd.gateway import front
 from pyetcd.gateway._pump import Pump
 from support.ports import free_port
-from support.tlsrecords import ALERT, BAD_CERTIFICATE_ALERT, CHANGE_CIPHER_SPEC, HELLO_FLIGHT, record
 
 
 @pytest.fixture
@@ -36,12 +35,12 @@ def listener() -> Iterator[socket.socket]:
         yield srv
 
 
-def relayed(pump: Pump, listener: socket.socket, tls: bool = False) -> tuple[socket.socket, socket.socket]:
+def relayed(pump: Pump, listener: socket.socket) -> tuple[socket.socket, socket.socket]:
     """(client, server): a TCP client and the unix end the pump relays it to."""
     client = socket.create_connection(listener.getsockname())
     accepted, _ = listener.accept()
     ours, theirs = socket.socketpair()
-    pump.add(accepted.detach(), theirs.detach(), tls)
+    pump.add(accepted.detach(), theirs.detach())
     client.settimeout(10)
     ours.settimeout(10)
     return client, ours
@@ -172,24 +171,6 @@ def test_close_ends_every_connection_and_refuses_more(listener: socket.socket) -
         pump.add(fd, b.detach())
     with pytest.raises(OSError):  # given to the pump, so closed even though add failed
         os.fstat(fd)
-
-
-@pytest.mark.parametrize(("tls", "after_hello", "alert"), [
-    (True, b"", True),  # the server closed mid-handshake: it refused the client's certificate
-    (True, record(CHANGE_CIPHER_SPEC, b"\x01"), False),  # ChangeCipherSpec: the handshake went on
-    (True, record(ALERT, b"\x02\x28"), False),  # the server sent its own alert
-    (False, b"", False),  # not a TLS URL: bytes only
-])
-def test_refused_tls_handshake_gets_the_alert_grpc_drops(pump: Pump, listener: socket.socket, tls: bool,
-                                                         after_hello: bytes, alert: bool) -> None:
-    client, server = relayed(pump, listener, tls)
-    sent = HELLO_FLIGHT + after_hello
-    for i in range(0, len(sent), 7):  # records split across reads, headers too
-        server.sendall(sent[i:i + 7])
-        time.sleep(0.001)
-    server.close()
-    assert recv_all(client) == sent + (BAD_CERTIFICATE_ALERT if alert else b"")
-    client.close()
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["pump", "python-relay"])

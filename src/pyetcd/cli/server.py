@@ -10,6 +10,7 @@ import sys
 from urllib.parse import urlsplit
 
 from pyetcd import ETCD_API_VERSION, __version__
+from pyetcd.gateway.identities import RelayedIdentities
 from pyetcd.gateway.metrics import Metrics, watcher_count
 from pyetcd.gateway.serve import HTTPSide
 from pyetcd.rpc.grpcserver import build_server, client_api
@@ -78,9 +79,10 @@ async def serve(cfg: ServerConfig) -> None:
         stop.set()
 
     transport.on_removed = removed
-    api = client_api(server)
+    identities = RelayedIdentities()  # clients whose TLS the front ends, reported by it
+    api = client_api(server, identify=identities.of)
     api.observer = metrics = Metrics(server, watcher_count(api))
-    http = HTTPSide(server, api, metrics)
+    http = HTTPSide(server, api, metrics, identities)
     try:
         # gRPC and HTTP share each client URL: the front takes the port, gRPC serves behind it.
         # A port that is taken fails here, before the member joins anything.

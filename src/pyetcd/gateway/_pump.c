@@ -18,9 +18,10 @@
  * EPOLLOUT) costs nothing. (splice(2) through a pipe measured 8-15 % more CPU for gRPC-sized
  * messages: two calls per message either way, and the pipe's own bookkeeping.)
  *
- * On a TLS relay the server's records are followed until its handshake settles: grpc drops the
- * alert of a handshake it refuses, and the front sends it on grpc's behalf (gateway/tlsalert.py,
- * which does it for the Python relay, explains when that is sound; this is the same rule).
+ * On an https:// URL the pump ends the client's TLS itself (_tlsend.c, with OpenSSL): the gRPC
+ * server behind it speaks plaintext, and learns who the client is from the front's handover
+ * socket. So the refusal of a client certificate is answered with the alert etcd sends, in
+ * TLS 1.3 too, where only the end holding the session keys can send one.
  *
  * Threads: Python calls add() and close(); they queue new pairs under `lock` and wake the
  * pump thread through an eventfd. Everything else (epoll registration, pair state, closing)
@@ -41,60 +42,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CHUNK (64 * 1024) /* one recv; a TLS record is at most ~16 KiB */
+#include "_pump.h"
+
 #define MAX_EVENTS 128
 #define WATCH_IN (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
-struct pair;
-
-/* One socket of a pair, and the direction that reads from it. */
-struct side {
-    struct pair *pair;
-    int fd;
-    char *held;        /* read from this side, not yet taken by the other; NULL when none */
-    size_t held_off, held_len;
-    int eof;           /* this side ended its stream (recv returned 0) */
-    int shut;          /* shutdown(fd, SHUT_WR) done: the other side's end was passed on */
-    int hup;           /* epoll said EPOLLHUP: fd takes no more bytes (peer gone, or both ends shut) */
-    int watching_out;  /* EPOLLOUT is in fd's epoll events */
-};
-
-/* The gRPC server's TLS records, followed header by header until its handshake settles. */
-struct records {
-    int on;                  /* a TLS relay, server handshake not settled yet */
-    unsigned char hdr[5];    /* the record header being read */
-    int hdr_len;
-    size_t skip;             /* body bytes of the current record still to pass */
-    unsigned char version[2];
-    int handshake_sent;      /* the server sent handshake records (its hello flight) */
-};
-
-#define TLS_HANDSHAKE 22
-#define TLS_ALERT 21
-#define TLS_BAD_CERTIFICATE 42
-
-struct pair {
-    struct side s[2];  /* s[0]: the client, s[1]: the gRPC server */
-    struct records tls;
-    int dead;
-    struct pair *prev, *next; /* the thread's live list, or the queue of new pairs */
-};
-
-typedef struct {
-    PyObject_HEAD
-    int ep, wake;             /* epoll instance; eventfd that wakes the thread */
-    char *buf;                /* the thread's scratch buffer, CHUNK bytes */
-    pthread_t thread;
-    int started;              /* thread running and not joined */
-    pthread_mutex_t lock;     /* guards queued, closing */
-    struct pair *queued;      /* added by Python, not yet registered by the thread */
-    int closing;              /* close() was called: no more pairs, thread ends */
-    struct pair *live;        /* thread only */
-    struct pair *dead;        /* thread only: closed during this batch of events, freed after it */
-    Py_ssize_t count;         /* pairs open (queued or live), read and written atomically */
-} Pump;
-
-static struct side *other(struct side *s) { return s == &s->pair->s[0] ? &s->pair->s[1] : &s->pair->s[0]; }
+struct side *other(struct side *s) { return s == &s->pair->s[0] ? &s->pair->s[1] : &s->pair->s[0]; }
 
 static void unlink_pair(struct pair **head, struct pair *pr)
 {
@@ -123,6 +76,9 @@ static void kill_pair(Pump *p, struct pair *pr)
     if (pr->dead)
         return;
     pr->dead = 1;
+    if (pr->tls)
+        tls_end_free(pr->tls); /* before the sockets close: it may still say goodbye */
+    pr->tls = NULL;
     for (int i = 0; i < 2; i++) {
         close(pr->s[i].fd);
         free(pr->s[i].held);
@@ -142,52 +98,15 @@ static void free_dead(Pump *p)
     }
 }
 
-static int watch(Pump *p, struct side *s, int out)
+int watch(Pump *p, struct side *s, int out)
 {
     struct epoll_event ev = {.events = WATCH_IN | (out ? EPOLLOUT : 0), .data.ptr = s};
     s->watching_out = out;
     return epoll_ctl(p->ep, EPOLL_CTL_MOD, s->fd, &ev);
 }
 
-static void follow(struct records *r, const unsigned char *d, size_t n)
-{
-    size_t pos = 0;
-    while (pos < n && r->on) {
-        if (r->skip) {
-            size_t step = r->skip < n - pos ? r->skip : n - pos;
-            r->skip -= step;
-            pos += step;
-            continue;
-        }
-        r->hdr[r->hdr_len++] = d[pos++];
-        if (r->hdr_len < 5)
-            continue;
-        r->hdr_len = 0;
-        memcpy(r->version, r->hdr + 1, 2);
-        r->skip = (size_t)r->hdr[3] << 8 | r->hdr[4];
-        if (r->hdr[0] == TLS_HANDSHAKE)
-            r->handshake_sent = 1;
-        else /* ChangeCipherSpec, data, or the server's own alert: settled, nothing to add */
-            r->on = 0;
-    }
-}
-
-/* The server ended the connection: if that was mid-handshake after its hello flight, and all it
- * sent has reached the client, send the client the fatal alert grpc dropped. Once. */
-static void alert_refusal(struct pair *pr)
-{
-    struct records *r = &pr->tls;
-    if (r->on && r->handshake_sent && !pr->s[0].eof && !pr->s[1].held) {
-        unsigned char alert[7] = {TLS_ALERT, r->version[0], r->version[1], 0, 2, 2, TLS_BAD_CERTIFICATE};
-        if (send(pr->s[0].fd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-            /* best effort: the client may be gone too */
-        }
-    }
-    r->on = 0;
-}
-
 /* Send what `from` holds to the other side. 0: all sent or the rest kept; -1: the pair broke. */
-static int flush(Pump *p, struct side *from)
+int flush(Pump *p, struct side *from)
 {
     struct side *to = other(from);
     while (from->held_off < from->held_len) {
@@ -208,7 +127,7 @@ static int flush(Pump *p, struct side *from)
 }
 
 /* Keep what send could not take of buf[0:len]; the other side's EPOLLOUT resumes it. */
-static int hold(Pump *p, struct side *from, const char *buf, size_t len)
+int hold(Pump *p, struct side *from, const char *buf, size_t len)
 {
     from->held = malloc(len);
     if (!from->held)
@@ -217,6 +136,23 @@ static int hold(Pump *p, struct side *from, const char *buf, size_t len)
     from->held_off = 0;
     from->held_len = len;
     return other(from)->watching_out ? 0 : watch(p, other(from), 1);
+}
+
+/* Send buf[0:len] to the other side; what it cannot take now is held. 0, or -1: the pair broke. */
+int pass(Pump *p, struct side *from, const char *buf, size_t len)
+{
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t w = send(other(from)->fd, buf + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        if (w < 0)
+            return hold(p, from, buf + sent, len - sent);
+        sent += (size_t)w;
+    }
+    return 0;
 }
 
 /*
@@ -239,25 +175,14 @@ static int forward(Pump *p, struct side *s, int drain)
             s->eof = 1;
             break;
         }
-        if (s == &s->pair->s[1] && s->pair->tls.on)
-            follow(&s->pair->tls, (unsigned char *)p->buf, (size_t)n);
-        ssize_t sent = 0;
-        while (sent < n) {
-            ssize_t w = send(to->fd, p->buf + sent, (size_t)(n - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-                return -1;
-            if (w < 0)
-                return hold(p, s, p->buf + sent, (size_t)(n - sent));
-            sent += w;
-        }
+        if (pass(p, s, p->buf, (size_t)n) < 0)
+            return -1;
+        if (s->held)
+            return 0;
         if (n < CHUNK && !drain)
             return 0;
     }
     if (s->eof && !s->held && !to->shut) {
-        if (s == &s->pair->s[1])
-            alert_refusal(s->pair);
         /* pass the end of stream on; the other direction stays open (half-close) */
         if (shutdown(to->fd, SHUT_WR) < 0 && errno != ENOTCONN)
             return -1;
@@ -284,6 +209,11 @@ static void on_event(Pump *p, struct side *s, uint32_t events)
         broke = 1;
     if (events & EPOLLHUP)
         s->hup = 1;
+    if (pr->tls) {
+        if (broke || tls_on_event(p, s, events) < 0 || tls_pair_done(pr))
+            kill_pair(p, pr);
+        return;
+    }
     if (!broke && (events & EPOLLOUT) && other(s)->held) {
         broke = flush(p, other(s)) < 0;
         /* the other side was not read while its bytes were held: read it again */
@@ -292,8 +222,6 @@ static void on_event(Pump *p, struct side *s, uint32_t events)
     }
     if (!broke && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
         broke = forward(p, s, (events & (EPOLLRDHUP | EPOLLHUP)) != 0) < 0;
-    if (broke)
-        alert_refusal(pr); /* (if the client broke instead, its send fails: harmless) */
     if (broke || pair_done(pr))
         kill_pair(p, pr);
 }
@@ -357,20 +285,41 @@ static void *run(void *arg)
 
 static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist))
+    static char *kwlist[] = {"cert", "key", "ca", "verify_client", "identity_fd", NULL};
+    const char *cert = NULL, *key = NULL, *ca = "";
+    int verify_client = 0, identity_fd = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzspi", kwlist, &cert, &key, &ca, &verify_client,
+                                     &identity_fd))
         return NULL;
+    if ((cert == NULL) != (key == NULL)) {
+        PyErr_SetString(PyExc_ValueError, "cert and key go together");
+        return NULL;
+    }
+    struct tls_conf *tls = NULL;
+    if (cert) {
+        const char *error = NULL;
+        tls = tls_conf_new(cert, key, ca, verify_client, identity_fd, &error);
+        if (!tls) {
+            PyErr_Format(PyExc_ValueError, "cannot set up TLS: %s", error ? error : "out of memory");
+            return NULL;
+        }
+    }
     Pump *p = (Pump *)type->tp_alloc(type, 0);
-    if (!p)
+    if (!p) {
+        if (tls)
+            tls_conf_free(tls);
         return NULL;
+    }
+    p->tls = tls;
     p->ep = p->wake = -1;
     pthread_mutex_init(&p->lock, NULL);
     p->buf = malloc(CHUNK);
+    p->sink = malloc(CHUNK);
     p->ep = epoll_create1(EPOLL_CLOEXEC);
     p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (!p->buf || p->ep < 0 || p->wake < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, p->wake, &ev) < 0) {
-        if (p->buf)
+    if (!p->buf || !p->sink || p->ep < 0 || p->wake < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, p->wake, &ev) < 0) {
+        if (p->buf && p->sink)
             PyErr_SetFromErrno(PyExc_OSError);
         else
             PyErr_NoMemory();
@@ -402,13 +351,16 @@ static void wake(Pump *p)
 
 static PyObject *Pump_add(Pump *p, PyObject *args)
 {
-    int fds[2], tls = 0;
-    if (!PyArg_ParseTuple(args, "ii|p", &fds[0], &fds[1], &tls))
+    int fds[2];
+    if (!PyArg_ParseTuple(args, "ii", &fds[0], &fds[1]))
         return NULL;
     struct pair *pr = calloc(1, sizeof *pr);
     int closing = 1;
+    if (pr && p->tls && !(pr->tls = tls_end_new(p->tls, fds[0], fds[1]))) {
+        free(pr);
+        pr = NULL;
+    }
     if (pr) {
-        pr->tls.on = tls;
         for (int i = 0; i < 2; i++) {
             pr->s[i].pair = pr;
             pr->s[i].fd = fds[i];
@@ -423,6 +375,8 @@ static PyObject *Pump_add(Pump *p, PyObject *args)
         pthread_mutex_unlock(&p->lock);
     }
     if (!pr || closing) { /* the descriptors were given to us: close them either way */
+        if (pr && pr->tls)
+            tls_end_free(pr->tls);
         close(fds[0]);
         close(fds[1]);
         free(pr);
@@ -467,14 +421,17 @@ static void Pump_dealloc(Pump *p)
 {
     stop(p);
     free(p->buf);
+    free(p->sink);
+    if (p->tls)
+        tls_conf_free(p->tls);
     pthread_mutex_destroy(&p->lock);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
 static PyMethodDef Pump_methods[] = {
     {"add", (PyCFunction)Pump_add, METH_VARARGS,
-     "add(client, server, tls=False): relay between connected sockets (descriptors), which the pump now "
-     "owns; tls: send the alert of a TLS handshake the server refused (gateway/tlsalert.py)."},
+     "add(client, server): relay between connected sockets (descriptors), which the pump now owns; a pump "
+     "made with a certificate ends the client's TLS and relays plaintext to the server."},
     {"close", (PyCFunction)Pump_close, METH_NOARGS,
      "Close every relayed connection and stop the pump's thread."},
     {NULL, NULL, 0, NULL},
@@ -485,7 +442,8 @@ static PySequenceMethods Pump_seq = {.sq_length = (lenfunc)Pump_len};
 static PyTypeObject PumpType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "pyetcd.gateway._pump.Pump",
-    .tp_doc = "Relays pairs of sockets byte for byte on a native thread; len() is the open pairs.",
+    .tp_doc = "Pump(*, cert=None, key=None, ca='', verify_client=False, identity_fd=-1): relays pairs of sockets on a "
+               "native thread, ending the clients' TLS when given a certificate; len() is the open pairs.",
     .tp_basicsize = sizeof(Pump),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = Pump_new,

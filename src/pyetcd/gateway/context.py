@@ -7,8 +7,8 @@ import ssl
 from typing import Any, NoReturn
 
 import grpc
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+
+from .identities import certificate_identity
 
 
 class GatewayAbort(Exception):
@@ -23,14 +23,7 @@ class GatewayAbort(Exception):
 def peer_identity(ssl_object: ssl.SSLObject | None) -> dict[str, list[bytes]]:
     """The gRPC auth-context keys the guard reads (client CN, PEM certificate) for a TLS peer."""
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if not der:
-        return {}
-    cert = x509.load_der_x509_certificate(der)
-    names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    ident = {"x509_pem_cert": [ssl.DER_cert_to_PEM_cert(der).encode()]}
-    if names:
-        ident["x509_common_name"] = [str(names[0]).encode()]
-    return ident
+    return certificate_identity(der) if der else {}
 
 
 class GatewayContext:

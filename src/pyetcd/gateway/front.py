@@ -5,13 +5,15 @@ consumed: on an ``http://`` URL the HTTP/2 preface means gRPC (etcd sends every 
 there too) and anything else is HTTP/1.1; on an ``https://`` URL the ClientHello's ALPN list tells
 (gateway/hello.py). HTTP connections are handed over, unread, to the member's aiohttp server
 (gateway/relay.py: the front runs in a child process), which does TLS with the same mutual-TLS
-rules. gRPC connections are relayed byte for byte, still encrypted, to the
-gRPC server on a private abstract unix socket: the gRPC server does the TLS handshake itself and
-sees the client's certificate, so its checks (client-cert-auth, CN as user, CRL) are unchanged.
+rules. gRPC connections are relayed to the gRPC server on a private abstract unix socket.
 
 The relaying itself is native (gateway/_pump.c: a thread of its own, epoll, no GIL): this process
-only accepts and classifies. Where the extension was not built (no C compiler at install) the
-asyncio relay below does it, at tens of microseconds more CPU per request.
+only accepts and classifies. On an ``https://`` URL the pump also ends the client's TLS
+(gateway/_tlsend.c), so a refused certificate gets etcd's alert, and tells the member who each
+client is (gateway/identities.py); the gRPC server behind it speaks plaintext. Where the
+extension was not built (no C compiler or OpenSSL headers at install) the asyncio relay below
+passes the bytes still encrypted and the gRPC server does TLS itself, at tens of microseconds
+more CPU per request.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from itertools import count
 from typing import cast
 
@@ -37,11 +39,18 @@ log = logging.getLogger("pyetcd.gateway.front")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 CLASSIFY_TIMEOUT = 10.0  # a client that sends nothing this long after connecting is dropped
 _names = count()
+_connections = count()
 
 
 def backend_name() -> str:
     """A fresh abstract unix socket name for a private gRPC listener of this process."""
     return f"pyetcd-{os.getpid()}-{next(_names)}-grpc"
+
+
+def native_relay() -> bool:
+    """Whether gRPC is relayed (and TLS ended) by gateway/_pump: built, and not turned off with
+    ``PYETCD_FRONT_RELAY=python`` (bench/front.py's A/B). Member and front process both ask."""
+    return Pump is not None and os.environ.get("PYETCD_FRONT_RELAY", "native") != "python"
 
 
 class _Pipe(asyncio.Protocol):
@@ -148,12 +157,17 @@ HandOver = Callable[[socket.socket], Awaitable[None]]
 
 
 class Front:
-    """Accepts on one client URL; relays gRPC connections and hands HTTP ones to ``on_http``."""
+    """Accepts on one client URL; relays gRPC connections and hands HTTP ones to ``on_http``.
+
+    ``tls_end``: on an https URL with the native relay, the pump's TLS settings (gateway/_pump.c's
+    Pump keywords: cert, key, ca, verify_client, identity_fd); the gRPC server then speaks plaintext.
+    """
 
     def __init__(self, sock: socket.socket, tls: bool, backend: str, on_http: HandOver,
-                 native: bool = True) -> None:
+                 native: bool = True, tls_end: Mapping[str, object] | None = None) -> None:
         self.sock, self.tls, self.backend, self.on_http = sock, tls, backend, on_http
         self.native = native  # relay with gateway/_pump (False: in Python, for A/B benches and tests)
+        self.tls_end = tls_end if tls and native else None
         self._accepting: asyncio.Task[None] | None = None
         self._relays: set[asyncio.Transport] = set()
         self._pending: set[asyncio.Task[None]] = set()
@@ -161,7 +175,7 @@ class Front:
 
     def start(self) -> None:
         if Pump is not None and self.native:
-            self._pump = Pump()
+            self._pump = Pump(**self.tls_end) if self.tls_end else Pump()
         elif self.native:
             log.warning("gateway/_pump.c was not built (no C compiler at install?): relaying gRPC in Python, "
                         "which costs more CPU per request; reinstall with a C compiler to fix")
@@ -203,12 +217,14 @@ class Front:
             return _Pipe(self._relays, ServerRecords() if self.tls else None)
         backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:  # a local listener: connects at once
+            if self.tls_end:  # the name the gRPC server sees as the peer (gateway/identities.py)
+                backend.bind(f"\0{self.backend}-c{next(_connections)}")
             backend.connect("\0" + self.backend)
         except BaseException:
             backend.close()
             raise
         if self._pump is not None:  # both descriptors now belong to the pump
-            self._pump.add(conn.detach(), backend.detach(), self.tls)
+            self._pump.add(conn.detach(), backend.detach())
             return
         backend.setblocking(False)
         back_tr, back = await loop.create_unix_connection(server_end, sock=backend)

@@ -1,9 +1,11 @@
-"""The front's own process: ``python -m pyetcd.gateway.relay HANDOVER_FD FD:TLS:BACKEND ...``.
+"""The front's own process: ``python -m pyetcd.gateway.relay HANDOVER_FD TLS_END FD:TLS:BACKEND ...``.
 
 The member binds the client URLs and starts this process with their listening sockets. Here
 each connection is classified (gateway/front.py); gRPC is relayed to the member's private gRPC
 listener, HTTP is passed back to the member, unread, over the HANDOVER_FD unix socket
-(SCM_RIGHTS, one byte naming the URL). Relaying costs CPU on every gRPC message: in a process
+(SCM_RIGHTS, one byte naming the URL). TLS_END is ``-``, or the JSON of the TLS settings with
+which the native relay ends TLS on https URLs; it then tells the member who each TLS client is
+on the same socket (gateway/identities.py). Relaying costs CPU on every gRPC message: in a process
 of its own it runs on another core instead of the member's event loop. The process exits when
 the member's end of HANDOVER_FD closes (the member stopped or died).
 
@@ -15,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import socket
 import sys
 
-from .front import Front, HandOver
+from .front import Front, HandOver, native_relay
 
 
-async def run(handover: socket.socket, specs: list[tuple[int, bool, str]], native: bool = True) -> None:
+async def run(handover: socket.socket, specs: list[tuple[int, bool, str]], native: bool = True,
+              tls_end: dict[str, object] | None = None) -> None:
     loop = asyncio.get_running_loop()
     handover.setblocking(False)
 
@@ -39,7 +43,8 @@ async def run(handover: socket.socket, specs: list[tuple[int, bool, str]], nativ
                 conn.close()
         return hand_over
 
-    fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i), native)
+    ends_tls = dict(tls_end, identity_fd=handover.fileno()) if tls_end and native_relay() else None
+    fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i), native, ends_tls)
               for i, (fd, tls, backend) in enumerate(specs)]
     for front in fronts:
         front.start()
@@ -55,12 +60,12 @@ async def run(handover: socket.socket, specs: list[tuple[int, bool, str]], nativ
         await front.stop()
 
 
-def parse(argv: list[str]) -> tuple[int, list[tuple[int, bool, str]]]:
+def parse(argv: list[str]) -> tuple[int, dict[str, object] | None, list[tuple[int, bool, str]]]:
     specs = []
-    for arg in argv[1:]:
+    for arg in argv[2:]:
         fd, tls, backend = arg.split(":", 2)
         specs.append((int(fd), tls == "1", backend))
-    return int(argv[0]), specs
+    return int(argv[0]), None if argv[1] == "-" else json.loads(argv[1]), specs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handover_fd, specs = parse(sys.argv[1:] if argv is None else argv)
+    handover_fd, tls_end, specs = parse(sys.argv[1:] if argv is None else argv)
     # gRPC bytes are relayed by gateway/_pump's own thread; the asyncio loop only accepts and classifies
     native = os.environ.get("PYETCD_FRONT_RELAY", "native") != "python"
-    asyncio.run(run(socket.socket(fileno=handover_fd), specs, native))
+    asyncio.run(run(socket.socket(fileno=handover_fd), specs, native, tls_end))
     return 0
 
 

@@ -22,8 +22,10 @@ from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.tls import parse_url
 
 from .access import access_controller
+from .front import native_relay
 from .handover import ClientURL, RelayProcess
 from .health import Health
+from .identities import RelayedIdentities
 from .jsongw import JSONGateway
 from .metrics import CONTENT_TYPE, Metrics
 
@@ -62,6 +64,12 @@ def _load_crl(ctx: ssl.SSLContext, crl_file: str) -> None:
     ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
 
 
+def tls_end_settings(tls: TLSInfo) -> dict[str, object]:
+    """How the front's native relay ends client TLS: grpc's rules (tls.server_credentials)."""
+    return {"cert": tls.cert_file, "key": tls.key_file, "ca": tls.trusted_ca_file or "",
+            "verify_client": bool(tls.client_cert_auth and tls.trusted_ca_file)}
+
+
 async def _accept_http(factory: Callable[[], asyncio.BaseProtocol], conn: socket.socket,
                        tls: ssl.SSLContext | None) -> None:
     try:
@@ -72,7 +80,7 @@ async def _accept_http(factory: Callable[[], asyncio.BaseProtocol], conn: socket
 
 
 class HTTPSide:
-    def __init__(self, server: EtcdServer, api: ClientAPI, metrics: Metrics) -> None:
+    def __init__(self, server: EtcdServer, api: ClientAPI, metrics: Metrics, identities: RelayedIdentities) -> None:
         self.s, self.metrics = server, metrics
         health = Health(server)
         # a request etcd would take over gRPC fits, base64 and all; what is too large then gets
@@ -88,7 +96,7 @@ class HTTPSide:
         health.add_routes(metrics_app, probes=False)
         metrics_app.router.add_get("/metrics", self.serve_metrics)
         self.metrics_runner = web.AppRunner(metrics_app, access_log=None)
-        self.relay = RelayProcess(self._serve_http)
+        self.relay = RelayProcess(self._serve_http, identities)
         self._tls: ssl.SSLContext | None = None
         self._handing: set[asyncio.Task[None]] = set()
 
@@ -102,17 +110,20 @@ class HTTPSide:
         return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     def bind_client_urls(self, urls: list[str]) -> list[tuple[str, bool]]:
-        """Bind each client URL for the front; returns the private (address, tls) pairs gRPC must serve."""
+        """Bind each client URL for the front; returns the private (address, tls) pairs gRPC must serve
+        (plaintext behind an https URL whose TLS the front ends)."""
         backends = []
         for url in urls:
             addr = parse_url(url)
             if addr.secure:
                 self.tls()
+                if native_relay():
+                    self.relay.tls_end = tls_end_settings(self.s.cfg.client_tls)
             try:
                 u = self.relay.bind(url, addr.host, addr.port, addr.secure)
             except OSError as e:
                 raise ConfigError(f"cannot listen on {url}: {e.strerror}") from e
-            backends.append((u.grpc_address, addr.secure))
+            backends.append((u.grpc_address, addr.secure and self.relay.tls_end is None))
         return backends
 
     def _serve_http(self, url: ClientURL, conn: socket.socket) -> None:

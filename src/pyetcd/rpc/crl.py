@@ -6,6 +6,7 @@ certificate gRPC hands us (parsed once per distinct certificate).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ class RevocationCheck:
                 self._seen[pem] = verdict
         return verdict
 
-    async def check(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Abort the call when the client's certificate is revoked."""
-        for pem in context.auth_context().get("x509_pem_cert", []):
+    async def check(self, context: grpc.aio.ServicerContext[Any, Any], identity: Mapping[str, list[bytes]]) -> None:
+        """Abort the call when the client's certificate (``identity``, as grpc's auth context) is revoked."""
+        for pem in identity.get("x509_pem_cert", []):
             if self.revoked(pem):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "tls: client certificate revoked")

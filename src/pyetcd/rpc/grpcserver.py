@@ -10,7 +10,7 @@ import grpc
 from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.tls import ConfigError, parse_url, server_credentials
 
-from .authguard import CallGuard
+from .authguard import CallGuard, Identify, grpc_identity
 from .crl import RevocationCheck
 from .limits import GRPC_OVERHEAD_BYTES
 from .service import DESCRIPTORS, CallObserver, generic_handler
@@ -36,12 +36,13 @@ class ClientAPI:
 
 
 def client_api(s: EtcdServer, extra_services: list[tuple[str, object]] | None = None,
-               observer: CallObserver | None = None) -> ClientAPI:
+               observer: CallObserver | None = None, identify: Identify = grpc_identity) -> ClientAPI:
+    """``identify``: how a call's client certificate is found (gateway/identities.py when the front ends TLS)."""
     try:
         crl = RevocationCheck(s.cfg.client_tls.crl_file) if s.cfg.client_tls.crl_file else None
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load --client-crl-file {s.cfg.client_tls.crl_file}: {e}") from e
-    return ClientAPI([*client_services(s), *(extra_services or [])], CallGuard(s, crl), observer)
+    return ClientAPI([*client_services(s, identify), *(extra_services or [])], CallGuard(s, crl, identify), observer)
 
 
 def build_server(s: EtcdServer, extra_services: list[tuple[str, object]] | None = None, *,

@@ -17,7 +17,7 @@ from pyetcd.api import rpc_pb2
 from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.watch import WatchStream, encode
 
-from .authguard import watch_refusal
+from .authguard import Identify, grpc_identity, watch_refusal
 from .limits import GRPC_OVERHEAD_BYTES
 
 log = logging.getLogger("pyetcd.rpc.watch")
@@ -25,8 +25,9 @@ MIN_PROGRESS_INTERVAL = 0.1  # etcd's minWatchProgressInterval
 
 
 class WatchService:
-    def __init__(self, server: EtcdServer) -> None:
+    def __init__(self, server: EtcdServer, identify: Identify = grpc_identity) -> None:
         self.s = server
+        self.identify = identify
         self.hub = server.watch_hub
         self.max_response_bytes = server.cfg.max_request_bytes + GRPC_OVERHEAD_BYTES
         interval = server.cfg.watch_progress_notify_interval
@@ -48,7 +49,7 @@ class WatchService:
     async def Watch(self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: Any) -> AsyncIterator[bytes]:
         stream = WatchStream(self.hub, self._header, max_response_bytes=self.max_response_bytes,
                              progress_interval=self.progress_interval)
-        reader = asyncio.get_running_loop().create_task(self._recv(stream, request_iterator, self.s, context))
+        reader = asyncio.get_running_loop().create_task(self._recv(stream, request_iterator, context))
         try:
             while (msgs := await stream.next_messages()) is not None:
                 for msg in msgs:
@@ -57,12 +58,12 @@ class WatchService:
             reader.cancel()
             stream.close()
 
-    @staticmethod
-    async def _recv(stream: WatchStream, requests: AsyncIterator[rpc_pb2.WatchRequest], s: EtcdServer,
-                    context: Any) -> None:
+    async def _recv(self, stream: WatchStream, requests: AsyncIterator[rpc_pb2.WatchRequest], context: Any) -> None:
         try:
             async for req in requests:
-                if req.HasField("create_request") and (refusal := watch_refusal(s, context, req.create_request)):
+                refusal = req.HasField("create_request") and watch_refusal(self.s, context, req.create_request,
+                                                                           self.identify)
+                if refusal:
                     stream.refuse(refusal)
                     continue
                 stream.handle(req)

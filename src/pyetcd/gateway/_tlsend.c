@@ -1,0 +1,480 @@
+/*
+ * _tlsend: the pump ends its clients' TLS (OpenSSL), and relays plaintext to the gRPC server.
+ *
+ * Why the front and not grpc: grpc's TLS handshaker drops the alert it wrote when it refuses a
+ * client certificate, and in TLS 1.3 that alert is encrypted with keys only the end of the
+ * session holds. etcd (Go's crypto/tls) answers every refused client certificate with a fatal
+ * `bad_certificate` alert, and clients print it. Here:
+ *   - a certificate that does not verify is refused with bad_certificate (OpenSSL would name the
+ *     reason, e.g. unknown_ca: the verify callback reports every failure as a rejection);
+ *   - a client that shows no certificate gets bad_certificate too, where OpenSSL would send
+ *     handshake_failure (TLS 1.2, plaintext: the alert's description byte is replaced) or
+ *     certificate_required (TLS 1.3: the alert record is sealed again, with the session's
+ *     server traffic key from the key-log callback, as the same record number OpenSSL used).
+ *
+ * Who the client is: after a handshake that showed a certificate, the pump sends the member
+ * ("I", the private connection's socket name, the certificate in DER) on the front's handover
+ * socket before any of the client's bytes reach the gRPC server, which sees the connection as
+ * "unix-abstract:<name>" (gateway/identities.py). When the pair closes it sends ("G", name).
+ *
+ * Records for the client are written to a memory BIO and sent from there: what the client
+ * cannot take yet waits in it, and the server is not read meanwhile (back-pressure).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "_pump.h"
+
+#define IN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLHUP)
+#define BAD_CERTIFICATE 42
+#define SEALED_ALERT_LEN (5 + 3 + 16) /* header, alert + content type, AEAD tag */
+
+struct tls_conf {
+    SSL_CTX *ctx;
+    int identity_fd;
+};
+
+struct tls_end {
+    struct tls_conf *conf;
+    SSL *ssl;
+    BIO *out;                  /* records for the client, not yet sent */
+    int open;                  /* handshake done: plaintext flows */
+    int announced;             /* the member was told who the client is */
+    int close_queued;          /* close_notify written after the server's end */
+    unsigned char secret[EVP_MAX_MD_SIZE]; /* server application traffic secret (TLS 1.3) */
+    size_t secret_len;
+    char name[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the private connection's abstract name */
+    unsigned char name_len;
+};
+
+/* ---- configuration ---- */
+
+static int verify_as_rejected(int ok, X509_STORE_CTX *ctx)
+{
+    if (!ok) /* OpenSSL maps this error to the bad_certificate alert */
+        X509_STORE_CTX_set_error(ctx, X509_V_ERR_CERT_REJECTED);
+    return ok;
+}
+
+static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                     unsigned int inlen, void *arg)
+{
+    static const unsigned char h2[] = {2, 'h', '2'};
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, h2, sizeof h2, in, inlen) == OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_OK;
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+static int unhex(const char *s, unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; s[0] && s[1] && s[0] != ' ' && n < cap; s += 2) {
+        char pair[3] = {s[0], s[1], 0};
+        char *end;
+        out[n++] = (unsigned char)strtoul(pair, &end, 16);
+        if (*end)
+            return -1;
+    }
+    return (int)n;
+}
+
+/* keeps the server's application traffic secret: only a TLS 1.3 refusal uses it */
+static void keep_secret(const SSL *ssl, const char *line)
+{
+    static const char label[] = "SERVER_TRAFFIC_SECRET_0 ";
+    struct tls_end *t = SSL_get_app_data(ssl);
+    if (!t || strncmp(line, label, sizeof label - 1) != 0)
+        return;
+    const char *secret = strchr(line + sizeof label - 1, ' '); /* after the client random */
+    int n = secret ? unhex(secret + 1, t->secret, sizeof t->secret) : -1;
+    t->secret_len = n > 0 ? (size_t)n : 0;
+}
+
+static const char *ssl_error(void)
+{
+    static char text[256];
+    unsigned long e = ERR_get_error();
+    ERR_error_string_n(e, text, sizeof text);
+    ERR_clear_error();
+    return e ? text : "unknown error";
+}
+
+struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca, int verify_client,
+                              int identity_fd, const char **error)
+{
+    struct tls_conf *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->identity_fd = identity_fd;
+    c->ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = c->ctx;
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)
+        || !SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20")
+        || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
+        || SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1
+        || (*ca && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)) {
+        *error = ssl_error();
+        tls_conf_free(c);
+        return NULL;
+    }
+    if (verify_client) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_as_rejected);
+        SSL_CTX_set_keylog_callback(ctx, keep_secret);
+    }
+    /* no tickets: a TLS 1.3 refusal is then the first record under the traffic key */
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
+    ERR_clear_error();
+    return c;
+}
+
+void tls_conf_free(struct tls_conf *c)
+{
+    SSL_CTX_free(c->ctx);
+    free(c);
+}
+
+/* ---- one client's session ---- */
+
+struct tls_end *tls_end_new(struct tls_conf *c, int client_fd, int server_fd)
+{
+    struct tls_end *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->conf = c;
+    struct sockaddr_un addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(server_fd, (struct sockaddr *)&addr, &len) == 0 && len > sizeof addr.sun_family + 1
+        && addr.sun_path[0] == '\0') {
+        t->name_len = (unsigned char)(len - sizeof addr.sun_family - 1);
+        memcpy(t->name, addr.sun_path + 1, t->name_len);
+    }
+    t->ssl = SSL_new(c->ctx);
+    BIO *in = BIO_new_socket(client_fd, BIO_NOCLOSE);
+    t->out = BIO_new(BIO_s_mem());
+    if (!t->ssl || !in || !t->out) {
+        BIO_free(in);
+        BIO_free(t->out);
+        SSL_free(t->ssl);
+        free(t);
+        return NULL;
+    }
+    BIO_up_ref(t->out);              /* SSL_set_bio takes one reference, we keep one */
+    SSL_set_bio(t->ssl, in, t->out);
+    SSL_set_accept_state(t->ssl);
+    SSL_set_app_data(t->ssl, t);
+    return t;
+}
+
+static void tell_member(struct tls_end *t, char kind, const unsigned char *der, size_t der_len)
+{
+    size_t n = 2 + t->name_len + der_len;
+    unsigned char *msg = malloc(n);
+    if (!msg)
+        return;
+    msg[0] = (unsigned char)kind;
+    msg[1] = t->name_len;
+    memcpy(msg + 2, t->name, t->name_len);
+    if (der_len)
+        memcpy(msg + 2 + t->name_len, der, der_len);
+    if (send(t->conf->identity_fd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n && kind == 'I')
+        t->announced = 1;
+    free(msg);
+}
+
+void tls_end_free(struct tls_end *t)
+{
+    if (t->announced)
+        tell_member(t, 'G', NULL, 0);
+    SSL_free(t->ssl);
+    BIO_free(t->out);
+    free(t);
+}
+
+/* The member learns the client's certificate before the server sees a byte. 0, or -1: refuse. */
+static int announce(struct tls_end *t)
+{
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    if (!cert || t->conf->identity_fd < 0 || !t->name_len) {
+        X509_free(cert);
+        return 0;
+    }
+    unsigned char *der = NULL;
+    int len = i2d_X509(cert, &der);
+    X509_free(cert);
+    if (len > 0)
+        tell_member(t, 'I', der, (size_t)len);
+    OPENSSL_free(der);
+    return t->announced ? 0 : -1;
+}
+
+/* ---- the alert etcd sends for a missing certificate ---- */
+
+/* TLS 1.3's HKDF-Expand-Label(secret, label, "", len) (RFC 8446, 7.1) */
+static int expand_label(const EVP_MD *md, const unsigned char *secret, size_t secret_len, const char *label,
+                        unsigned char *out, size_t len)
+{
+    unsigned char info[4 + 6 + 16];
+    size_t label_len = 6 + strlen(label);
+    info[0] = (unsigned char)(len >> 8);
+    info[1] = (unsigned char)len;
+    info[2] = (unsigned char)label_len;
+    memcpy(info + 3, "tls13 ", 6);
+    memcpy(info + 9, label, label_len - 6);
+    info[3 + label_len] = 0; /* empty context */
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_free(kdf);
+    if (!kctx)
+        return -1;
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)EVP_MD_get0_name(md), 0),
+        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, secret_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, 4 + label_len),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = EVP_KDF_derive(kctx, out, len, params) > 0;
+    EVP_KDF_CTX_free(kctx);
+    return ok ? 0 : -1;
+}
+
+/* A fatal alert sealed as TLS 1.3's first record under the server traffic key (nonce = iv). */
+static int seal_alert(struct tls_end *t, unsigned char description, unsigned char rec[SEALED_ALERT_LEN])
+{
+    const SSL_CIPHER *suite = SSL_get_current_cipher(t->ssl);
+    const EVP_MD *md = suite ? SSL_CIPHER_get_handshake_digest(suite) : NULL;
+    uint16_t id = suite ? SSL_CIPHER_get_protocol_id(suite) : 0;
+    const EVP_CIPHER *aead = id == 0x1301 ? EVP_aes_128_gcm() : id == 0x1302 ? EVP_aes_256_gcm()
+                             : id == 0x1303 ? EVP_chacha20_poly1305() : NULL;
+    unsigned char key[32], iv[12];
+    if (!aead || !md || !t->secret_len
+        || expand_label(md, t->secret, t->secret_len, "key", key, (size_t)EVP_CIPHER_get_key_length(aead)) < 0
+        || expand_label(md, t->secret, t->secret_len, "iv", iv, sizeof iv) < 0)
+        return -1;
+    const unsigned char header[5] = {23, 3, 3, 0, 3 + 16}; /* application_data, as every sealed record */
+    const unsigned char inner[3] = {2, description, 21};   /* fatal, the alert, content type alert */
+    memcpy(rec, header, sizeof header);
+    EVP_CIPHER_CTX *cx = EVP_CIPHER_CTX_new();
+    int n = 0, m = 0;
+    int ok = cx && EVP_EncryptInit_ex(cx, aead, NULL, key, iv) && EVP_EncryptUpdate(cx, NULL, &n, header, 5)
+             && EVP_EncryptUpdate(cx, rec + 5, &n, inner, 3) && EVP_EncryptFinal_ex(cx, rec + 5 + n, &m)
+             && n + m == 3 && EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_AEAD_GET_TAG, 16, rec + 8);
+    EVP_CIPHER_CTX_free(cx);
+    OPENSSL_cleanse(key, sizeof key);
+    return ok ? 0 : -1;
+}
+
+/* OpenSSL refused a client without a certificate: make its alert etcd's bad_certificate. */
+static void alert_as_etcd(struct tls_end *t)
+{
+    char *data;
+    long len = BIO_get_mem_data(t->out, &data);
+    if (SSL_version(t->ssl) == TLS1_3_VERSION) {
+        unsigned char rec[SEALED_ALERT_LEN];
+        if (len < SEALED_ALERT_LEN || data[len - SEALED_ALERT_LEN] != 23 || seal_alert(t, BAD_CERTIFICATE, rec) < 0)
+            return;
+        long keep = len - SEALED_ALERT_LEN;
+        char *before = keep ? malloc((size_t)keep) : NULL;
+        if (keep && !before)
+            return;
+        if (keep)
+            memcpy(before, data, (size_t)keep);
+        (void)BIO_reset(t->out);
+        if (keep)
+            BIO_write(t->out, before, (int)keep);
+        BIO_write(t->out, rec, sizeof rec);
+        free(before);
+    } else if (len >= 7 && data[len - 7] == 21 && data[len - 4] == 0 && data[len - 3] == 2 && data[len - 2] == 2) {
+        data[len - 1] = BAD_CERTIFICATE; /* a plaintext alert record: fatal, handshake_failure */
+    }
+}
+
+/* ---- moving bytes ---- */
+
+static long pending(struct tls_end *t) { return (long)BIO_ctrl_pending(t->out); }
+
+/* Send the client what it will take of the records waiting for it. 0, or -1: the pair broke. */
+static int send_records(Pump *p, struct pair *pr)
+{
+    struct tls_end *t = pr->tls;
+    struct side *c = &pr->s[0];
+    char *data;
+    long len = BIO_get_mem_data(t->out, &data);
+    long sent = 0;
+    while (sent < len) {
+        ssize_t n = send(c->fd, data + sent, (size_t)(len - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        if (n < 0)
+            break;
+        sent += n;
+    }
+    for (long done = 0; done < sent;) /* drop what was sent (the memory BIO reads from its front) */
+        done += BIO_read(t->out, p->sink, (int)(sent - done < CHUNK ? sent - done : CHUNK));
+    int want_out = pending(t) > 0;
+    return want_out == c->watching_out ? 0 : watch(p, c, want_out);
+}
+
+/* The server ended its stream: once its last records are out, close_notify and FIN. */
+static int pass_server_end(Pump *p, struct pair *pr)
+{
+    struct tls_end *t = pr->tls;
+    struct side *c = &pr->s[0];
+    if (!pr->s[1].eof || c->shut)
+        return 0;
+    if (!t->close_queued) {
+        t->close_queued = 1;
+        SSL_shutdown(t->ssl);
+        ERR_clear_error();
+        if (send_records(p, pr) < 0)
+            return -1;
+    }
+    if (pending(t))
+        return 0;
+    if (shutdown(c->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        return -1;
+    c->shut = 1;
+    return 0;
+}
+
+/* Client to server: decrypt what the client sent and pass it on, until OpenSSL wants more. */
+static int from_client(Pump *p, struct pair *pr)
+{
+    struct tls_end *t = pr->tls;
+    struct side *c = &pr->s[0], *s = &pr->s[1];
+    int broke = 0;
+    while (!c->eof && !c->held) {
+        int n = SSL_read(t->ssl, p->buf, CHUNK);
+        if (n > 0) {
+            if (pass(p, c, p->buf, (size_t)n) < 0)
+                return -1;
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN)
+            c->eof = 1;
+        else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            broke = 1; /* a bad record: OpenSSL wrote its alert, sent below */
+        ERR_clear_error();
+        break;
+    }
+    if (send_records(p, pr) < 0 || broke)
+        return -1;
+    if (c->eof && !c->held && !s->shut) {
+        if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+            return -1;
+        s->shut = 1;
+    }
+    return 0;
+}
+
+/* Server to client: seal what the server sends, while the client keeps up. */
+static int from_server(Pump *p, struct pair *pr, int drain)
+{
+    struct tls_end *t = pr->tls;
+    struct side *s = &pr->s[1];
+    while (!s->eof && !pending(t)) {
+        ssize_t n = recv(s->fd, p->buf, CHUNK, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        if (n == 0) {
+            s->eof = 1;
+            break;
+        }
+        if (SSL_write(t->ssl, p->buf, (int)n) != n || send_records(p, pr) < 0) {
+            ERR_clear_error();
+            return -1;
+        }
+        if (n < CHUNK && !drain)
+            return 0;
+    }
+    return pass_server_end(p, pr);
+}
+
+static int handshake(Pump *p, struct pair *pr)
+{
+    struct tls_end *t = pr->tls;
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        t->open = 1;
+        if (announce(t) < 0 || send_records(p, pr) < 0)
+            return -1;
+        /* the client may have sent data behind its Finished; the server may have written first */
+        if (from_client(p, pr) < 0)
+            return -1;
+        return from_server(p, pr, 1);
+    }
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return send_records(p, pr);
+    unsigned long why = ERR_peek_error();
+    if (ERR_GET_LIB(why) == ERR_LIB_SSL && ERR_GET_REASON(why) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+        alert_as_etcd(t);
+    ERR_clear_error();
+    send_records(p, pr); /* the alert, best effort: the connection closes either way */
+    return -1;
+}
+
+int tls_on_event(Pump *p, struct side *sd, unsigned int events)
+{
+    struct pair *pr = sd->pair;
+    struct tls_end *t = pr->tls;
+    struct side *c = &pr->s[0];
+    if (sd == c) {
+        if ((events & EPOLLOUT) && send_records(p, pr) < 0)
+            return -1;
+        if (!t->open)
+            return (events & IN_EVENTS) ? handshake(p, pr) : 0;
+        /* records drained: the server, not read meanwhile, may go on */
+        if ((events & EPOLLOUT) && !pending(t) && from_server(p, pr, 1) < 0)
+            return -1;
+        return (events & IN_EVENTS) ? from_client(p, pr) : 0;
+    }
+    if ((events & EPOLLOUT) && c->held) {
+        if (flush(p, c) < 0)
+            return -1;
+        if (!c->held && t->open && from_client(p, pr) < 0)
+            return -1;
+    }
+    if (!t->open) /* the server is read once the handshake is done (from handshake()) */
+        return (events & (EPOLLRDHUP | EPOLLHUP)) ? -1 : 0;
+    return (events & IN_EVENTS) ? from_server(p, pr, (events & (EPOLLRDHUP | EPOLLHUP)) != 0) : 0;
+}
+
+int tls_pair_done(struct pair *pr)
+{
+    struct side *c = &pr->s[0], *s = &pr->s[1];
+    if (c->hup && (c->eof || !pr->tls->open))
+        return 1;
+    if (s->hup && s->eof && !pending(pr->tls))
+        return 1;
+    return c->eof && s->eof && c->shut && s->shut;
+}

@@ -1,0 +1,215 @@
+"""The native relay ending its clients' TLS (gateway/_tlsend.c) over real sockets.
+
+Each pair is what the front relays on an https URL: a TCP connection from a TLS client, and a
+unix socket bound to an abstract name, connected to the test's stand-in gRPC listener, which
+sees plaintext. The pump reports each client's certificate on the identity socket, named by
+that unix socket, and forgets it when the pair closes (gateway/identities.py reads these).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from itertools import count
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from pyetcd.gateway._pump import Pump
+from pyetcd.gateway.identities import RelayedIdentities
+from support import CertPaths
+from support.ports import free_port
+
+VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
+_names = count()
+
+
+class TLSRelay:
+    """A pump ending TLS with the test CA's server certificate, its listener, and the stand-in server."""
+
+    def __init__(self, certs: CertPaths, verify_client: bool = True) -> None:
+        self.certs = certs
+        self.ids, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.ids.setblocking(False)
+        self.pump = Pump(cert=str(certs.server), key=str(certs.server_key), ca=str(certs.ca),
+                         verify_client=verify_client, identity_fd=theirs.detach())
+        self.listener = socket.create_server(("127.0.0.1", free_port()))
+        self.backend = f"pyetcd-test-{os.getpid()}-{next(_names)}"
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind("\0" + self.backend)
+        self.server.listen()
+
+    def connect(self, version: ssl.TLSVersion, with_cert: bool = True) -> tuple[ssl.SSLSocket, socket.socket, str]:
+        """(TLS client, the server's end of the relayed connection, the name the server sees)."""
+        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
+        if with_cert:
+            ctx.load_cert_chain(self.certs.client, self.certs.client_key)
+        ctx.minimum_version = ctx.maximum_version = version
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(self.listener.getsockname())
+        accepted, _ = self.listener.accept()
+        name = f"{self.backend}-c{next(_names)}"
+        backend = socket.socket(socket.AF_UNIX)
+        backend.bind("\0" + name)
+        backend.connect("\0" + self.backend)
+        self.pump.add(accepted.detach(), backend.detach())
+        client = ctx.wrap_socket(raw, server_hostname="localhost")
+        server, _ = self.server.accept()
+        client.settimeout(10)
+        server.settimeout(10)
+        return client, server, name
+
+    def messages(self) -> list[bytes]:
+        out = []
+        while True:
+            try:
+                out.append(self.ids.recv(1 << 16))
+            except BlockingIOError:
+                return out
+
+    def close(self) -> None:
+        self.pump.close()
+        for s in (self.ids, self.listener, self.server):
+            s.close()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertPaths:
+    return CertPaths.create(tmp_path_factory.mktemp("tlsend-certs"))
+
+
+@pytest.fixture
+def relay(certs: CertPaths) -> Iterator[TLSRelay]:
+    r = TLSRelay(certs)
+    yield r
+    r.close()
+
+
+def wait_until_empty(pump: Pump, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(pump):
+        assert time.monotonic() < deadline, "the pump kept its pairs"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+def test_plaintext_both_ways_and_the_client_reported_then_forgotten(relay: TLSRelay, version: ssl.TLSVersion) -> None:
+    client, server, name = relay.connect(version)
+    assert client.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+    assert client.selected_alpn_protocol() == "h2"
+    up, down = os.urandom(8 << 20), os.urandom(8 << 20)
+    got: dict[str, bytes] = {}
+
+    def read(sock: socket.socket, n: int, key: str) -> None:
+        buf = bytearray()
+        while len(buf) < n:
+            buf += sock.recv(1 << 20)
+        got[key] = bytes(buf)
+    readers = [threading.Thread(target=read, args=(server, len(up), "up")),
+               threading.Thread(target=read, args=(client, len(down), "down"))]
+    for t in readers:
+        t.start()
+    sender = threading.Thread(target=client.sendall, args=(up,))
+    sender.start()
+    server.sendall(down)
+    sender.join()
+    for t in readers:
+        t.join()
+    assert hashlib.sha256(got["up"]).digest() == hashlib.sha256(up).digest()
+    assert hashlib.sha256(got["down"]).digest() == hashlib.sha256(down).digest()
+
+    ids = RelayedIdentities()
+    learned = relay.messages()
+    assert len(learned) == 1
+    ids.message(learned[0])
+    cert = x509.load_pem_x509_certificate(Path(relay.certs.client).read_bytes())
+    seen = ids._by_peer[f"unix-abstract:{name}"]
+    assert seen["x509_pem_cert"][0].decode().strip() == Path(relay.certs.client).read_text().strip()
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert seen["x509_common_name"] == [str(cn).encode()]
+
+    server.close()  # the server ends: the client reads the end after all the data
+    assert client.recv(100) == b""
+    client.close()
+    wait_until_empty(relay.pump)
+    for msg in relay.messages():
+        ids.message(msg)
+    assert len(ids) == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+def test_client_close_notify_reaches_the_server_as_its_end(relay: TLSRelay, version: ssl.TLSVersion) -> None:
+    client, server, _ = relay.connect(version)
+    client.sendall(b"last request")
+    # close_notify: the client is done sending (unwrap returns on the server's own close_notify)
+    unwrapped: list[socket.socket] = []
+    closing = threading.Thread(target=lambda: unwrapped.append(client.unwrap()))
+    closing.start()
+    buf = b""
+    while chunk := server.recv(100):
+        buf += chunk
+    assert buf == b"last request"
+    server.close()  # the server's end: the pump answers with its close_notify
+    closing.join(10)
+    assert unwrapped, "the client's TLS shutdown did not complete"
+    unwrapped[0].close()
+    wait_until_empty(relay.pump)
+
+
+def test_back_pressure_bounds_what_the_pump_keeps_for_a_slow_client(relay: TLSRelay) -> None:
+    client, server, _ = relay.connect(ssl.TLSVersion.TLSv1_3)
+    server.setblocking(False)
+    data = os.urandom(1 << 20)
+    sent = 0
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 0.5 and sent < 64 << 20:  # until the relay stops taking
+        try:
+            sent += server.send(data)
+            quiet_since = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    # the client read nothing: what was sent sits in socket buffers and at most a read's worth
+    # of records in the pump, not in an ever-growing buffer
+    assert sent < 32 << 20
+    server.setblocking(True)
+    threading.Thread(target=server.close, daemon=True).start()
+    received = bytearray()
+    while len(received) < sent and (chunk := client.recv(1 << 20)):
+        received += chunk
+    assert len(received) == sent
+    client.close()
+
+
+def test_a_refused_client_is_not_reported_and_reaches_no_server(relay: TLSRelay) -> None:
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        client, _, _ = relay.connect(ssl.TLSVersion.TLSv1_3, with_cert=False)
+        client.recv(100)  # TLS 1.3: the client learns of the refusal when it reads
+    wait_until_empty(relay.pump)
+    assert relay.messages() == []
+
+
+def test_without_client_verification_no_certificate_is_asked_for(certs: CertPaths) -> None:
+    relay = TLSRelay(certs, verify_client=False)
+    try:
+        client, server, _ = relay.connect(ssl.TLSVersion.TLSv1_3, with_cert=False)
+        client.sendall(b"hello")
+        assert server.recv(100) == b"hello"
+        assert relay.messages() == []  # no certificate: nothing to report
+        client.close()
+        server.close()
+        wait_until_empty(relay.pump)
+    finally:
+        relay.close()
+
+
+def test_a_bad_certificate_file_is_a_clear_error(certs: CertPaths, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ValueError, match="cannot set up TLS"):
+        Pump(cert=str(missing), key=str(certs.server_key))
