@@ -20,6 +20,7 @@ import pytest
 from pyetcd.gateway import front
 from pyetcd.gateway._pump import Pump
 from support.ports import free_port
+from support.stall import expected, send_until_stalled
 
 
 @pytest.fixture
@@ -118,23 +119,13 @@ def test_one_side_going_away_closes_the_other(pump: Pump, listener: socket.socke
 
 def test_back_pressure_bounds_what_the_pump_holds(pump: Pump, listener: socket.socket) -> None:
     client, server = relayed(pump, listener)
-    client.setblocking(False)
-    data = os.urandom(1 << 20)
-    sent = 0
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < 0.5 and sent < 64 << 20:  # until the pump stops taking
-        try:
-            sent += client.send(data[sent % len(data):])
-            quiet_since = time.monotonic()
-        except BlockingIOError:
-            time.sleep(0.01)
+    sent = send_until_stalled(client)
     # the server side read nothing: all that was sent sits in the socket buffers and the
     # pump's one held read, not in an ever-growing buffer
     assert sent < 32 << 20
     client.shutdown(socket.SHUT_WR)
     received = recv_all(server)
-    expected = (data * (sent // len(data) + 1))[:sent]
-    assert hashlib.sha256(received).digest() == hashlib.sha256(expected).digest()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(expected(sent)).digest()
     client.close()
     server.close()
 
