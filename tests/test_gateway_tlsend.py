@@ -8,13 +8,14 @@ that unix socket, and forgets it when the pair closes (gateway/identities.py rea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class TLSRelay:
         self.certs = certs
         self.ids, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.ids.setblocking(False)
+        # the front's end of the identity socket, as the test may also write it (to fill it up)
+        self.front_end = socket.socket(fileno=os.dup(theirs.fileno()))
         self.pump = Pump(cert=str(certs.server), key=str(certs.server_key), ca=str(certs.ca),
                          verify_client=verify_client, identity_fd=theirs.detach())
         self.listener = socket.create_server(("127.0.0.1", free_port()))
@@ -78,7 +81,7 @@ class TLSRelay:
 
     def close(self) -> None:
         self.pump.close()
-        for s in (self.ids, self.listener, self.server):
+        for s in (self.ids, self.front_end, self.listener, self.server):
             s.close()
 
 
@@ -107,11 +110,15 @@ def relay(certs: CertPaths) -> Iterator[TLSRelay]:
     r.close()
 
 
-def wait_until_empty(pump: Pump, timeout: float = 10.0) -> None:
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while len(pump):
-        assert time.monotonic() < deadline, "the pump kept its pairs"
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+def wait_until_empty(pump: Pump) -> None:
+    wait_until(lambda: len(pump) == 0)
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
@@ -190,6 +197,42 @@ def test_back_pressure_bounds_what_the_pump_keeps_for_a_slow_client(relay: TLSRe
         received += chunk
     assert hashlib.sha256(received).digest() == hashlib.sha256(expected(sent)).digest()
     client.close()
+
+
+def test_a_client_waits_while_the_member_has_no_room_for_its_identity(relay: TLSRelay) -> None:
+    """The identity socket full (a member busy while many clients connect): the client's bytes
+    wait for its identity message, which goes once the member reads; a client that left while it
+    waited is reported and forgotten in that order (it is not read, so not known gone, until then)."""
+    relay.front_end.setblocking(False)
+    filler = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            relay.front_end.send(b"x" * 500)
+            filler += 1
+    client, server, name = relay.connect(ssl.TLSVersion.TLSv1_3)
+    leaving, left_server, left_name = relay.connect(ssl.TLSVersion.TLSv1_2)
+    client.sendall(b"first request")
+    server.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        server.recv(100)  # not before the member can know who sent it
+    leaving.close()
+    time.sleep(0.2)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < filler + 1 and time.monotonic() < deadline:
+        got.extend(relay.messages())  # the member reads: room again
+        time.sleep(0.01)
+    assert got[filler][:1] == b"I" and name.encode() in got[filler]  # first in, first out
+    server.settimeout(10)
+    assert server.recv(100) == b"first request"
+    assert left_server.recv(100) == b""  # its end reached the server once it was read
+    left_server.close()
+    wait_until(lambda: len(relay.pump) == 1)  # the one that left is closed
+    about_left = [m[:1] for m in got + relay.messages() if left_name.encode() in m]
+    assert about_left in ([], [b"I", b"G"])
+    client.close()
+    server.close()
+    wait_until_empty(relay.pump)
 
 
 def test_a_refused_client_is_not_reported_and_reaches_no_server(relay: TLSRelay) -> None:

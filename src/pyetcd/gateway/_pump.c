@@ -71,7 +71,7 @@ static void push_pair(struct pair **head, struct pair *pr)
 
 /* Close both sockets (which also drops them from epoll); freed once the event batch is done,
  * since a later event of the same batch may still point at it. */
-static void kill_pair(Pump *p, struct pair *pr)
+void kill_pair(Pump *p, struct pair *pr)
 {
     if (pr->dead)
         return;
@@ -267,6 +267,8 @@ static void *run(void *arg)
             struct side *s = ev[i].data.ptr;
             if (!s)
                 stop |= take_queued(p);
+            else if (!s->pair)
+                tls_notes_ready(p);
             else if (!s->pair->dead)
                 on_event(p, s, ev[i].events);
         }
@@ -318,7 +320,8 @@ static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     p->ep = epoll_create1(EPOLL_CLOEXEC);
     p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (!p->buf || !p->sink || p->ep < 0 || p->wake < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, p->wake, &ev) < 0) {
+    if (!p->buf || !p->sink || p->ep < 0 || p->wake < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, p->wake, &ev) < 0
+        || (p->tls && tls_conf_watch(p->tls, p->ep) < 0)) {
         if (p->buf && p->sink)
             PyErr_SetFromErrno(PyExc_OSError);
         else

@@ -52,6 +52,7 @@ typedef struct {
 
 /* _pump.c, for the TLS end */
 struct side *other(struct side *s);
+void kill_pair(Pump *p, struct pair *pr);
 int watch(Pump *p, struct side *s, int out);
 int hold(Pump *p, struct side *from, const char *buf, size_t len);
 int flush(Pump *p, struct side *from);
@@ -67,5 +68,8 @@ void tls_end_free(struct tls_end *t);
 /* the events of one side of a TLS pair: 0, or -1 when the pair must be closed */
 int tls_on_event(Pump *p, struct side *s, unsigned int events);
 int tls_pair_done(struct pair *pr);
+/* watch the identity socket for room (epoll tag: a side without a pair); send what waited for it */
+int tls_conf_watch(struct tls_conf *c, int ep);
+void tls_notes_ready(Pump *p);
 
 #endif

@@ -44,9 +44,19 @@
 #define BAD_CERTIFICATE 42
 #define SEALED_ALERT_LEN (5 + 3 + 16) /* header, alert + content type, AEAD tag */
 
+/* A message for the member that waits for room on the identity socket (sent in order). */
+struct note {
+    struct note *prev, *next;
+    struct pair *waiting;      /* the pair whose bytes wait until this 'I' is sent; NULL for a 'G' */
+    size_t len;
+    unsigned char msg[];
+};
+
 struct tls_conf {
     SSL_CTX *ctx;
     int identity_fd;
+    struct note *first, *last; /* pump thread only */
+    struct side writable;      /* the identity socket's epoll tag (no pair): room again */
 };
 
 struct tls_end {
@@ -54,7 +64,8 @@ struct tls_end {
     SSL *ssl;
     BIO *out;                  /* records for the client, not yet sent */
     int open;                  /* handshake done: plaintext flows */
-    int announced;             /* the member was told who the client is */
+    int announced;             /* the member is (or will be, see queued) told who the client is */
+    struct note *queued;       /* that message, while it waits for room: no bytes flow meanwhile */
     int close_queued;          /* close_notify written after the server's end */
     unsigned char secret[EVP_MAX_MD_SIZE]; /* server application traffic secret (TLS 1.3) */
     size_t secret_len;
@@ -152,6 +163,11 @@ struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca,
 
 void tls_conf_free(struct tls_conf *c)
 {
+    while (c->first) {
+        struct note *n = c->first;
+        c->first = n->next;
+        free(n);
+    }
     SSL_CTX_free(c->ctx);
     free(c);
 }
@@ -188,34 +204,75 @@ struct tls_end *tls_end_new(struct tls_conf *c, int client_fd, int server_fd)
     return t;
 }
 
-static void tell_member(struct tls_end *t, char kind, const unsigned char *der, size_t der_len)
+static struct note *note_new(struct tls_end *t, char kind, const unsigned char *der, size_t der_len)
 {
-    size_t n = 2 + t->name_len + der_len;
-    unsigned char *msg = malloc(n);
-    if (!msg)
-        return;
-    msg[0] = (unsigned char)kind;
-    msg[1] = t->name_len;
-    memcpy(msg + 2, t->name, t->name_len);
+    struct note *n = malloc(sizeof *n + 2 + t->name_len + der_len);
+    if (!n)
+        return NULL;
+    n->prev = n->next = NULL;
+    n->waiting = NULL;
+    n->len = 2 + t->name_len + der_len;
+    n->msg[0] = (unsigned char)kind;
+    n->msg[1] = t->name_len;
+    memcpy(n->msg + 2, t->name, t->name_len);
     if (der_len)
-        memcpy(msg + 2 + t->name_len, der, der_len);
-    if (send(t->conf->identity_fd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n && kind == 'I')
-        t->announced = 1;
-    free(msg);
+        memcpy(n->msg + 2 + t->name_len, der, der_len);
+    return n;
+}
+
+static void unqueue(struct tls_conf *c, struct note *n)
+{
+    *(n->prev ? &n->prev->next : &c->first) = n->next;
+    *(n->next ? &n->next->prev : &c->last) = n->prev;
+}
+
+/* 1: sent; 0: no room now (the caller queues it); -1: the member is gone */
+static int send_note(struct tls_conf *c, struct note *n)
+{
+    for (;;) {
+        ssize_t r = send(c->identity_fd, n->msg, n->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r == (ssize_t)n->len)
+            return 1;
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
+}
+
+/* Send n after those already waiting. 1: sent; 0: queued; -1: the member is gone (n freed). */
+static int post(struct tls_conf *c, struct note *n)
+{
+    int r = c->first ? 0 : send_note(c, n);
+    if (r != 0) {
+        free(n);
+        return r;
+    }
+    n->prev = c->last;
+    *(c->last ? &c->last->next : &c->first) = n;
+    c->last = n;
+    return 0;
 }
 
 void tls_end_free(struct tls_end *t)
 {
-    if (t->announced)
-        tell_member(t, 'G', NULL, 0);
+    if (t->queued) { /* the member never heard of it: nothing to take back */
+        unqueue(t->conf, t->queued);
+        free(t->queued);
+    } else if (t->announced) {
+        struct note *n = note_new(t, 'G', NULL, 0);
+        if (n)
+            post(t->conf, n);
+    }
     SSL_free(t->ssl);
     BIO_free(t->out);
     free(t);
 }
 
-/* The member learns the client's certificate before the server sees a byte. 0, or -1: refuse. */
-static int announce(struct tls_end *t)
+/* The member learns the client's certificate before the server sees a byte: the message goes
+ * now, or the pair waits (t->queued) until there is room for it. 0, or -1: refuse the client. */
+static int announce(struct pair *pr)
 {
+    struct tls_end *t = pr->tls;
     X509 *cert = SSL_get1_peer_certificate(t->ssl);
     if (!cert || t->conf->identity_fd < 0 || !t->name_len) {
         X509_free(cert);
@@ -224,10 +281,17 @@ static int announce(struct tls_end *t)
     unsigned char *der = NULL;
     int len = i2d_X509(cert, &der);
     X509_free(cert);
-    if (len > 0)
-        tell_member(t, 'I', der, (size_t)len);
+    struct note *n = len > 0 ? note_new(t, 'I', der, (size_t)len) : NULL;
     OPENSSL_free(der);
-    return t->announced ? 0 : -1;
+    if (!n)
+        return -1;
+    n->waiting = pr;
+    int r = post(t->conf, n);
+    if (r < 0)
+        return -1;
+    t->announced = 1;
+    t->queued = r == 0 ? n : NULL;
+    return 0;
 }
 
 /* ---- the alert etcd sends for a missing certificate ---- */
@@ -419,18 +483,23 @@ static int from_server(Pump *p, struct pair *pr, int drain)
     return pass_server_end(p, pr);
 }
 
+/* The pair may pass bytes: what the client sent behind its Finished, what the server wrote first. */
+static int start_flowing(Pump *p, struct pair *pr)
+{
+    if (from_client(p, pr) < 0)
+        return -1;
+    return from_server(p, pr, 1);
+}
+
 static int handshake(Pump *p, struct pair *pr)
 {
     struct tls_end *t = pr->tls;
     int r = SSL_do_handshake(t->ssl);
     if (r == 1) {
         t->open = 1;
-        if (announce(t) < 0 || send_records(p, pr) < 0)
+        if (announce(pr) < 0 || send_records(p, pr) < 0)
             return -1;
-        /* the client may have sent data behind its Finished; the server may have written first */
-        if (from_client(p, pr) < 0)
-            return -1;
-        return from_server(p, pr, 1);
+        return t->queued ? 0 : start_flowing(p, pr);
     }
     int e = SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
@@ -453,6 +522,8 @@ int tls_on_event(Pump *p, struct side *sd, unsigned int events)
             return -1;
         if (!t->open)
             return (events & IN_EVENTS) ? handshake(p, pr) : 0;
+        if (t->queued) /* not read until the member knows the client (tls_notes_ready) */
+            return 0;
         /* records drained: the server, not read meanwhile, may go on */
         if ((events & EPOLLOUT) && !pending(t) && from_server(p, pr, 1) < 0)
             return -1;
@@ -464,7 +535,7 @@ int tls_on_event(Pump *p, struct side *sd, unsigned int events)
         if (!c->held && t->open && from_client(p, pr) < 0)
             return -1;
     }
-    if (!t->open) /* the server is read once the handshake is done (from handshake()) */
+    if (!t->open || t->queued) /* the server is read once the client may talk to it (start_flowing) */
         return (events & (EPOLLRDHUP | EPOLLHUP)) ? -1 : 0;
     return (events & IN_EVENTS) ? from_server(p, pr, (events & (EPOLLRDHUP | EPOLLHUP)) != 0) : 0;
 }
@@ -477,4 +548,34 @@ int tls_pair_done(struct pair *pr)
     if (s->hup && s->eof && !pending(pr->tls))
         return 1;
     return c->eof && s->eof && c->shut && s->shut;
+}
+
+/* ---- messages to the member that waited for room ---- */
+
+int tls_conf_watch(struct tls_conf *c, int ep)
+{
+    if (c->identity_fd < 0)
+        return 0;
+    c->writable.pair = NULL; /* tells run() this is not a relayed socket */
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLET, .data.ptr = &c->writable};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, c->identity_fd, &ev);
+}
+
+void tls_notes_ready(Pump *p)
+{
+    struct tls_conf *c = p->tls;
+    while (c->first) {
+        struct note *n = c->first;
+        int r = send_note(c, n);
+        if (r == 0)
+            return;
+        unqueue(c, n);
+        struct pair *pr = n->waiting;
+        free(n);
+        if (!pr)
+            continue;
+        pr->tls->queued = NULL;
+        if (r < 0 || start_flowing(p, pr) < 0 || tls_pair_done(pr))
+            kill_pair(p, pr); /* its 'G' joins the queue: still in order */
+    }
 }
