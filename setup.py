@@ -9,6 +9,8 @@ front relays in Python (gateway/front.py) while grpc ends TLS, saying so in its 
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("pyetcd.gateway._pump",
-                             ["src/pyetcd/gateway/_pump.c", "src/pyetcd/gateway/_tlsend.c"],
-                             depends=["src/pyetcd/gateway/_pump.h"], libraries=["ssl", "crypto"],
+                             ["src/pyetcd/gateway/_pump.c", "src/pyetcd/gateway/_tlsend.c",
+                              "src/pyetcd/gateway/_tlsalert.c"],
+                             depends=["src/pyetcd/gateway/_pump.h", "src/pyetcd/gateway/_tlsalert.h"],
+                             libraries=["ssl", "crypto"],
                              extra_compile_args=["-Wall", "-Wextra"], optional=True)])
