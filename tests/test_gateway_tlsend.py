@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import socket
 import ssl
 import threading
@@ -277,3 +278,48 @@ def test_a_call_before_the_front_s_message_was_read_catches_up(certs: CertPaths)
     assert ids.of(PlaintextCall("unix-abstract:pyetcd-1-0-grpc-c7"))["x509_common_name"] == [b"client"]
     assert ids.of(PlaintextCall("unix-abstract:pyetcd-1-0-grpc-c8")) == {}  # never reported: no identity
     assert ids.of(PlaintextCall("ipv4:127.0.0.1:5000")) == {}  # not through the front
+
+
+def _client_hello(certs: CertPaths) -> bytes:
+    """A real TLS 1.3 ClientHello offering h2, as the first bytes a client sends."""
+    ctx = ssl.create_default_context(cafile=str(certs.ca))
+    ctx.set_alpn_protocols(["h2"])
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_garbage_after_the_client_hello_closes_only_that_connection(relay: TLSRelay, seed: int) -> None:
+    """Bytes that are not TLS, or records cut short, after a real ClientHello: that pair closes
+    (after OpenSSL's alert, if any), nothing is reported, and the relay goes on serving."""
+    rnd = random.Random(seed)
+    hello = _client_hello(relay.certs)
+    junk = [rnd.randbytes(rnd.randint(1, 4096)),
+            bytes([23, 3, 3, 0x40, 0]) + rnd.randbytes(100),  # a record header that promises more
+            bytes([22, 3, 3, 0, 5]) + rnd.randbytes(5)][seed % 3]
+    raw = socket.create_connection(relay.listener.getsockname())
+    accepted, _ = relay.listener.accept()
+    backend = socket.socket(socket.AF_UNIX)
+    backend.connect("\0" + relay.backend)
+    relay.pump.add(accepted.detach(), backend.detach())
+    server, _ = relay.server.accept()
+    raw.settimeout(10)
+    with contextlib.suppress(ConnectionError, OSError):  # the relay may have closed it already
+        raw.sendall(hello + junk)
+        raw.shutdown(socket.SHUT_WR)  # a record cut short ends at the client's end of stream
+        while raw.recv(1 << 16):
+            pass
+    raw.close()
+    wait_until_empty(relay.pump)
+    server.settimeout(10)
+    assert server.recv(100) == b""  # the server saw no byte of it
+    server.close()
+    assert relay.messages() == []
+    client, srv, _ = relay.connect(ssl.TLSVersion.TLSv1_3)  # the relay still serves
+    client.sendall(b"ping")
+    assert srv.recv(100) == b"ping"
+    client.close()
+    srv.close()
