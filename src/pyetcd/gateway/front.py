@@ -217,8 +217,9 @@ class Front:
             return _Pipe(self._relays, ServerRecords() if self.tls else None)
         backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:  # a local listener: connects at once
-            if self.tls_end:  # the name the gRPC server sees as the peer (gateway/identities.py)
-                backend.bind(f"\0{self.backend}-c{next(_connections)}")
+            if self.tls_end:  # the name the gRPC server sees as the peer (gateway/identities.py),
+                # unique across restarts of this process too
+                backend.bind(f"\0{self.backend}-{os.getpid()}-c{next(_connections)}")
             backend.connect("\0" + self.backend)
         except BaseException:
             backend.close()
