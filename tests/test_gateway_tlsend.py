@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import random
+import selectors
 import socket
 import ssl
 import threading
@@ -111,6 +112,31 @@ def relay(certs: CertPaths) -> Iterator[TLSRelay]:
     r.close()
 
 
+def exchange(client: ssl.SSLSocket, data: bytes, want: int, timeout: float = 20.0) -> bytes:
+    """Send data and read want bytes at once, from one thread: an SSL socket must not be read in
+    one thread while another writes it (OpenSSL's rule; Python releases the GIL around both)."""
+    client.setblocking(False)
+    received = bytearray()
+    sent = 0
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(client, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while sent < len(data) or len(received) < want:
+            assert time.monotonic() < deadline, f"stalled: sent {sent}, received {len(received)}"
+            sel.select(0.5)
+            with contextlib.suppress(ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                if sent < len(data):
+                    sent += client.send(data[sent:sent + (1 << 16)])
+            with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                while chunk := client.recv(1 << 20):
+                    received += chunk
+            if sent == len(data):
+                sel.modify(client, selectors.EVENT_READ)
+    client.setblocking(True)
+    client.settimeout(10)
+    return bytes(received)
+
+
 def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -130,21 +156,18 @@ def test_plaintext_both_ways_and_the_client_reported_then_forgotten(relay: TLSRe
     up, down = os.urandom(8 << 20), os.urandom(8 << 20)
     got: dict[str, bytes] = {}
 
-    def read(sock: socket.socket, n: int, key: str) -> None:
+    def serve() -> None:  # a plain socket may be read and written from two threads
+        writer = threading.Thread(target=server.sendall, args=(down,))
+        writer.start()
         buf = bytearray()
-        while len(buf) < n:
-            buf += sock.recv(1 << 20)
-        got[key] = bytes(buf)
-    readers = [threading.Thread(target=read, args=(server, len(up), "up")),
-               threading.Thread(target=read, args=(client, len(down), "down"))]
-    for t in readers:
-        t.start()
-    sender = threading.Thread(target=client.sendall, args=(up,))
-    sender.start()
-    server.sendall(down)
-    sender.join()
-    for t in readers:
-        t.join()
+        while len(buf) < len(up) and (chunk := server.recv(1 << 20)):
+            buf += chunk
+        got["up"] = bytes(buf)
+        writer.join()
+    serving = threading.Thread(target=serve)
+    serving.start()
+    got["down"] = exchange(client, up, len(down))
+    serving.join()
     assert hashlib.sha256(got["up"]).digest() == hashlib.sha256(up).digest()
     assert hashlib.sha256(got["down"]).digest() == hashlib.sha256(down).digest()
 

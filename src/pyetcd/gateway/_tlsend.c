@@ -64,6 +64,8 @@ struct tls_end {
     int announced;             /* the member is (or will be, see queued) told who the client is */
     struct note *queued;       /* that message, while it waits for room: no bytes flow meanwhile */
     int close_queued;          /* close_notify written after the server's end */
+    int server_paused;         /* the server was left unread (or its end not passed on) while records
+                                  waited for the client */
     unsigned char secret[EVP_MAX_MD_SIZE]; /* server application traffic secret (TLS 1.3) */
     size_t secret_len;
     char name[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the private connection's abstract name */
@@ -333,8 +335,10 @@ static int pass_server_end(Pump *p, struct pair *pr)
         if (send_records(p, pr) < 0)
             return -1;
     }
-    if (pending(t))
+    if (pending(t)) { /* the end follows the last records (tls_on_event resumes here) */
+        t->server_paused = 1;
         return 0;
+    }
     if (shutdown(c->fd, SHUT_WR) < 0 && errno != ENOTCONN)
         return -1;
     c->shut = 1;
@@ -377,7 +381,12 @@ static int from_server(Pump *p, struct pair *pr, int drain)
 {
     struct tls_end *t = pr->tls;
     struct side *s = &pr->s[1];
-    while (!s->eof && !pending(t)) {
+    t->server_paused = 0;
+    while (!s->eof) {
+        if (pending(t)) { /* edge-triggered: resumed by whatever sends the last of them */
+            t->server_paused = 1;
+            return 0;
+        }
         ssize_t n = recv(s->fd, p->buf, CHUNK, 0);
         if (n < 0 && errno == EINTR)
             continue;
@@ -426,7 +435,7 @@ static int handshake(Pump *p, struct pair *pr)
     return -1;
 }
 
-int tls_on_event(Pump *p, struct side *sd, unsigned int events)
+static int on_event(Pump *p, struct side *sd, unsigned int events)
 {
     struct pair *pr = sd->pair;
     struct tls_end *t = pr->tls;
@@ -438,9 +447,6 @@ int tls_on_event(Pump *p, struct side *sd, unsigned int events)
             return (events & IN_EVENTS) ? handshake(p, pr) : 0;
         if (t->queued) /* not read until the member knows the client (tls_notes_ready) */
             return 0;
-        /* records drained: the server, not read meanwhile, may go on */
-        if ((events & EPOLLOUT) && !pending(t) && from_server(p, pr, 1) < 0)
-            return -1;
         return (events & IN_EVENTS) ? from_client(p, pr) : 0;
     }
     if ((events & EPOLLOUT) && c->held) {
@@ -452,6 +458,18 @@ int tls_on_event(Pump *p, struct side *sd, unsigned int events)
     if (!t->open || t->queued) /* the server is read once the client may talk to it (start_flowing) */
         return (events & (EPOLLRDHUP | EPOLLHUP)) ? -1 : 0;
     return (events & IN_EVENTS) ? from_server(p, pr, (events & (EPOLLRDHUP | EPOLLHUP)) != 0) : 0;
+}
+
+int tls_on_event(Pump *p, struct side *sd, unsigned int events)
+{
+    struct tls_end *t = sd->pair->tls;
+    if (on_event(p, sd, events) < 0)
+        return -1;
+    /* records drained (on the client's EPOLLOUT, or by a send on the way from the client): the
+     * server, not read meanwhile, goes on; no new edge would come for what it already wrote */
+    if (t->server_paused && !pending(t))
+        return from_server(p, sd->pair, 1);
+    return 0;
 }
 
 int tls_pair_done(struct pair *pr)
