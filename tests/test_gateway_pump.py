@@ -13,12 +13,13 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from pyetcd.gateway import front
 from pyetcd.gateway._pump import Pump
+from support.polling import wait_until
 from support.ports import free_port
 from support.stall import expected, send_until_stalled
 
@@ -45,13 +46,6 @@ def relayed(pump: Pump, listener: socket.socket) -> tuple[socket.socket, socket.
     client.settimeout(10)
     ours.settimeout(10)
     return client, ours
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def recv_all(sock: socket.socket) -> bytes:

@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from pyetcd.gateway._pump import Pump
 from pyetcd.gateway.identities import RelayedIdentities
 from support import CertPaths
+from support.polling import wait_until
 from support.ports import free_port
 from support.stall import expected, send_until_stalled
 
@@ -53,13 +54,8 @@ class TLSRelay:
         self.server.bind("\0" + self.backend)
         self.server.listen()
 
-    def connect(self, version: ssl.TLSVersion, with_cert: bool = True) -> tuple[ssl.SSLSocket, socket.socket, str]:
-        """(TLS client, the server's end of the relayed connection, the name the server sees)."""
-        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
-        if with_cert:
-            ctx.load_cert_chain(self.certs.client, self.certs.client_key)
-        ctx.minimum_version = ctx.maximum_version = version
-        ctx.set_alpn_protocols(["h2"])
+    def relayed(self) -> tuple[socket.socket, str]:
+        """(a TCP client the pump now relays, before any TLS; the name the server will see)."""
         raw = socket.create_connection(self.listener.getsockname())
         accepted, _ = self.listener.accept()
         name = f"{self.backend}-c{next(_names)}"
@@ -67,6 +63,16 @@ class TLSRelay:
         backend.bind("\0" + name)
         backend.connect("\0" + self.backend)
         self.pump.add(accepted.detach(), backend.detach())
+        return raw, name
+
+    def connect(self, version: ssl.TLSVersion, with_cert: bool = True) -> tuple[ssl.SSLSocket, socket.socket, str]:
+        """(TLS client, the server's end of the relayed connection, the name the server sees)."""
+        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
+        if with_cert:
+            ctx.load_cert_chain(self.certs.client, self.certs.client_key)
+        ctx.minimum_version = ctx.maximum_version = version
+        ctx.set_alpn_protocols(["h2"])
+        raw, name = self.relayed()
         client = ctx.wrap_socket(raw, server_hostname="localhost")
         server, _ = self.server.accept()
         client.settimeout(10)
@@ -135,13 +141,6 @@ def exchange(client: ssl.SSLSocket, data: bytes, want: int, timeout: float = 20.
     client.setblocking(True)
     client.settimeout(10)
     return bytes(received)
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def wait_until_empty(pump: Pump) -> None:
@@ -323,11 +322,7 @@ def test_garbage_after_the_client_hello_closes_only_that_connection(relay: TLSRe
     junk = [rnd.randbytes(rnd.randint(1, 4096)),
             bytes([23, 3, 3, 0x40, 0]) + rnd.randbytes(100),  # a record header that promises more
             bytes([22, 3, 3, 0, 5]) + rnd.randbytes(5)][seed % 3]
-    raw = socket.create_connection(relay.listener.getsockname())
-    accepted, _ = relay.listener.accept()
-    backend = socket.socket(socket.AF_UNIX)
-    backend.connect("\0" + relay.backend)
-    relay.pump.add(accepted.detach(), backend.detach())
+    raw, _ = relay.relayed()
     server, _ = relay.server.accept()
     raw.settimeout(10)
     with contextlib.suppress(ConnectionError, OSError):  # the relay may have closed it already

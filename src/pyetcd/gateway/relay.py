@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 
-from .front import Front, HandOver, native_relay
+from .front import Front, HandOver
 
 
 async def run(handover: socket.socket, specs: list[tuple[int, bool, str]], native: bool = True,
@@ -43,7 +43,8 @@ async def run(handover: socket.socket, specs: list[tuple[int, bool, str]], nativ
                 conn.close()
         return hand_over
 
-    ends_tls = dict(tls_end, identity_fd=handover.fileno()) if tls_end and native_relay() else None
+    # the member decided (gateway/serve.py): it serves gRPC in plaintext behind these URLs
+    ends_tls = dict(tls_end, identity_fd=handover.fileno()) if tls_end else None
     fronts = [Front(socket.socket(fileno=fd), tls, backend, hand_over_to(i), native, ends_tls)
               for i, (fd, tls, backend) in enumerate(specs)]
     for front in fronts:
