@@ -2,13 +2,14 @@
 
 A turn costs about the same whether it carries one entry or fifty (the raft log's write and the
 store's commit, each with its fsync, a hop to the apply thread and back, the GIL changing hands
-around each fsync), so fewer, larger turns save CPU. Waiting a few milliseconds after a busy turn makes them larger. Measured on one member
-with etcd's benchmark tool (puts, 2 cores), a fixed 6 ms wait raised puts/s by half at 100
-clients and cut them by almost half at 16: with few clients each of them waits out the window,
-with many the server was spending its time on turns. Nothing seen from inside the server (batch
-sizes, the event loop's CPU) told the two apart reliably, so this tries both: while turns are
-busy it alternates between waiting and not, for a short trial each, keeps the setting that
-applied more entries per second, and tests again after a while, as load changes.
+around each fsync), so fewer, larger turns save CPU. Waiting a few milliseconds after a busy
+turn makes them larger. Measured on one member with etcd's benchmark tool (puts, 2 cores), a
+fixed 6 ms wait raised puts/s by half at 100 clients and cut them by almost half at 16: with few
+clients each of them waits out the window, with many the server was spending its time on turns.
+Nothing seen from inside the server (batch sizes, the event loop's CPU) told the two apart
+reliably, so this tries both: while turns are busy it alternates between waiting and not, for a
+short trial each, keeps the setting that applied more entries per second, and tests again after
+a while, as load changes.
 
 A lone client is never affected: its turns touch one or two entries (its put, and on a cluster
 the previous one's apply), never a busy turn's four.
