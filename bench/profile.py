@@ -6,7 +6,11 @@ the GIL unless ``--all-threads``). Prints the busiest functions by self and by i
 grouped by thread, and keeps the collapsed stacks in bench/results/profile-<scenario>-<time>.txt
 (for flame-graph tools). Needs py-spy (a dev dependency) and ptrace rights over the member.
 
-    .venv/bin/python bench/profile.py [--scenario put|range-s|range-l] [--seconds 10]
+    .venv/bin/python bench/profile.py [--scenario put|range-s|range-l] [--seconds 10] [--members 3]
+
+With ``--members 3`` the benchmark spreads its clients over a three-member cluster (as
+``bench/kv.py --members 3``) and the leader and one follower are sampled at once, each reported
+on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
 
 from kv import BENCHMARK, RANGE_KEY, _versions, preload  # noqa: E402
-from support import CertPaths, start_member  # noqa: E402
+from support import CertPaths, start_cluster  # noqa: E402
+from support.cluster import wait_leader  # noqa: E402
 
 SCENARIOS = {
     "put": ["put", "--key-size=8", "--val-size=256", "--key-space-size=100000"],
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--members", type=int, default=1, choices=[1, 3], help="3: a cluster, leader and a follower sampled")
     ap.add_argument("--all-threads", action="store_true", help="sample threads without the GIL too")
     ap.add_argument("--native", action="store_true", help="C frames too (grpc's Cython core, protobuf)")
     args = ap.parse_args(argv)
@@ -84,37 +90,49 @@ def main(argv: list[str] | None = None) -> int:
     started = time.gmtime()
     with tempfile.TemporaryDirectory(prefix="pyetcd-bench-prof-") as tmp:
         certs = CertPaths.create(Path(tmp) / "certs")
-        m = start_member("pyetcd", Path(tmp) / "m", certs)
+        members = start_cluster("pyetcd", Path(tmp), certs, size=args.members)
         try:
-            preload(m)
-            c = m.certs
+            leader, _ = wait_leader(members)
+            sampled = {"member": leader} if args.members == 1 else {
+                "leader": leader, "follower": next(m for m in members if m is not leader)}
+            preload(leader)
+            c = leader.certs
             load = subprocess.Popen(
-                [BENCHMARK, f"--endpoints={m.grpc_target}", f"--cacert={c.ca}", f"--cert={c.client}",
-                 f"--key={c.client_key}", f"--clients={args.clients}", f"--conns={max(1, args.clients // 10)}",
-                 *SCENARIOS[args.scenario], "--total=10000000"],
+                [BENCHMARK, f"--endpoints={','.join(m.grpc_target for m in members)}", f"--cacert={c.ca}",
+                 f"--cert={c.client}", f"--key={c.client_key}", f"--clients={args.clients}",
+                 f"--conns={max(1, args.clients // 10)}", *SCENARIOS[args.scenario], "--total=10000000"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(2)  # past connection set-up
-                raw = Path(tmp) / "stacks.txt"
-                subprocess.run([spy, "record", "--pid", str(m.pid), "--duration", str(args.seconds),
-                                "--rate", "200", "--format", "raw", "--output", str(raw),
-                                # --native pauses the process per sample (py-spy cannot do both)
-                                *(["--native"] if args.native else ["--nonblocking"]),
-                                *([] if args.all_threads else ["--gil"])],
-                               check=True, capture_output=True, timeout=args.seconds + 60)
+                raws = {role: Path(tmp) / f"stacks-{role}.txt" for role in sampled}
+                spies = [subprocess.Popen(
+                    [spy, "record", "--pid", str(m.pid), "--duration", str(args.seconds),
+                     "--rate", "200", "--format", "raw", "--output", str(raws[role]),
+                     # --native pauses the process per sample (py-spy cannot do both)
+                     *(["--native"] if args.native else ["--nonblocking"]),
+                     *([] if args.all_threads else ["--gil"])],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for role, m in sampled.items()]
+                for proc in spies:
+                    _, err = proc.communicate(timeout=args.seconds + 60)
+                    if proc.returncode:
+                        raise SystemExit(f"py-spy failed: {err.decode()}")
             finally:
                 load.terminate()
                 load.wait(10)
-            collapsed = raw.read_text()
+            collapsed = {role: raw.read_text() for role, raw in raws.items()}
         finally:
-            m.stop()
-    report = summarize(collapsed, args.top)
-    print(f"pyetcd {_versions()['pyetcd_commit']}, {args.scenario}, {args.clients} clients, {args.seconds}s\n")
-    print(report)
-    out = ROOT / "bench" / "results" / f"profile-{args.scenario}-{time.strftime('%Y%m%dT%H%M%S', started)}.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(collapsed)
-    print(f"\nwrote {out.relative_to(ROOT)}")
+            for m in members:
+                m.stop()
+    print(f"pyetcd {_versions()['pyetcd_commit']}, {args.scenario}, {args.clients} clients, "
+          f"{args.members} member(s), {args.seconds}s")
+    stamp = time.strftime('%Y%m%dT%H%M%S', started)
+    for role, stacks in collapsed.items():
+        print(f"\n== {role}\n\n{summarize(stacks, args.top)}")
+        suffix = "" if args.members == 1 else f"-{role}"
+        out = ROOT / "bench" / "results" / f"profile-{args.scenario}{suffix}-{stamp}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(stacks)
+        print(f"\nwrote {out.relative_to(ROOT)}")
     return 0
 
 
