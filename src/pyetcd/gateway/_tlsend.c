@@ -153,6 +153,8 @@ struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca,
     }
     /* no tickets: a TLS 1.3 refusal is then the first record under the traffic key */
     SSL_CTX_set_num_tickets(ctx, 0);
+    /* one read(2) takes every record that has arrived, not a header and a body per record */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
@@ -345,17 +347,30 @@ static int pass_server_end(Pump *p, struct pair *pr)
     return 0;
 }
 
-/* Client to server: decrypt what the client sent and pass it on, until OpenSSL wants more. */
+/* The most plaintext one record can hold, with room to spare. */
+#define RECORD_MAX (16 * 1024 + 256)
+
+/*
+ * Client to server: decrypt what the client sent and pass it on, until OpenSSL wants more.
+ * The records that arrived together go to the server in one send, not one send each: each send
+ * wakes the gRPC server's poller, and a client's unary request is often more than one record
+ * (1.6 on average from etcd's benchmark tool).
+ */
 static int from_client(Pump *p, struct pair *pr)
 {
     struct tls_end *t = pr->tls;
     struct side *c = &pr->s[0], *s = &pr->s[1];
     int broke = 0;
+    size_t have = 0;
     while (!c->eof && !c->held) {
-        int n = SSL_read(t->ssl, p->buf, CHUNK);
+        int n = SSL_read(t->ssl, p->buf + have, (int)(CHUNK - have));
         if (n > 0) {
-            if (pass(p, c, p->buf, (size_t)n) < 0)
-                return -1;
+            have += (size_t)n;
+            if (CHUNK - have < RECORD_MAX) {
+                if (pass(p, c, p->buf, have) < 0)
+                    return -1;
+                have = 0;
+            }
             continue;
         }
         int e = SSL_get_error(t->ssl, n);
@@ -366,6 +381,8 @@ static int from_client(Pump *p, struct pair *pr)
         ERR_clear_error();
         break;
     }
+    if (have && pass(p, c, p->buf, have) < 0)
+        return -1;
     if (send_records(p, pr) < 0 || broke)
         return -1;
     if (c->eof && !c->held && !s->shut) {
