@@ -83,3 +83,30 @@ def test_default_data_dir_is_name_dot_etcd(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+_FIRST_GRPC_IMPORT = """
+import builtins, os, runpy, sys
+real_import = builtins.__import__
+def spy(name, *args, **kwargs):
+    if name == "grpc" or name.startswith("grpc."):
+        print(os.environ.get("GRPC_EXPERIMENTS"), flush=True)
+        os._exit(0)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = spy
+sys.argv = ["pyetcd", "--version"]
+"""
+_ENTRIES = {"the pyetcd command": "from pyetcd.cli.launch import main; main()",
+            "python -m pyetcd": "runpy.run_module('pyetcd', run_name='__main__')"}
+
+
+def test_the_command_chooses_grpc_io_engine_before_grpc_is_imported() -> None:
+    """gRPC core reads GRPC_EXPERIMENTS only while grpc is imported (cli/launch.py): both ways of
+    starting the server set it first, and an operator's own value is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+    for entry, start in _ENTRIES.items():
+        for preset, expected in ((None, "-event_engine_listener,-event_engine_for_all_other_endpoints"),
+                                 ("-event_engine_client", "-event_engine_client")):
+            res = subprocess.run([sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True, text=True,
+                                 timeout=60, env={**env, **({"GRPC_EXPERIMENTS": preset} if preset else {})})
+            assert res.stdout.strip() == expected, (entry, preset, res.stderr)

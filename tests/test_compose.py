@@ -57,7 +57,7 @@ def test_make_cluster_member_args_start_a_cluster(tmp_path: Path) -> None:
             for n, (c, p) in ports.items():  # the same flags, on ports free here
                 orig = next(m for m in MEMBERS if m[0] == n)
                 text = text.replace(f":{orig[1]}", f":{c}").replace(f":{orig[2]}", f":{p}")
-            procs.append(subprocess.Popen([sys.executable, "-m", "pyetcd.cli.server", *text.split()],
+            procs.append(subprocess.Popen([sys.executable, "-m", "pyetcd", *text.split()],
                                           stdout=(tmp_path / f"{name}.log").open("wb"), stderr=subprocess.STDOUT))
         endpoints = ",".join(f"https://127.0.0.1:{c}" for c, _ in ports.values())
         base = ["etcdctl", f"--endpoints={endpoints}", f"--cacert={certs.ca}", f"--cert={certs.client}",

@@ -1,6 +1,6 @@
 """``python -m pyetcd``: the same server as the ``pyetcd`` command (``python -m pyetcd.cli.util`` is pyetcdutl)."""
 
-from pyetcd.cli.server import main
+from pyetcd.cli.launch import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

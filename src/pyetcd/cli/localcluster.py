@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     data.mkdir(exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     for name, _, _ in MEMBERS:
-        cmd = [sys.executable, "-m", "pyetcd.cli.server",
+        cmd = [sys.executable, "-m", "pyetcd",
                *member_args(name, args.host, args.certs, str(data / f"{name}.etcd"))]
         log = (data / f"{name}.log").open("ab")
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL))

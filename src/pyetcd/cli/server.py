@@ -167,6 +167,3 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e, extra={"fields": {"error": str(e)}})
         return 1
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
