@@ -49,7 +49,7 @@ def test_pip_install_of_the_checkout_into_a_fresh_venv(tmp_path: Path) -> None:
     assert any(re.fullmatch(r"pyetcd/gateway/_pump\.cpython-.*\.so", n) for n in names), names
     assert "pyetcd/gateway/_pump.pyi" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert re.search(r"\[console_scripts\][^\[]*pyetcd = pyetcd\.cli\.server:main", entry_points), entry_points
+    assert re.search(r"\[console_scripts\][^\[]*pyetcd = pyetcd\.cli\.launch:main", entry_points), entry_points
     assert "pyetcdutl = pyetcd.cli.util:main" in entry_points
     assert re.search(r"\[pytest11\]\s*pyetcd = pyetcd\.embed\.pytest_plugin", entry_points), entry_points
 
