@@ -96,7 +96,7 @@ def spy(name, *args, **kwargs):
 builtins.__import__ = spy
 sys.argv = ["pyetcd", "--version"]
 """
-_ENTRIES = {"the pyetcd command": "from pyetcd.cli.launch import main; main()",
+_ENTRIES = {"the pyetcd command": f"runpy.run_path({PYETCD!r}, run_name='__main__')",
             "python -m pyetcd": "runpy.run_module('pyetcd', run_name='__main__')"}
 
 
