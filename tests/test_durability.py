@@ -89,7 +89,7 @@ def test_a_power_loss_undoing_the_stores_last_commit_loses_no_acknowledged_put(
     the store's is not), then its store file loses the last commit it had, as a power loss can."""
     m = start_member("pyetcd", tmp_path / "m", certs,
                      extra_args=("--snapshot-count=1", "--experimental-snapshot-catchup-entries=1"),
-                     env={"PYETCD_FAILPOINTS": "turn.between_commits=60>1*panic"})
+                     env={"PYETCD_FAILPOINTS": "turn.between_commits=300>1*panic"})
     try:
         assert m.proc is not None
         acked = _write_until(m, 10_000, lambda: m.proc.wait(30))  # type: ignore[union-attr]
