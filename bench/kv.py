@@ -96,11 +96,16 @@ def parse_benchmark(out: str) -> Result:
                   errors=errors)
 
 
-def run_scenario(members: list[Member], sc: Scenario, quick: bool) -> Result:
+def benchmark_argv(members: list[Member]) -> list[str]:
+    """etcd's benchmark tool aimed at these members (it spreads its connections over all of
+    them), with their client certificate: the start of every command line the benches run."""
     c = members[0].certs
-    endpoints = ",".join(m.grpc_target for m in members)
-    cmd = [BENCHMARK, f"--endpoints={endpoints}", f"--cacert={c.ca}", f"--cert={c.client}",
-           f"--key={c.client_key}", "--precise", *sc.argv(quick)]
+    return [BENCHMARK, f"--endpoints={','.join(m.grpc_target for m in members)}", f"--cacert={c.ca}",
+            f"--cert={c.client}", f"--key={c.client_key}"]
+
+
+def run_scenario(members: list[Member], sc: Scenario, quick: bool) -> Result:
+    cmd = [*benchmark_argv(members), "--precise", *sc.argv(quick)]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT, check=False)

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
 
-from kv import BENCHMARK, _versions  # noqa: E402
+from kv import _versions, benchmark_argv  # noqa: E402
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 from snapshot import Sampler  # noqa: E402
 from support import CertPaths, Member, grpc_channel, start_member  # noqa: E402
@@ -41,10 +41,8 @@ QUOTA = ["--quota-backend-bytes", str(8 << 30)]
 
 def fill(m: Member, keys: int) -> float:
     """N distinct 8-byte keys with 256-byte values, through etcd's benchmark tool; seconds taken."""
-    c = m.certs
     t = time.monotonic()
-    subprocess.run([BENCHMARK, f"--endpoints={m.grpc_target}", f"--cacert={c.ca}", f"--cert={c.client}",
-                    f"--key={c.client_key}", "--clients=100", "--conns=10", "put", "--sequential-keys",
+    subprocess.run([*benchmark_argv([m]), "--clients=100", "--conns=10", "put", "--sequential-keys",
                     "--key-size=8", f"--val-size={VALUE_SIZE}", f"--key-space-size={keys}", f"--total={keys}"],
                    check=True, capture_output=True, timeout=3600)
     return round(time.monotonic() - t, 1)

@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests/support
 
-from kv import BENCHMARK, RANGE_KEY, _versions, preload  # noqa: E402
+from kv import _PUT, RANGE_KEY, _versions, benchmark_argv, preload  # noqa: E402
 from support import CertPaths, start_cluster  # noqa: E402
 from support.cluster import wait_leader  # noqa: E402
 
 SCENARIOS = {
-    "put": ["put", "--key-size=8", "--val-size=256", "--key-space-size=100000"],
+    "put": list(_PUT),
     "range-s": ["range", RANGE_KEY, "--consistency=s"],
     "range-l": ["range", RANGE_KEY, "--consistency=l"],
 }
@@ -96,11 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             sampled = {"member": leader} if args.members == 1 else {
                 "leader": leader, "follower": next(m for m in members if m is not leader)}
             preload(leader)
-            c = leader.certs
             load = subprocess.Popen(
-                [BENCHMARK, f"--endpoints={','.join(m.grpc_target for m in members)}", f"--cacert={c.ca}",
-                 f"--cert={c.client}", f"--key={c.client_key}", f"--clients={args.clients}",
-                 f"--conns={max(1, args.clients // 10)}", *SCENARIOS[args.scenario], "--total=10000000"],
+                [*benchmark_argv(members), f"--clients={args.clients}", f"--conns={max(1, args.clients // 10)}",
+                 *SCENARIOS[args.scenario], "--total=10000000"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(2)  # past connection set-up
