@@ -1,4 +1,5 @@
-"""``pyetcd``: run one etcd member, configured by etcd's flags and ETCD_* variables."""
+"""The `pyetcd` server: run one etcd member, configured by etcd's flags and ETCD_* variables (the
+command itself starts in cli/launch.py, which must run before grpc is imported)."""
 
 from __future__ import annotations
 
