@@ -62,6 +62,27 @@ def test_single_voter_proposal_commits_after_persist() -> None:
     assert n.status().applied == 2
 
 
+def test_proposals_proposed_together_are_appended_together() -> None:
+    n, s = single()
+    n.campaign()
+    handle(n, s)
+    handle(n, s)
+    n.propose(b"a", b"b", b"c")
+    rd = handle(n, s)
+    assert [(e.index, e.data) for e in rd.entries] == [(2, b"a"), (3, b"b"), (4, b"c")]
+
+
+def test_a_follower_forwards_proposals_proposed_together_as_one_message() -> None:
+    s = MemoryStorage(ConfState(voters=(1, 2, 3)))
+    n = RawNode(Config(1, s))
+    n.step(Msg(type=MessageType.MSG_HEARTBEAT, frm=2, to=1, term=1))  # 2 leads term 1
+    handle(n, s)
+    n.propose(b"x", b"y")
+    rd = handle(n, s)
+    props = [m for m in rd.messages if m.type is MessageType.MSG_PROP]
+    assert [(m.to, [e.data for e in m.entries]) for m in props] == [(2, [b"x", b"y"])]
+
+
 def test_single_voter_elects_itself_on_election_timeout() -> None:
     n, s = single()
     for _ in range(2 * 10):

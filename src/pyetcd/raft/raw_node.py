@@ -86,8 +86,11 @@ class RawNode:
         """Start an election now (pre-vote first if enabled); a single voter wins at once."""
         self.raft.step(Message(type=MessageType.MSG_HUP, frm=self.raft.id))
 
-    def propose(self, data: bytes) -> None:
-        self._propose(Entry(0, 0, EntryType.NORMAL, data))
+    def propose(self, *data: bytes) -> None:
+        """Propose entries, all in one MsgProp: a leader appends them at once, a follower
+        forwards them to the leader as one message. All are taken, or all dropped."""
+        self.raft.step(Message(type=MessageType.MSG_PROP, frm=self.raft.id,
+                               entries=tuple(Entry(0, 0, EntryType.NORMAL, d) for d in data)))
 
     def propose_conf_change(self, cc: ConfChange) -> None:
         """Propose a membership change. Only one may be pending at a time: a leader with an

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pyetcd import errors, failpoints
 from pyetcd.raft import (
@@ -247,13 +247,10 @@ class NodeLoop:
         self._peer_messages = 0
         while inbox:
             item = inbox.popleft()
-            if isinstance(item, _Step):
+            if isinstance(item, _Propose):
+                self._propose_run(item)
+            elif isinstance(item, _Step):
                 node.step(item.message)
-            elif isinstance(item, _Propose):
-                try:
-                    node.propose(item.data)
-                except ProposalDroppedError:
-                    self.proposals.resolve(item.rid, error=errors.ErrNoLeader())
             elif isinstance(item, _ProposeConf):
                 try:
                     node.propose_conf_change(item.change)
@@ -265,6 +262,19 @@ class NodeLoop:
         ctx = self.reads.next_round(asyncio.get_running_loop().time())
         if ctx is not None:
             node.read_index(ctx)
+
+    def _propose_run(self, first: _Propose) -> None:
+        """Propose ``first`` and the proposals queued right behind it as one MsgProp: one
+        append on a leader, one forwarded message on a follower, instead of one each."""
+        run = [first]
+        inbox = self._inbox
+        while inbox and isinstance(inbox[0], _Propose):
+            run.append(cast(_Propose, inbox.popleft()))
+        try:
+            self.node.propose(*(p.data for p in run))
+        except ProposalDroppedError:
+            for p in run:
+                self.proposals.resolve(p.rid, error=errors.ErrNoLeader())
 
     # ---- one turn: on the apply thread (a lone client's on the event loop: LoneClient) ---
     def _turn(self, first: Ready) -> ApplyBatch:
