@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from support import Member, etcdctl, free_port
+from support.procstat import children
 
 PYETCD = str(Path(sys.executable).parent / "pyetcd")
 
@@ -90,7 +91,7 @@ import builtins, os, runpy, sys
 real_import = builtins.__import__
 def spy(name, *args, **kwargs):
     if name == "grpc" or name.startswith("grpc."):
-        print(os.environ.get("GRPC_EXPERIMENTS"), flush=True)
+        print(os.environ.get("GRPC_EXPERIMENTS"), os.sched_getscheduler(0), flush=True)
         os._exit(0)
     return real_import(name, *args, **kwargs)
 builtins.__import__ = spy
@@ -109,4 +110,25 @@ def test_the_command_chooses_grpc_io_engine_before_grpc_is_imported() -> None:
                                  ("-event_engine_client", "-event_engine_client")):
             res = subprocess.run([sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True, text=True,
                                  timeout=60, env={**env, **({"GRPC_EXPERIMENTS": preset} if preset else {})})
-            assert res.stdout.strip() == expected, (entry, preset, res.stderr)
+            assert res.stdout.split()[0] == expected, (entry, preset, res.stderr)
+
+
+def test_the_command_runs_under_batch_scheduling_unless_told_otherwise() -> None:
+    """cli/launch.py: SCHED_BATCH before grpc starts a thread, from either entry point; a policy
+    the operator chose (here SCHED_IDLE, with chrt) stays, and PYETCD_SCHED_BATCH=0 keeps the default."""
+    for entry, start in _ENTRIES.items():
+        for prefix, env, expected in (([], {}, os.SCHED_BATCH),
+                                      (["chrt", "--idle", "0"], {}, os.SCHED_IDLE),
+                                      ([], {"PYETCD_SCHED_BATCH": "0"}, os.SCHED_OTHER)):
+            res = subprocess.run([*prefix, sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True,
+                                 text=True, timeout=60, env={**os.environ, **env})
+            assert res.stdout.split()[1:] == [str(expected)], (entry, prefix, env, res.stderr)
+
+
+def test_every_thread_of_a_member_and_its_front_runs_under_batch_scheduling(pyetcd_member: Member) -> None:
+    assert pyetcd_member.pid is not None
+    pids = [pyetcd_member.pid, *children(pyetcd_member.pid)]
+    assert len(pids) == 2  # the member and its front
+    threads = [int(t) for pid in pids for t in os.listdir(f"/proc/{pid}/task")]
+    assert len(threads) > 3
+    assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_BATCH}
