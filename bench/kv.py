@@ -5,6 +5,12 @@ scenario runs on one, then the other, so machine load drifts hit both alike; com
 one run only. Results print as a table and go to bench/results/kv-<timestamp>.json.
 
     .venv/bin/python bench/kv.py [--quick] [--target real|pyetcd|both] [--members 3] [--variant NAME:VAR=VALUE]
+                                 [--rounds N] [--only SUBSTRING]
+
+``--rounds N`` runs every scenario N times, the targets in turn and in reverse order every other
+round; the table shows medians, and each ratio to etcd is also printed round by round with its
+median. One pass moves by about 5 % from run to run on these machines, so a claim near a target
+wants several rounds. ``--only`` keeps the scenarios whose name contains it.
 
 ``--variant NAME:VAR=VALUE`` adds a target, pyetcd started with that environment, measured in
 the same rounds: an A/B of a server option in one run; repeatable. (Issue 13 measured uvloop and
@@ -23,6 +29,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,7 +141,33 @@ def _ratio(a: Result | None, b: Result | None, field: str) -> str:
     return "-" if not x or not y else f"{x / y:.2f}"
 
 
-def print_table(results: dict[str, dict[str, Result]]) -> None:
+def median_result(rounds: list[Result]) -> Result:
+    """One scenario's rounds on one target as one result: median req/s and latencies; failed if any failed."""
+    failed = next((r for r in rounds if r.failure), None)
+    if failed is not None:
+        return failed
+
+    def med(field: str) -> float | None:
+        vals = [v for r in rounds if (v := getattr(r, field)) is not None]
+        return statistics.median(vals) if vals else None
+
+    return Result(requests_per_sec=med("requests_per_sec"), p50_ms=med("p50_ms"), p99_ms=med("p99_ms"),
+                  avg_ms=med("avg_ms"), wall_s=sum(r.wall_s for r in rounds), errors=sum(r.errors for r in rounds))
+
+
+def print_round_ratios(results: dict[str, dict[str, list[Result]]], scenarios: list[Scenario]) -> None:
+    """Each target's req/s over etcd's, round by round (each round's pair ran back to back), and their median."""
+    for t in (t for t in results if t != "real"):
+        for sc in scenarios:
+            pairs = zip(results[t].get(sc.name, []), results["real"].get(sc.name, []), strict=True)
+            ratios = [p.requests_per_sec / e.requests_per_sec for p, e in pairs
+                      if p.requests_per_sec and e.requests_per_sec and not (p.failure or e.failure)]
+            if ratios:
+                print(f"{sc.name:34} {t}/etcd by round: {' '.join(f'{x:.2f}' for x in ratios)}"
+                      f"  median {statistics.median(ratios):.2f}")
+
+
+def print_table(results: dict[str, dict[str, Result]], scenarios: list[Scenario] = SCENARIOS) -> None:
     targets = list(results)
     head = f"{'scenario':34}" + "".join(f"{t + ' req/s':>15}{t + ' p99 ms':>15}" for t in targets)
     mine = [t for t in targets if t != "real"] if "real" in results else []
@@ -142,7 +175,7 @@ def print_table(results: dict[str, dict[str, Result]]) -> None:
         head += f"{'req/s ' + t[:6] + '/etcd':>19}{'p99 ' + t[:6] + '/etcd':>17}"
     print(head)
     print("-" * len(head))
-    for sc in SCENARIOS:
+    for sc in scenarios:
         row = f"{sc.name:34}"
         for t in targets:
             r = results[t].get(sc.name)
@@ -178,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=1, help="members per side (3: a cluster on each side)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE[,VAR=VALUE]",
                     help="another pyetcd target started with these environment variables")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of every scenario; the table shows medians")
+    ap.add_argument("--only", default="", help="run the scenarios whose name contains this")
     args = ap.parse_args(argv)
+    scenarios = [sc for sc in SCENARIOS if args.only in sc.name]
     variants: dict[str, dict[str, str]] = {}
     for v in args.variant:
         name, _, assigns = v.partition(":")
@@ -196,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
     subprocess.run([BENCHMARK, "--help"], capture_output=True, check=True)  # build/cache it up front
     versions = _versions()  # before the run: what the members were started from
-    results: dict[str, dict[str, Result]] = {t: {} for t in targets}
+    results: dict[str, dict[str, list[Result]]] = {t: {} for t in targets}
     members: dict[str, list[Member]] = {}
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="pyetcd-bench-") as tmp:
@@ -210,18 +246,25 @@ def main(argv: list[str] | None = None) -> int:
                 preload(members[name][0])
                 targets.append(name)
                 results[name] = {}
-            for sc in SCENARIOS:
-                for t in targets:  # same scenario back to back on each target: fair under drifting load
-                    print(f"{sc.name:34} {t:7} ...", end=" ", flush=True, file=sys.stderr)
-                    r = results[t][sc.name] = run_scenario(members[t], sc, args.quick)
-                    print(r.failure or f"{r.requests_per_sec:,.0f} req/s, p99 {r.p99_ms:.2f} ms",
-                          file=sys.stderr)
+            for rnd in range(args.rounds):
+                for sc in scenarios:
+                    # same scenario back to back on each target: fair under drifting load
+                    for t in targets if rnd % 2 == 0 else targets[::-1]:
+                        print(f"{sc.name:34} {t:7} ...", end=" ", flush=True, file=sys.stderr)
+                        r = run_scenario(members[t], sc, args.quick)
+                        results[t].setdefault(sc.name, []).append(r)
+                        print(r.failure or f"{r.requests_per_sec:,.0f} req/s, p99 {r.p99_ms:.2f} ms",
+                              file=sys.stderr)
         finally:
             for ms in members.values():
                 for m in ms:
                     m.stop()
 
-    print_table(results)
+    medians = {t: {name: median_result(rs) for name, rs in by_sc.items()} for t, by_sc in results.items()}
+    print_table(medians, scenarios)
+    if args.rounds > 1 and "real" in results:
+        print()
+        print_round_ratios(results, scenarios)
     RESULTS.mkdir(parents=True, exist_ok=True)
     label = "kv" if args.members == 1 else f"kv{args.members}m"
     out = RESULTS / f"{label}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}.json"
@@ -231,11 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         "members": args.members, "variants": variants,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "versions": versions,
-        "scenarios": [{**asdict(sc), "argv": sc.argv(args.quick)} for sc in SCENARIOS],
-        "results": {t: {k: asdict(v) for k, v in rs.items()} for t, rs in results.items()},
+        "rounds": args.rounds,
+        "scenarios": [{**asdict(sc), "argv": sc.argv(args.quick)} for sc in scenarios],
+        "results": {t: {k: asdict(v) for k, v in rs.items()} for t, rs in medians.items()},
+        "rounds_results": {t: {k: [asdict(v) for v in rs] for k, rs in by_sc.items()} for t, by_sc in results.items()},
     }, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")
-    failed = [f"{t}/{n}" for t, rs in results.items() for n, r in rs.items() if r.failure]
+    failed = [f"{t}/{n}" for t, rs in medians.items() for n, r in rs.items() if r.failure]
     return 1 if failed else 0
 
 
