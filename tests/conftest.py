@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import CertPaths, Member, pyetcd_unavailable_reason, start_cluster, start_member
+from support import SERVER_KINDS, CertPaths, Member, pyetcd_unavailable_reason, start_cluster, start_member
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,7 @@ def pyetcd_member(member_factory: MemberFactory) -> Member:
     return member_factory("pyetcd")
 
 
-@pytest.fixture(params=["etcd", "pyetcd"])
+@pytest.fixture(params=SERVER_KINDS)
 def any_member(request: pytest.FixtureRequest, member_factory: MemberFactory) -> Member:
     """The test runs twice: on real etcd (proving the test) and on pyetcd (the thing under test)."""
     return member_factory(request.param)

@@ -2,7 +2,8 @@
 what its "may import" column allows, and no module imports itself back through others.
 
 raft/ and mvcc/ never import grpc; the rpc layer never touches LMDB; nothing imports in a circle
-(an import under ``if TYPE_CHECKING`` counts: a cycle of types is still a tangle).
+(an import under ``if TYPE_CHECKING`` counts: a cycle of types is still a tangle). The tests keep a
+rule of their own: code they share lives in tests/support/, never in a test module another imports.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "pyetcd"
+TESTS = Path(__file__).resolve().parent
 # design.md's order, top to bottom: a package may depend only on those before it ...
 # embed/ (a member as a child process, the pytest plugin) sits on top; at run time it loads only tools/ (test_embed).
 LAYERS = ["api", "tools", "raft", "storage", "mvcc", "watch", "lease", "auth", "server", "transport", "rpc",
@@ -158,3 +160,24 @@ def test_the_check_catches_an_import_outside_the_column() -> None:
 
 def test_the_cycle_finder_finds_a_ring() -> None:
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _test_module_imports(source: str) -> list[str]:
+    """The test modules (``test_*``) that ``source`` imports."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return [n for n in names if n.rpartition(".")[2].startswith("test_")]
+
+
+def test_no_test_module_imports_another() -> None:
+    found = [f"{path.relative_to(TESTS)} imports {name}" for path in sorted(TESTS.rglob("test_*.py"))
+             for name in _test_module_imports(path.read_text())]
+    assert found == []
+
+
+def test_the_check_catches_a_helper_taken_from_another_test_module() -> None:
+    assert _test_module_imports("from test_lease_etcdctl import Background\nimport support\n") == ["test_lease_etcdctl"]

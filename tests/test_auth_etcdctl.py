@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from support import Member, etcdctl
-from test_etcdctl_kv import mask
+from support.masks import mask
 
 
 def errors_only(stderr: str) -> str:

@@ -10,13 +10,12 @@ import time
 import pytest
 
 from conftest import MemberFactory
-from support import etcdctl
-from test_lease_etcdctl import KINDS, Background
+from support import SERVER_KINDS, Background, etcdctl
 
 KEY = re.compile(r"^E/[0-9a-f]+$")
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_candidate_observer_and_failover(member_factory: MemberFactory, kind: str) -> None:
     m = member_factory(kind)
     observer = Background(m, "elect", "-l", "E")
@@ -43,7 +42,7 @@ def test_candidate_observer_and_failover(member_factory: MemberFactory, kind: st
                 p.stop()
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_sigkilled_leader_replaced_once_its_lease_is_gone(member_factory: MemberFactory, kind: str) -> None:
     """A SIGKILLed etcdctl cannot resign; its 60 s session lease keeps the key. Revoking that
     lease (what its expiry would do, sooner) must hand the leadership over."""

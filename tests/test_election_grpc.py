@@ -13,8 +13,7 @@ import pytest
 from conftest import MemberFactory
 from pyetcd.api import rpc_pb2
 from pyetcd.api import v3election_pb2 as epb
-from test_lease_etcdctl import KINDS
-from test_lock_grpc import connect
+from support import SERVER_KINDS, connect
 
 
 def _error(fn: object, req: object) -> tuple[grpc.StatusCode, str | None]:
@@ -23,7 +22,7 @@ def _error(fn: object, req: object) -> tuple[grpc.StatusCode, str | None]:
     return info.value.code(), info.value.details()  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_campaign_proclaim_observe_resign(member_factory: MemberFactory, kind: str) -> None:
     c = connect(member_factory, kind)
     lease, el = c.lease, c.election
@@ -57,7 +56,7 @@ def test_campaign_proclaim_observe_resign(member_factory: MemberFactory, kind: s
     assert seen == [(c1.leader.key, b"v1"), (c1.leader.key, b"v1b"), (c2.leader.key, b"v2")]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_failover_on_lease_expiry(member_factory: MemberFactory, kind: str) -> None:
     c = connect(member_factory, kind)
     lease, el = c.lease, c.election

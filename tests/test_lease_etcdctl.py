@@ -3,47 +3,15 @@ print the same things (ids aside, which each server chooses)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import threading
 import time
 
 import pytest
 
 from conftest import MemberFactory
-from support import Member, etcdctl, etcdctl_argv, etcdctl_env
+from support import SERVER_KINDS, Background, Member, etcdctl
 
-KINDS = ["etcd", "pyetcd"]
 GRANTED = re.compile(r"^lease ([0-9a-f]{16}) granted with TTL\((\d+)s\)$")
-
-
-class Background:
-    """An etcdctl command left running (keep-alive, watch, lock, elect): its lines as they come."""
-
-    def __init__(self, m: Member, *args: str) -> None:
-        self.proc = subprocess.Popen(etcdctl_argv(m, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=etcdctl_env(), start_new_session=True)
-        self.lines: list[str] = []
-        out = self.proc.stdout
-        assert out is not None
-        threading.Thread(target=lambda: self.lines.extend(x.rstrip("\n") for x in iter(out.readline, "")),
-                         daemon=True).start()
-
-    def wait_lines(self, n: int, timeout: float = 15.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while len(self.lines) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return list(self.lines)
-
-    def stop(self, sig: int = 15) -> int:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-        try:
-            return self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, 9)
-            return self.proc.wait(10)
 
 
 def grant(m: Member, ttl: int) -> str:
@@ -53,7 +21,7 @@ def grant(m: Member, ttl: int) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_grant_list_timetolive_revoke(member_factory: MemberFactory, kind: str) -> None:
     m = member_factory(kind)
     lid = grant(m, 60)
@@ -75,7 +43,7 @@ def test_grant_list_timetolive_revoke(member_factory: MemberFactory, kind: str) 
     assert bad.returncode != 0 and "etcdserver: requested lease not found" in bad.stderr
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_keep_alive(member_factory: MemberFactory, kind: str) -> None:
     m = member_factory(kind)
     lid = grant(m, 3)
@@ -93,7 +61,7 @@ def test_keep_alive(member_factory: MemberFactory, kind: str) -> None:
     assert once.returncode != 0 and "etcdserver: requested lease not found" in once.stderr
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_expired_key_delete_seen_by_watcher(member_factory: MemberFactory, kind: str) -> None:
     m = member_factory(kind)
     watch = Background(m, "watch", "--prefix", "exp/")

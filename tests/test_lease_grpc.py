@@ -10,12 +10,10 @@ import grpc
 import pytest
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
-from support import CertPaths, Member, grpc_channel, start_member
-
-KINDS = ["etcd", "pyetcd"]
+from support import SERVER_KINDS, CertPaths, Member, grpc_channel, start_member
 
 
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=SERVER_KINDS)
 def member(request: pytest.FixtureRequest, certs: CertPaths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Member]:
     from support import pyetcd_unavailable_reason
     if request.param == "pyetcd" and (reason := pyetcd_unavailable_reason()):

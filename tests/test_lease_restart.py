@@ -10,8 +10,7 @@ import pytest
 
 from conftest import MemberFactory
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
-from support import Member, grpc_channel
-from test_lease_etcdctl import KINDS
+from support import SERVER_KINDS, Member, grpc_channel
 
 
 def _stubs(m: Member) -> tuple[rpc_pb2_grpc.LeaseStub, rpc_pb2_grpc.KVStub]:
@@ -25,7 +24,7 @@ def _keys(kv: rpc_pb2_grpc.KVStub, prefix: bytes) -> list[bytes]:
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "sigkill"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_leases_and_keys_survive_restart(member_factory: MemberFactory, kind: str, crash: bool) -> None:
     m = member_factory(kind)
     lease, kv = _stubs(m)

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from conftest import MemberFactory
-from support import etcdctl
-from test_lease_etcdctl import KINDS, Background
+from support import SERVER_KINDS, Background, etcdctl
 
 KEY = re.compile(r"^L/[0-9a-f]+$")
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_two_contenders_fifo_and_release_on_exit(member_factory: MemberFactory, kind: str) -> None:
     m = member_factory(kind)
     a = Background(m, "lock", "L")
@@ -42,7 +41,7 @@ def test_two_contenders_fifo_and_release_on_exit(member_factory: MemberFactory, 
     assert etcdctl(m, "get", "--prefix", "L/").stdout == ""
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_mutual_exclusion_of_commands(member_factory: MemberFactory, kind: str, tmp_path: Path) -> None:
     m = member_factory(kind)
     log = tmp_path / "log"
@@ -56,7 +55,7 @@ def test_mutual_exclusion_of_commands(member_factory: MemberFactory, kind: str, 
         assert lines[i].split()[0] == "start" and lines[i + 1] == "end " + lines[i].split()[1]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_killed_holder_released_by_lease_expiry(member_factory: MemberFactory, kind: str) -> None:
     m = member_factory(kind)
     a = Background(m, "lock", "--ttl=2", "K")

@@ -4,38 +4,17 @@ service): real etcd 3.4 and pyetcd must behave alike, and interoperate with ``et
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import grpc
 import pytest
 
 from conftest import MemberFactory
-from pyetcd.api import rpc_pb2, rpc_pb2_grpc, v3election_pb2_grpc, v3lock_pb2, v3lock_pb2_grpc
+from pyetcd.api import rpc_pb2, v3lock_pb2
 from pyetcd.api import v3election_pb2 as epb
-from support import Member, grpc_channel
-from test_lease_etcdctl import KINDS, Background
+from support import SERVER_KINDS, Background, connect
 
 
-@dataclass
-class Conn:
-    """A member and stubs of the services these tests use, over one mutual-TLS channel."""
-
-    member: Member
-    lease: rpc_pb2_grpc.LeaseStub
-    kv: rpc_pb2_grpc.KVStub
-    lock: v3lock_pb2_grpc.LockStub
-    election: v3election_pb2_grpc.ElectionStub
-
-
-def connect(member_factory: MemberFactory, kind: str) -> Conn:
-    """Start a member of ``kind`` (stopped at teardown) and connect to it."""
-    m = member_factory(kind)
-    ch = grpc_channel(m)
-    return Conn(m, rpc_pb2_grpc.LeaseStub(ch), rpc_pb2_grpc.KVStub(ch), v3lock_pb2_grpc.LockStub(ch),
-                v3election_pb2_grpc.ElectionStub(ch))
-
-
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_lock_queue_unlock_and_keys(member_factory: MemberFactory, kind: str) -> None:
     c = connect(member_factory, kind)
     lease, lock, kv = c.lease, c.lock, c.kv
@@ -65,7 +44,7 @@ def test_lock_queue_unlock_and_keys(member_factory: MemberFactory, kind: str) ->
         grpc.StatusCode.UNKNOWN, "etcdserver: requested lease not found")
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_cancelled_waiter_leaves_queue(member_factory: MemberFactory, kind: str) -> None:
     c = connect(member_factory, kind)
     lease, lock, kv = c.lease, c.lock, c.kv
@@ -80,7 +59,7 @@ def test_cancelled_waiter_leaves_queue(member_factory: MemberFactory, kind: str)
     assert kv.Range(rpc_pb2.RangeRequest(key=b"cq/", range_end=b"cq0")).count == 1  # only the holder
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_service_and_etcdctl_lock_exclude_each_other(member_factory: MemberFactory, kind: str) -> None:
     c = connect(member_factory, kind)
     lease, lock = c.lease, c.lock
@@ -96,7 +75,7 @@ def test_service_and_etcdctl_lock_exclude_each_other(member_factory: MemberFacto
         ctl.stop()
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_lock_and_campaign_without_lease_get_a_session_lease(member_factory: MemberFactory, kind: str) -> None:
     """Lease 0: etcd's server-side session grants its own lease (the 60 s session default)."""
     c = connect(member_factory, kind)
@@ -110,7 +89,7 @@ def test_lock_and_campaign_without_lease_get_a_session_lease(member_factory: Mem
     assert lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=won.leader.lease)).grantedTTL == 60
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_many_waiters_served_in_queue_order(member_factory: MemberFactory, kind: str) -> None:
     c = connect(member_factory, kind)
     leases = [c.lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60)).ID for _ in range(20)]

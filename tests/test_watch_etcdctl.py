@@ -15,9 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from support import ETCDCTL_BIN, Member, etcdctl
+from support import ETCDCTL_BIN, SERVER_KINDS, Member, etcdctl
 
-KINDS = ["etcd", "pyetcd"]
 SETTLE = 1.0  # time for a live watch to be created before the writes start
 
 
@@ -68,7 +67,7 @@ def put(m: Member, key: str, value: str) -> None:
     etcdctl(m, "put", key, value)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_watch_key(member_factory: Callable[..., Member], kind: str) -> None:
     m = member_factory(kind)
 
@@ -82,7 +81,7 @@ def test_watch_key(member_factory: Callable[..., Member], kind: str) -> None:
     assert out == "PUT\nfoo\nbar\nPUT\nfoo\nbaz\nDELETE\nfoo\n\n"
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_watch_prefix_and_range(member_factory: Callable[..., Member], kind: str) -> None:
     m = member_factory(kind)
 
@@ -99,7 +98,7 @@ def test_watch_prefix_and_range(member_factory: Callable[..., Member], kind: str
     assert out == "PUT\nkey1\nval1\nPUT\nkey2\nval2\nDELETE\nkey1\n\nDELETE\nkey2\n\n"
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_watch_rev_replays_history(member_factory: Callable[..., Member], kind: str) -> None:
     m = member_factory(kind)
     for i in (1, 2, 3):
@@ -112,7 +111,7 @@ def test_watch_rev_replays_history(member_factory: Callable[..., Member], kind: 
     assert out == "PUT\netcd\nlater_5\nPUT\netcd\nlater_6\n"
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_watch_prev_kv(member_factory: Callable[..., Member], kind: str) -> None:
     m = member_factory(kind)
     put(m, "a", "1")
@@ -126,7 +125,7 @@ def test_watch_prev_kv(member_factory: Callable[..., Member], kind: str) -> None
     assert out == "PUT\na\n1\na\n2\nDELETE\na\n2\na\n\nPUT\na\n3\n"
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_watch_compacted_revision(member_factory: Callable[..., Member], kind: str) -> None:
     m = member_factory(kind)
     for i in range(5):
@@ -140,7 +139,7 @@ def test_watch_compacted_revision(member_factory: Callable[..., Member], kind: s
     assert out == "PUT\nc\n2\nPUT\nc\n3\nPUT\nc\n4\n"  # revisions 4, 5, 6: 4 is kept by the compaction
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_watch_exec_command(member_factory: Callable[..., Member], kind: str) -> None:
     m = member_factory(kind)
     put(m, "x", "one")
@@ -150,7 +149,7 @@ def test_watch_exec_command(member_factory: Callable[..., Member], kind: str) ->
                    'PUT\nx\ntwo\ngot "PUT" "x"="two" at 3\n')
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
 def test_watch_interactive(member_factory: Callable[..., Member], kind: str) -> None:
     m = member_factory(kind)
     put(m, "i1", "old")

@@ -17,10 +17,20 @@ Elsewhere: ``start_real_etcd(dir, CertPaths.create(cert_dir))``, ``start_pyetcd(
 ``PYETCD_CMD`` overrides the pyetcd command (shell words), e.g. to run a profiler around it.
 """
 
-from support.clients import EtcdctlError, etcdctl, etcdctl_argv, etcdctl_env, grpc_channel
+from support.clients import (
+    Background,
+    Conn,
+    EtcdctlError,
+    connect,
+    etcdctl,
+    etcdctl_argv,
+    etcdctl_env,
+    grpc_channel,
+)
 from support.member import (
     ETCD_BIN,
     ETCDCTL_BIN,
+    SERVER_KINDS,
     Member,
     MemberStartError,
     pyetcd_command,
@@ -35,7 +45,7 @@ from support.ports import free_port
 from support.tls import CertPaths, ClientTLS
 
 __all__ = [
-    "ETCDCTL_BIN", "ETCD_BIN", "CertPaths", "ClientTLS", "EtcdctlError", "Member", "MemberStartError",
-    "etcdctl", "etcdctl_argv", "etcdctl_env", "free_port", "grpc_channel", "pyetcd_command", "pyetcd_unavailable_reason", "start_cluster", "start_member",
+    "ETCDCTL_BIN", "ETCD_BIN", "SERVER_KINDS", "Background", "CertPaths", "ClientTLS", "Conn", "EtcdctlError", "Member",
+    "MemberStartError", "connect", "etcdctl", "etcdctl_argv", "etcdctl_env", "free_port", "grpc_channel", "pyetcd_command", "pyetcd_unavailable_reason", "start_cluster", "start_member",
     "start_pyetcd", "start_real_etcd", "stop_all",
 ]

@@ -1,13 +1,19 @@
-"""Clients of a Member: the real etcdctl (v3 API) and gRPC channels, both over TLS."""
+"""Clients of a Member: the real etcdctl (v3 API) and gRPC channels, both over TLS; an etcdctl left
+running (Background), and the stubs the Lock and Election tests share (connect)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
+from pyetcd.api import rpc_pb2_grpc, v3election_pb2_grpc, v3lock_pb2_grpc
 from support.member import ETCDCTL_BIN, Member, grpc_channel_for
 from support.tls import ClientTLS
 
@@ -55,3 +61,50 @@ def etcdctl_env() -> dict[str, str]:
 def grpc_channel(member: Member, *, tls: ClientTLS | None = None, **kw: Any) -> grpc.Channel:
     """A secure gRPC channel to member presenting the client certificate (or tls, if given)."""
     return grpc_channel_for(member.grpc_target, tls or member.client_tls(), **kw)
+
+
+class Background:
+    """An etcdctl command left running (keep-alive, watch, lock, elect): its lines as they come."""
+
+    def __init__(self, m: Member, *args: str) -> None:
+        self.proc = subprocess.Popen(etcdctl_argv(m, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=etcdctl_env(), start_new_session=True)
+        self.lines: list[str] = []
+        out = self.proc.stdout
+        assert out is not None
+        threading.Thread(target=lambda: self.lines.extend(x.rstrip("\n") for x in iter(out.readline, "")),
+                         daemon=True).start()
+
+    def wait_lines(self, n: int, timeout: float = 15.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.lines)
+
+    def stop(self, sig: int = 15) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)
+            return self.proc.wait(10)
+
+
+@dataclass
+class Conn:
+    """A member and stubs of the services these tests use, over one mutual-TLS channel."""
+
+    member: Member
+    lease: rpc_pb2_grpc.LeaseStub
+    kv: rpc_pb2_grpc.KVStub
+    lock: v3lock_pb2_grpc.LockStub
+    election: v3election_pb2_grpc.ElectionStub
+
+
+def connect(member_factory: Callable[[str], Member], kind: str) -> Conn:
+    """Start a member of ``kind`` (stopped at teardown) and connect to it."""
+    m = member_factory(kind)
+    ch = grpc_channel(m)
+    return Conn(m, rpc_pb2_grpc.LeaseStub(ch), rpc_pb2_grpc.KVStub(ch), v3lock_pb2_grpc.LockStub(ch),
+                v3election_pb2_grpc.ElectionStub(ch))

@@ -36,6 +36,10 @@ _LIVE: set[Member] = set()
 PORT_TAKEN = ("address already in use", "failed to bind to address")  # matched lower-cased: etcd, grpc, ours
 
 
+# the two servers a "run on both" test runs on: real etcd first (it proves the test), then pyetcd
+SERVER_KINDS = ("etcd", "pyetcd")
+
+
 class MemberStartError(RuntimeError):
     """A member did not become healthy; the message carries its command and log tail."""
 
