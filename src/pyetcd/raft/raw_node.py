@@ -89,8 +89,7 @@ class RawNode:
     def propose(self, *data: bytes) -> None:
         """Propose entries, all in one MsgProp: a leader appends them at once, a follower
         forwards them to the leader as one message. All are taken, or all dropped."""
-        self.raft.step(Message(type=MessageType.MSG_PROP, frm=self.raft.id,
-                               entries=tuple(Entry(0, 0, EntryType.NORMAL, d) for d in data)))
+        self._propose(*(Entry(0, 0, EntryType.NORMAL, d) for d in data))
 
     def propose_conf_change(self, cc: ConfChange) -> None:
         """Propose a membership change. Only one may be pending at a time: a leader with an
@@ -102,8 +101,8 @@ class RawNode:
             raise ProposalDroppedError("a membership change is already pending")
         self._propose(Entry(0, 0, EntryType.CONF_CHANGE, cc.encode()))
 
-    def _propose(self, e: Entry) -> None:
-        self.raft.step(Message(type=MessageType.MSG_PROP, frm=self.raft.id, entries=(e,)))
+    def _propose(self, *entries: Entry) -> None:
+        self.raft.step(Message(type=MessageType.MSG_PROP, frm=self.raft.id, entries=entries))
 
     def step(self, m: Message) -> None:
         """Feed a message received from a peer."""

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from pyetcd import errors, failpoints
 from pyetcd.raft import (
@@ -268,8 +268,9 @@ class NodeLoop:
         append on a leader, one forwarded message on a follower, instead of one each."""
         run = [first]
         inbox = self._inbox
-        while inbox and isinstance(inbox[0], _Propose):
-            run.append(cast(_Propose, inbox.popleft()))
+        while inbox and isinstance(nxt := inbox[0], _Propose):
+            inbox.popleft()
+            run.append(nxt)
         try:
             self.node.propose(*(p.data for p in run))
         except ProposalDroppedError:
