@@ -116,12 +116,13 @@ def test_the_command_chooses_grpc_io_engine_before_grpc_is_imported() -> None:
 def test_the_command_runs_under_batch_scheduling_unless_told_otherwise() -> None:
     """cli/launch.py: SCHED_BATCH before grpc starts a thread, from either entry point; a policy
     the operator chose (here SCHED_IDLE, with chrt) stays, and PYETCD_SCHED_BATCH=0 keeps the default."""
+    base = {k: v for k, v in os.environ.items() if k != "PYETCD_SCHED_BATCH"}
     for entry, start in _ENTRIES.items():
         for prefix, env, expected in (([], {}, os.SCHED_BATCH),
                                       (["chrt", "--idle", "0"], {}, os.SCHED_IDLE),
                                       ([], {"PYETCD_SCHED_BATCH": "0"}, os.SCHED_OTHER)):
             res = subprocess.run([*prefix, sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True,
-                                 text=True, timeout=60, env={**os.environ, **env})
+                                 text=True, timeout=60, env={**base, **env})
             assert res.stdout.split()[1:] == [str(expected)], (entry, prefix, env, res.stderr)
 
 
