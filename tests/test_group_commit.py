@@ -1,6 +1,7 @@
 """Group commit under load (server/group_commit.py): the node loop waits after a busy turn only
-while waiting measurably applies more per second, a lone client never waits, and its turns run
-on the event loop (LoneClient) while turns that others could join run on the apply thread."""
+while waiting measurably applies more per second (on a cluster: only while requests already
+spend long in the member), a lone client never waits, and its turns run on the event loop
+(LoneClient) while turns that others could join run on the apply thread."""
 
 from __future__ import annotations
 
@@ -57,6 +58,49 @@ def test_measures_again_after_holding_and_after_a_pause() -> None:
     assert gc.waiting
     clock.now += group_commit.IDLE_SECONDS + 1  # a pause: measure afresh, starting without waiting
     assert gc.after_turn(BUSY_TURN_ENTRIES) == 0.0
+
+
+class ClusterMember:
+    """Drives one cluster member's GroupCommit: a turn every 5 ms, ``in_flight`` client
+    proposals waiting and ``per_second`` arriving."""
+
+    def __init__(self, window: float) -> None:
+        self.clock = ManualClock()
+        self.gc = GroupCommit(window, self.clock)
+        self.arrived = 0.0
+
+    def turns(self, seconds: float, in_flight: int, per_second: int, entries: int = BUSY_TURN_ENTRIES) -> list[float]:
+        """The waits asked for after each turn."""
+        waits = []
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            self.clock.now += 0.005
+            self.arrived += per_second * 0.005
+            waits.append(self.gc.after_turn(entries, 3, in_flight, int(self.arrived)))
+        return waits
+
+
+def test_a_cluster_member_waits_only_while_requests_queue_long() -> None:
+    """100 clients on three members: 33 in flight here, 1,000 arriving a second, so a request
+    spends 33 ms in the member and a 4 ms wait is an eighth of it. 16 clients on this member at
+    1,700 a second: 9 ms, and waiting would cost a third of the throughput (the docstring)."""
+    member = ClusterMember(0.006)
+    wait = group_commit.CLUSTER_WAIT
+    waits = member.turns(1.0, in_flight=33, per_second=1000)
+    assert waits[0] == 0.0  # no estimate yet
+    assert set(waits[-100:]) == {wait}
+    assert set(member.turns(0.05, in_flight=33, per_second=1000, entries=BUSY_TURN_ENTRIES - 1)) == {0.0}
+    assert set(member.turns(1.0, in_flight=16, per_second=1700)[-100:]) == {0.0}
+    assert wait * 5 > 16 / 1700 and wait * 5 < 33 / 1000  # the two cases stand either side of the rule
+
+
+def test_a_cluster_member_starts_over_after_a_pause_and_a_zero_window_never_waits() -> None:
+    member = ClusterMember(0.006)
+    assert set(member.turns(1.0, in_flight=33, per_second=1000)[-100:]) == {group_commit.CLUSTER_WAIT}
+    member.clock.now += group_commit.IDLE_SECONDS + 1  # the arrival count now spans a pause
+    assert set(member.turns(group_commit.RATE_SECONDS / 2, in_flight=33, per_second=1000)) == {0.0}
+    assert set(member.turns(1.0, in_flight=33, per_second=1000)[-100:]) == {group_commit.CLUSTER_WAIT}
+    assert set(ClusterMember(0.0).turns(1.0, in_flight=33, per_second=1000)) == {0.0}
 
 
 def test_quiet_turns_and_a_zero_window_never_wait() -> None:

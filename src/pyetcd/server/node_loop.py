@@ -229,7 +229,8 @@ class NodeLoop:
                         else:
                             batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
                     self._publish(batch)
-                    if wait := self.group_commit.after_turn(batch.entries_touched):
+                    if wait := self.group_commit.after_turn(batch.entries_touched, members, len(self.proposals),
+                                                            self.proposals.registered):
                         await asyncio.sleep(wait)
                 else:  # only read states, leadership news or messages: no transaction needed
                     out = RaftOutput()

@@ -23,6 +23,7 @@ class Proposals:
         self.ids = IdGenerator(member_id)
         self.deadlines = Deadlines(timeout, errors.ErrTimeout)
         self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self.registered = 0  # a running count, for the arrival rate (group_commit.py)
 
     def __len__(self) -> int:
         return len(self._waiters)
@@ -30,6 +31,7 @@ class Proposals:
     def register(self, rid: int) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
+        self.registered += 1
         self.deadlines.track(fut)
         return fut
 
