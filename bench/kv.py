@@ -167,7 +167,7 @@ def print_round_ratios(results: dict[str, dict[str, list[Result]]], scenarios: l
                       f"  median {statistics.median(ratios):.2f}")
 
 
-def print_table(results: dict[str, dict[str, Result]], scenarios: list[Scenario] = SCENARIOS) -> None:
+def print_table(results: dict[str, dict[str, Result]], scenarios: list[Scenario]) -> None:
     targets = list(results)
     head = f"{'scenario':34}" + "".join(f"{t + ' req/s':>15}{t + ' p99 ms':>15}" for t in targets)
     mine = [t for t in targets if t != "real"] if "real" in results else []
