@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import MemberFactory
 from support import Member, etcdctl, free_port
 from support.procstat import children
 
@@ -133,3 +134,19 @@ def test_every_thread_of_a_member_and_its_front_runs_under_batch_scheduling(pyet
     threads = [int(t) for pid in pids for t in os.listdir(f"/proc/{pid}/task")]
     assert len(threads) > 3
     assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_BATCH}
+
+
+def _loaded_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_member_runs_on_uvloop_unless_told_otherwise(member_factory: MemberFactory) -> None:
+    """cli/eventloop.py: the member's event loop is uvloop's (its extension mapped in the process,
+    named in the start-up log line); PYETCD_EVENT_LOOP=asyncio keeps asyncio's own loop."""
+    for env, expected in (({}, "uvloop"), ({"PYETCD_EVENT_LOOP": "asyncio"}, "asyncio")):
+        m = member_factory("pyetcd", env=env)
+        assert m.pid is not None
+        assert f'"event-loop":"{expected}"' in m.log_path.read_text().replace(" ", "")
+        assert ("/uvloop/loop." in _loaded_libraries(m.pid)) == (expected == "uvloop")
+        assert etcdctl(m, "put", "k", expected).returncode == 0
+        assert etcdctl(m, "get", "k", "--print-value-only").stdout.strip() == expected

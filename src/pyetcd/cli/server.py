@@ -22,6 +22,7 @@ from pyetcd.storage.raftlog import RaftLog
 from pyetcd.tls import ConfigError, TLSInfo
 from pyetcd.transport import PeerTransport, fetch_remote_cluster
 
+from .eventloop import loop_factory
 from .flags import FlagError, resolve, to_config
 from .sdnotify import notify
 from .zaplog import setup_logging
@@ -154,15 +155,17 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("unrecognized environment variable", extra={"fields": {"environment-variable": name}})
     for name in resolved.unsupported:
         log.warning("flag accepted for compatibility but has no effect in pyetcd yet", extra={"fields": {"flag": name}})
+    loop_name, new_loop = loop_factory()
     log.info("starting an etcd server", extra={"fields": {
         "etcd-version": ETCD_API_VERSION, "pyetcd-version": __version__, "python-version": sys.version.split()[0],
         "name": cfg.name, "data-dir": str(cfg.data_dir), "member-initialized": (cfg.data_dir / "member").exists(),
         "initial-cluster": cfg.initial_cluster, "initial-cluster-state": cfg.initial_cluster_state,
         "quota-backend-bytes": cfg.quota_backend_bytes, "auto-compaction-mode": cfg.auto_compaction_mode,
-        "auto-compaction-retention": cfg.auto_compaction_retention}})
+        "auto-compaction-retention": cfg.auto_compaction_retention, "event-loop": loop_name}})
     auto_tls(cfg)
     try:
-        asyncio.run(serve(cfg))
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(serve(cfg))
         return 0
     except (ConfigError, EtcdDataDirError) as e:
         log.error("%s", e, extra={"fields": {"error": str(e)}})
