@@ -13,10 +13,12 @@ median. One pass moves by about 5 % from run to run on these machines, so a clai
 wants several rounds. ``--only`` keeps the scenarios whose name contains it.
 
 ``--variant NAME:VAR=VALUE`` adds a target, pyetcd started with that environment, measured in
-the same rounds: an A/B of a server option in one run; repeatable. (Issue 13 measured uvloop and
-grpc's threaded server this way, behind switches since removed: neither won. The node loop's group
-commit is measured against its absence with ``--variant off:PYETCD_GROUP_COMMIT_MS=0``, and a
-lone client's inline turns with ``--variant thread:PYETCD_INLINE_TURNS=0``.)
+the same rounds: an A/B of a server option in one run; repeatable. (Issue 13 measured grpc's
+threaded server this way, behind a switch since removed: it lost. uvloop, which lost nothing
+but won nothing clear then, won once gRPC's EventEngine was off: ``--variant
+asyncio:PYETCD_EVENT_LOOP=asyncio`` measures it again. The node loop's group commit is measured
+against its absence with ``--variant off:PYETCD_GROUP_COMMIT_MS=0``, and a lone client's inline
+turns with ``--variant thread:PYETCD_INLINE_TURNS=0``.)
 
 With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
 clients spread over all three endpoints, as etcd's own performance guide measures clusters.
