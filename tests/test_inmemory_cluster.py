@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pyetcd import errors
+from pyetcd.server.etcd_server import EtcdServer
 from support.inmemory import MemCluster
 
 pytestmark = pytest.mark.cluster
@@ -61,5 +62,43 @@ def test_lagging_member_installs_the_leaders_snapshot_and_watch_state_follows(tm
             assert s.installer.installed == 1 and c.server(lead).installer.sent >= 1  # through a snapshot
             h_lead = c.server(lead).hash_kv(0)
             assert s.hash_kv(0) == h_lead
+
+    run(scenario())
+
+
+def _count_rounds(server: EtcdServer) -> list[object]:
+    """Every read the member's node loop is asked to put in a ReadIndex round, recorded."""
+    rounds: list[object] = []
+    ask = server.loop.read
+
+    def recorded(fut: asyncio.Future[None]) -> None:
+        rounds.append(fut)
+        ask(fut)
+
+    server.loop.read = recorded  # type: ignore[method-assign]
+    return rounds
+
+
+def test_a_lone_voter_serves_linearizable_reads_without_a_round_once_it_has_applied_its_log(tmp_path: Path) -> None:
+    """NodeLoop.reads_are_local: a leader that is the only voter reads what it has published; one
+    that has not applied all it knows committed (a restart replaying its log) asks its core, as
+    does a leader with other voters."""
+    async def scenario() -> None:
+        async with MemCluster(tmp_path / "one", size=1) as c:
+            await c.wait_leader()
+            await c.put(0, b"k", b"v1")
+            lone = c.server(0)
+            rounds = _count_rounds(lone)
+            await asyncio.wait_for(lone.linearizable_read(), 5)
+            assert rounds == [] and c.get(0, b"k") == b"v1"
+            lone.loop.commit_index = lone.loop.applied_index + 1  # as after a restart, before the replay
+            await asyncio.wait_for(lone.linearizable_read(), 5)
+            assert len(rounds) == 1
+        async with MemCluster(tmp_path / "three") as c:
+            leader = c.server(await c.wait_leader())
+            await c.put(0, b"k", b"v1")
+            rounds = _count_rounds(leader)
+            await asyncio.wait_for(leader.linearizable_read(), 5)
+            assert len(rounds) == 1
 
     run(scenario())

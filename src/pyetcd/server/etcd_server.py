@@ -241,7 +241,10 @@ class EtcdServer:
         return self.proposals.ids.next()
 
     async def linearizable_read(self) -> None:
-        """Wait until this member has applied everything committed when the read began (ReadIndex)."""
+        """Wait until this member has applied everything committed when the read began (ReadIndex),
+        unless it is the only voter and leads (NodeLoop.reads_are_local)."""
+        if self.loop.reads_are_local:
+            return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.proposals.deadlines.track(fut)
         self.loop.read(fut)

@@ -201,6 +201,16 @@ class NodeLoop:
     def is_leader(self) -> bool:
         return self.leader == self.id and self.id != 0
 
+    @property
+    def reads_are_local(self) -> bool:
+        """Whether a linearizable read may be served from what is published, without a ReadIndex
+        round: this member leads and is the only voter, so no other member can be elected or
+        commit, and it has applied all it knows committed (after a restart, not before its log is
+        replayed). A member answers a write only once it has published the write's effect, so
+        every write answered before the read began is then visible to it. (etcd asks its raft
+        core all the same; a lone voter's core answers at once with its commit index.)"""
+        return self.is_leader and self.applied_index >= self.commit_index and len(self.conf_state.voters) == 1
+
     # ---- the loop ----------------------------------------------------------------------
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
