@@ -89,11 +89,63 @@ def test_a_conflicting_suffix_replaces_the_old_one(tmp_path: Path) -> None:
 
 def test_one_fdatasync_per_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = _new_log(tmp_path)
+    calls = _count_fdatasync(monkeypatch)
+    _persist(log, _entries(1, 50), HardState(term=1, vote=1, commit=50))
+    assert len(calls) == 1
+
+
+def _count_fdatasync(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = os.fdatasync
     monkeypatch.setattr(wal.os, "fdatasync", lambda fd: (calls.append(fd), real(fd))[1])
-    _persist(log, _entries(1, 50), HardState(term=1, vote=1, commit=50))
+    return calls
+
+
+def test_a_batch_that_only_moves_the_commit_index_is_written_without_fdatasync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WalBatch.must_sync (etcd's MustSync): entries, a new term or a new vote are synced at once;
+    a commit index alone is written and becomes durable with the next synced batch."""
+    log = _new_log(tmp_path)
+    calls = _count_fdatasync(monkeypatch)
+    _persist(log, _entries(1, 5), HardState(term=1, vote=0x42, commit=3))
     assert len(calls) == 1
+    _persist(log, [], HardState(term=1, vote=0x42, commit=5))
+    assert len(calls) == 1
+    _persist(log, [], HardState(term=2, vote=0x42, commit=5))  # a new term
+    _persist(log, [], HardState(term=2, vote=7, commit=5))  # a new vote
+    assert len(calls) == 3
+    _persist(log, [], HardState(term=2, vote=7, commit=5))
+    again = _reopen(log)  # closing syncs what was written without it
+    assert len(calls) == 4
+    assert again.hard_state == HardState(term=2, vote=7, commit=5)
+
+
+def test_a_new_segment_first_syncs_the_unsynced_end_of_the_last(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the last segment may end in records a power loss cut off (anywhere else is
+    corruption, refused at start): the segment an unsynced commit index went to is synced
+    before the next one begins."""
+    monkeypatch.setattr(wal, "SEGMENT_BYTES", 4096)
+    log = _new_log(tmp_path)
+    calls = _count_fdatasync(monkeypatch)
+    _persist(log, _entries(1, 10, size=60), HardState(term=1, vote=0x42, commit=1))
+    _persist(log, [], HardState(term=1, vote=0x42, commit=10))
+    first_fd = calls[0]
+    before = len(segments(tmp_path))
+    while len(segments(tmp_path)) == before:
+        _persist(log, _entries(11, 60, size=60), HardState(term=1, vote=0x42, commit=10))
+    assert calls.count(first_fd) == 2  # its entries, then its unsynced end before the switch
+
+
+def test_a_commit_index_trailing_what_the_store_applied_is_raised(tmp_path: Path) -> None:
+    """After a power loss took the last unsynced commit index, the store may have applied more:
+    RaftLog.commit_at_least raises it (what was applied was committed); it never lowers it."""
+    log = _new_log(tmp_path)
+    _persist(log, _entries(1, 9), HardState(term=1, vote=0x42, commit=4))
+    log.commit_at_least(9)
+    assert log.hard_state == HardState(term=1, vote=0x42, commit=9)
+    log.commit_at_least(6)
+    assert log.hard_state.commit == 9
 
 
 def test_compaction_deletes_old_segments_and_the_rest_reads_back(tmp_path: Path,

@@ -27,7 +27,7 @@ from .config import ServerConfig
 from .install import finish_interrupted_install
 from .leases import ServerLeases
 from .membership import Membership
-from .subsystems import Subsystems
+from .subsystems import Subsystems, read_applied
 
 
 def compose(cfg: ServerConfig, propose: Callable[[internal_pb2.InternalRequest], Awaitable[Any]],
@@ -43,6 +43,7 @@ def compose(cfg: ServerConfig, propose: Callable[[internal_pb2.InternalRequest],
     backend = Backend(member / "snap", cfg.quota_backend_bytes or DEFAULT_QUOTA)
     members = Membership(backend)
     bootstrap(cfg, raftlog, backend, members, remote)
+    raftlog.commit_at_least(read_applied(backend, raftlog)[0])
     kv = KVStore(backend)
     applier = Applier()
     applier.register("member_attributes", members.apply_attributes)

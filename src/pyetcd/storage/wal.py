@@ -88,6 +88,7 @@ class SegmentedLog:
         self._fd = -1
         self._seq = 0
         self._offset = 0  # where the next record goes in the current segment
+        self._unsynced = False  # the current segment ends in records written without fdatasync
         self.max_index: dict[int, int] = {}  # segment seq -> the highest entry index it holds (0: none)
 
     def read(self) -> Iterator[tuple[int, int, bytes]]:
@@ -137,6 +138,7 @@ class SegmentedLog:
         os.replace(tmp, self.dir / _segment_name(seq))
         _fsync_dir(self.dir)
         if self._fd >= 0:
+            self._sync_unsynced()  # only the last segment may end in records a power loss cut off
             os.close(self._fd)
         self._fd, self._seq, self._offset = fd, seq, len(header)
         self.max_index[seq] = 0
@@ -144,12 +146,16 @@ class SegmentedLog:
     def needs_new_segment(self, size: int) -> bool:
         return self._offset + size > SEGMENT_BYTES
 
-    def append(self, records: bytes, max_index: int = 0) -> None:
-        """Write ``records`` at the end of the current segment; durable when this returns."""
+    def append(self, records: bytes, max_index: int = 0, sync: bool = True) -> None:
+        """Write ``records`` at the end of the current segment; durable when this returns, unless
+        ``sync`` is false: then durable with the next append that syncs (a crash of the process
+        loses nothing, the page cache outlives it; a power loss may cut them off the log's end)."""
         done = 0
         while done < len(records):  # a regular file takes it all at once, short of a full disk (OSError)
             done += os.pwrite(self._fd, memoryview(records)[done:], self._offset + done)
-        os.fdatasync(self._fd)
+        if sync:
+            os.fdatasync(self._fd)
+        self._unsynced = not sync
         self._offset += len(records)
         if max_index > self.max_index.get(self._seq, 0):
             self.max_index[self._seq] = max_index
@@ -163,7 +169,13 @@ class SegmentedLog:
             path.unlink()
             self.max_index.pop(seq, None)
 
+    def _sync_unsynced(self) -> None:
+        if self._unsynced:
+            os.fdatasync(self._fd)
+            self._unsynced = False
+
     def close(self) -> None:
         if self._fd >= 0:
+            self._sync_unsynced()
             os.close(self._fd)
             self._fd = -1
