@@ -4,7 +4,8 @@ The log lives apart from the key-value store (``<data-dir>/member/raft/``, where
 WAL in ``member/wal/``), so it never counts against --quota-backend-bytes and defragmentation
 of the store does not carry it. It is an append-only file of records (storage/wal.py): a turn's
 entries, hard state and compaction go into one batch, written with a single fdatasync, because
-the turn answers nobody before its raft log is durable. Reads (by the raft core, on the event
+the turn answers nobody before its raft log is durable (a batch that only moves the commit
+index needs none: ``WalBatch.must_sync``). Reads (by the raft core, on the event
 loop) come from an in-memory mirror of the uncompacted log, rebuilt from the records at start;
 the persist step adds records to a batch on the apply thread, and ``publish`` updates the mirror.
 

@@ -1,4 +1,5 @@
-"""An append-only write-ahead log: segment files of checksummed records, one fdatasync per commit.
+"""An append-only write-ahead log: segment files of checksummed records, one fdatasync per commit
+(or none, when the caller says what it writes may wait for the next one).
 
 The raft log needs every commit durable before its turn answers anyone. Written into a B-tree
 (LMDB) that costs two synchronous writes, its pages and then its meta page; appended to a file
