@@ -6,7 +6,10 @@ serializable range scenarios as bench/kv.py (mutual TLS):
 * real etcd;
 * pyetcd;
 * ``floor``: a grpc.aio server, same TLS, whose KV.Range does nothing but return a fixed
-  RangeResponse (request and response left as bytes: no protobuf, no store, no auth).
+  RangeResponse (request and response left as bytes: no protobuf, no store, no auth), run as
+  the pyetcd command runs a member: gRPC's EventEngine off for the sockets it accepts, under
+  SCHED_BATCH (cli/launch.py), on the same event loop (cli/eventloop.py). It does TLS in gRPC,
+  where pyetcd's front ends it natively in a process of its own.
 
 The table gives requests/s and server CPU per request (microseconds, from /proc: robust to the
 other load on the machine, unlike requests/s; pyetcd's includes its HTTP front process). The
@@ -32,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kv import RESULTS, SCENARIOS, CertPaths, Member, preload, run_scenario
+from pyetcd.cli.eventloop import loop_factory
+from pyetcd.cli.launch import GRPC_EXPERIMENTS, use_batch_scheduling
 from support import free_port, start_member
 from support.procstat import children, cpu_seconds
 
@@ -80,7 +85,8 @@ class Floor:
     @classmethod
     def start(cls, certs: CertPaths) -> Floor:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(certs.dir)])
+        env = {**os.environ, "GRPC_EXPERIMENTS": os.environ.get("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)}
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(certs.dir)], env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -107,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve", nargs=2, metavar=("PORT", "CERT_DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        asyncio.run(serve_floor(int(args.serve[0]), Path(args.serve[1])))
+        use_batch_scheduling()
+        with asyncio.Runner(loop_factory=loop_factory()[1]) as runner:
+            runner.run(serve_floor(int(args.serve[0]), Path(args.serve[1])))
         return 0
     rows: dict[str, dict[str, list[tuple[float, float]]]] = {}
     started = time.time()
