@@ -127,14 +127,16 @@ def test_a_new_segment_first_syncs_the_unsynced_end_of_the_last(tmp_path: Path,
     before the next one begins."""
     monkeypatch.setattr(wal, "SEGMENT_BYTES", 4096)
     log = _new_log(tmp_path)
-    calls = _count_fdatasync(monkeypatch)
+    synced: list[tuple[int, int]] = []  # (fd, how many segments existed then)
+    real = os.fdatasync
+    monkeypatch.setattr(wal.os, "fdatasync", lambda fd: (synced.append((fd, len(segments(tmp_path)))), real(fd))[1])
     _persist(log, _entries(1, 10, size=60), HardState(term=1, vote=0x42, commit=1))
     _persist(log, [], HardState(term=1, vote=0x42, commit=10))
-    first_fd = calls[0]
-    before = len(segments(tmp_path))
+    first_fd, before = synced[0]
     while len(segments(tmp_path)) == before:
         _persist(log, _entries(11, 60, size=60), HardState(term=1, vote=0x42, commit=10))
-    assert calls.count(first_fd) == 2  # its entries, then its unsynced end before the switch
+    # its entries, then its unsynced end, while it was still the last segment
+    assert [n for fd, n in synced if fd == first_fd] == [before, before]
 
 
 def test_a_commit_index_trailing_what_the_store_applied_is_raised(tmp_path: Path) -> None:

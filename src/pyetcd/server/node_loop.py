@@ -8,7 +8,8 @@ event loop only queue; the apply thread owns the node while a turn persists and 
 A turn: tick, drain the inbox into the core, then take every Ready. The raft side (entries,
 hard state, compaction) is written in one transaction of the raft log's environment and the
 applied entries in one transaction of the key-value store, each committed with one fsync
-(group commit), the raft log first: an entry is durable before its effect is. Messages to
+(group commit; none for a raft log batch that only moves the commit index), the raft log
+first: an entry is durable before its effect is. Messages to
 peers leave as soon as the raft log's commit returns (they promise only what that commit made
 durable); a leader's appends and heartbeats leave even before it, in parallel with its own
 write, as raft allows (the leader counts its own entries toward commit only in a later turn).

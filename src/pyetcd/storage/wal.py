@@ -125,7 +125,11 @@ class SegmentedLog:
 
     def start_segment(self, header: bytes) -> None:
         """Begin a new segment holding ``header`` first (made durable, with its name, before it
-        is used); later appends go there."""
+        is used); later appends go there. The current segment's unsynced end is synced first:
+        only the last segment may end in records a power loss cut off, and the new one is the
+        last as soon as its name is durable."""
+        if self._fd >= 0:
+            self._sync_unsynced()
         seq = self._seq + 1 if self._fd >= 0 else max((s for s, _ in segments(self.dir)), default=0) + 1
         tmp = self.dir / (_segment_name(seq) + ".tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -139,7 +143,6 @@ class SegmentedLog:
         os.replace(tmp, self.dir / _segment_name(seq))
         _fsync_dir(self.dir)
         if self._fd >= 0:
-            self._sync_unsynced()  # only the last segment may end in records a power loss cut off
             os.close(self._fd)
         self._fd, self._seq, self._offset = fd, seq, len(header)
         self.max_index[seq] = 0
