@@ -112,6 +112,7 @@ def _force_new_cluster(raftlog: RaftLog, backend: Backend, members: Membership) 
         for mid in others:
             members.delete(ktxn, mid)
         raftlog.truncate_after(rtxn, hs.commit)
+        raftlog.persist(rtxn, [], hs)  # its commit index as raised to what the store applied, across the reload
         raftlog.persist_conf_state(rtxn, applied_conf)
     raftlog.reload()
     members.reload()

@@ -42,8 +42,8 @@ def compose(cfg: ServerConfig, propose: Callable[[internal_pb2.InternalRequest],
     finish_interrupted_install(member / "snap", raftlog)
     backend = Backend(member / "snap", cfg.quota_backend_bytes or DEFAULT_QUOTA)
     members = Membership(backend)
+    raftlog.commit_at_least(read_applied(backend, raftlog)[0])  # before --force-new-cluster cuts at it
     bootstrap(cfg, raftlog, backend, members, remote)
-    raftlog.commit_at_least(read_applied(backend, raftlog)[0])
     kv = KVStore(backend)
     applier = Applier()
     applier.register("member_attributes", members.apply_attributes)
