@@ -106,10 +106,13 @@ def test_a_lone_voter_serves_linearizable_reads_without_a_round_once_it_has_appl
     run(scenario())
 
 
-def test_a_member_whose_log_lost_its_last_commit_index_restarts_with_what_it_applied(tmp_path: Path) -> None:
+@pytest.mark.parametrize("force_new_cluster", [False, True])
+def test_a_member_whose_log_lost_its_last_commit_index_restarts_with_what_it_applied(
+        tmp_path: Path, force_new_cluster: bool) -> None:
     """A commit index alone is written without fdatasync (WalBatch.must_sync): a power loss may
     take it while the store kept what it let the member apply. Such a member restarts (its core
-    would refuse an applied index past the commit index) and keeps serving its data."""
+    would refuse an applied index past the commit index) and keeps serving its data; with
+    --force-new-cluster too, which discards the entries past the commit index: none it applied."""
     async def scenario() -> None:
         async with MemCluster(tmp_path, size=1) as c:
             await c.wait_leader()
@@ -124,34 +127,11 @@ def test_a_member_whose_log_lost_its_last_commit_index_restarts_with_what_it_app
             log.persist(txn, [], dataclasses.replace(log.hard_state, commit=applied - 3))
             txn.commit()
             log.close()
+            c.cfg["force_new_cluster"] = force_new_cluster
             await c.restart(0)
             await c.wait_leader()
             assert c.server(0).loop.commit_index >= applied and c.get(0, b"k") == b"v4"
             await c.put(0, b"k", b"v5")
             assert c.get(0, b"k") == b"v5"
-
-    run(scenario())
-
-
-def test_force_new_cluster_keeps_what_the_store_applied_past_a_lost_commit_index(tmp_path: Path) -> None:
-    """--force-new-cluster discards entries past the commit index; one a power loss set back
-    (see above) is first raised to what the store applied, so no applied entry is discarded."""
-    async def scenario() -> None:
-        async with MemCluster(tmp_path, size=1) as c:
-            await c.wait_leader()
-            for i in range(5):
-                await c.put(0, b"k", b"v%d" % i)
-            applied = c.server(0).loop.applied_index
-            await c.stop(0)
-            log = RaftLog(tmp_path / "m0" / "member" / "raft")
-            log.load()
-            txn = log.begin_write()
-            log.persist(txn, [], dataclasses.replace(log.hard_state, commit=applied - 3))
-            txn.commit()
-            log.close()
-            c.cfg["force_new_cluster"] = True
-            await c.restart(0)
-            await c.wait_leader()
-            assert c.server(0).loop.commit_index >= applied and c.get(0, b"k") == b"v4"
 
     run(scenario())
