@@ -103,6 +103,14 @@ _ENTRIES = {"the pyetcd command": f"runpy.run_path({PYETCD!r}, run_name='__main_
             "python -m pyetcd": "runpy.run_module('pyetcd', run_name='__main__')"}
 
 
+def _at_first_grpc_import(start: str, env: dict[str, str], prefix: list[str] | None = None) -> list[str]:
+    """GRPC_EXPERIMENTS, the scheduling policy and GRPC_ENABLE_FORK_SUPPORT as an entry point
+    leaves them when grpc is first imported (with stderr, for the assertion messages)."""
+    res = subprocess.run([*(prefix or []), sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True,
+                         text=True, timeout=60, env=env)
+    return [*res.stdout.split(), res.stderr]
+
+
 def test_the_command_chooses_grpc_io_engine_before_grpc_is_imported() -> None:
     """gRPC core reads GRPC_EXPERIMENTS only while grpc is imported (cli/launch.py): both ways of
     starting the server set it first, and an operator's own value is kept."""
@@ -110,9 +118,8 @@ def test_the_command_chooses_grpc_io_engine_before_grpc_is_imported() -> None:
     for entry, start in _ENTRIES.items():
         for preset, expected in ((None, "-event_engine_listener,-event_engine_for_all_other_endpoints"),
                                  ("-event_engine_client", "-event_engine_client")):
-            res = subprocess.run([sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True, text=True,
-                                 timeout=60, env={**env, **({"GRPC_EXPERIMENTS": preset} if preset else {})})
-            assert res.stdout.split()[0] == expected, (entry, preset, res.stderr)
+            seen = _at_first_grpc_import(start, {**env, **({"GRPC_EXPERIMENTS": preset} if preset else {})})
+            assert seen[0] == expected, (entry, preset, seen)
 
 
 def test_the_command_turns_grpc_fork_support_off_before_grpc_is_imported() -> None:
@@ -121,9 +128,8 @@ def test_the_command_turns_grpc_fork_support_off_before_grpc_is_imported() -> No
     env = {k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"}
     for entry, start in _ENTRIES.items():
         for preset, expected in ((None, "false"), ("true", "true")):
-            res = subprocess.run([sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True, text=True,
-                                 timeout=60, env={**env, **({"GRPC_ENABLE_FORK_SUPPORT": preset} if preset else {})})
-            assert res.stdout.split()[2] == expected, (entry, preset, res.stderr)
+            seen = _at_first_grpc_import(start, {**env, **({"GRPC_ENABLE_FORK_SUPPORT": preset} if preset else {})})
+            assert seen[2] == expected, (entry, preset, seen)
 
 
 def test_the_command_runs_under_batch_scheduling_unless_told_otherwise() -> None:
@@ -134,9 +140,8 @@ def test_the_command_runs_under_batch_scheduling_unless_told_otherwise() -> None
         for prefix, env, expected in (([], {}, os.SCHED_BATCH),
                                       (["chrt", "--idle", "0"], {}, os.SCHED_IDLE),
                                       ([], {"PYETCD_SCHED_BATCH": "0"}, os.SCHED_OTHER)):
-            res = subprocess.run([*prefix, sys.executable, "-c", _FIRST_GRPC_IMPORT + start], capture_output=True,
-                                 text=True, timeout=60, env={**base, **env})
-            assert res.stdout.split()[1] == str(expected), (entry, prefix, env, res.stderr)
+            seen = _at_first_grpc_import(start, {**base, **env}, prefix)
+            assert seen[1] == str(expected), (entry, prefix, env, seen)
 
 
 def test_every_thread_of_a_member_and_its_front_runs_under_batch_scheduling(pyetcd_member: Member) -> None:
@@ -148,10 +153,6 @@ def test_every_thread_of_a_member_and_its_front_runs_under_batch_scheduling(pyet
     assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_BATCH}
 
 
-def _loaded_libraries(pid: int) -> str:
-    return Path(f"/proc/{pid}/maps").read_text()
-
-
 def test_a_member_runs_on_uvloop_unless_told_otherwise(member_factory: MemberFactory) -> None:
     """cli/eventloop.py: the member's event loop is uvloop's (its extension mapped in the process,
     named in the start-up log line); PYETCD_EVENT_LOOP=asyncio keeps asyncio's own loop."""
@@ -159,6 +160,6 @@ def test_a_member_runs_on_uvloop_unless_told_otherwise(member_factory: MemberFac
         m = member_factory("pyetcd", env=env)
         assert m.pid is not None
         assert f'"event-loop":"{expected}"' in m.log_path.read_text().replace(" ", "")
-        assert ("/uvloop/loop." in _loaded_libraries(m.pid)) == (expected == "uvloop")
+        assert ("/uvloop/loop." in Path(f"/proc/{m.pid}/maps").read_text()) == (expected == "uvloop")
         assert etcdctl(m, "put", "k", expected).returncode == 0
         assert etcdctl(m, "get", "k", "--print-value-only").stdout.strip() == expected

@@ -87,18 +87,19 @@ def test_a_conflicting_suffix_replaces_the_old_one(tmp_path: Path) -> None:
     assert _indexes_terms(again) == [(i, 1) for i in range(1, 6)] + [(6, 2), (7, 2)]
 
 
+def _spy_fdatasync(monkeypatch: pytest.MonkeyPatch, log_dir: Path) -> list[tuple[int, int]]:
+    """Every fdatasync from now on: its fd, and how many segments ``log_dir`` held then."""
+    calls: list[tuple[int, int]] = []
+    real = os.fdatasync
+    monkeypatch.setattr(wal.os, "fdatasync", lambda fd: (calls.append((fd, len(segments(log_dir)))), real(fd))[1])
+    return calls
+
+
 def test_one_fdatasync_per_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = _new_log(tmp_path)
-    calls = _count_fdatasync(monkeypatch)
+    calls = _spy_fdatasync(monkeypatch, tmp_path)
     _persist(log, _entries(1, 50), HardState(term=1, vote=1, commit=50))
     assert len(calls) == 1
-
-
-def _count_fdatasync(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = os.fdatasync
-    monkeypatch.setattr(wal.os, "fdatasync", lambda fd: (calls.append(fd), real(fd))[1])
-    return calls
 
 
 def test_a_batch_that_only_moves_the_commit_index_is_written_without_fdatasync(
@@ -106,7 +107,7 @@ def test_a_batch_that_only_moves_the_commit_index_is_written_without_fdatasync(
     """WalBatch.must_sync (etcd's MustSync): entries, a new term or a new vote are synced at once;
     a commit index alone is written and becomes durable with the next synced batch."""
     log = _new_log(tmp_path)
-    calls = _count_fdatasync(monkeypatch)
+    calls = _spy_fdatasync(monkeypatch, tmp_path)
     _persist(log, _entries(1, 5), HardState(term=1, vote=0x42, commit=3))
     assert len(calls) == 1
     _persist(log, [], HardState(term=1, vote=0x42, commit=5))
@@ -127,9 +128,7 @@ def test_a_new_segment_first_syncs_the_unsynced_end_of_the_last(tmp_path: Path,
     before the next one begins."""
     monkeypatch.setattr(wal, "SEGMENT_BYTES", 4096)
     log = _new_log(tmp_path)
-    synced: list[tuple[int, int]] = []  # (fd, how many segments existed then)
-    real = os.fdatasync
-    monkeypatch.setattr(wal.os, "fdatasync", lambda fd: (synced.append((fd, len(segments(tmp_path)))), real(fd))[1])
+    synced = _spy_fdatasync(monkeypatch, tmp_path)
     _persist(log, _entries(1, 10, size=60), HardState(term=1, vote=0x42, commit=1))
     _persist(log, [], HardState(term=1, vote=0x42, commit=10))
     first_fd, before = synced[0]

@@ -1,5 +1,5 @@
-"""The ``pyetcd`` command (and ``python -m pyetcd``): chooses gRPC core's I/O engine and the
-scheduling policy, then runs the server (cli/server.py).
+"""The ``pyetcd`` command (and ``python -m pyetcd``): chooses gRPC core's I/O engine, its fork
+support and the scheduling policy, then runs the server (cli/server.py).
 
 gRPC core reads ``GRPC_EXPERIMENTS`` once, while grpc is imported, so this module sets it before
 anything imports grpc and must stay free of imports that would. The two experiments turned off
