@@ -217,7 +217,9 @@ class NodeLoop:
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.tick_seconds
         while not self._stopped:
-            await self._wake.wait(max(0.0, next_tick - loop.time()))
+            held = self.reads.held_until(loop.time())  # a read round waiting for company (read_index.py)
+            until = min(next_tick, held) if held else next_tick
+            await self._wake.wait(max(0.0, until - loop.time()))
             now = loop.time()
             if now >= next_tick:
                 self.proposals.deadlines.expire(now)
@@ -249,9 +251,9 @@ class NodeLoop:
                     self.node.advance(rd)
                     self._publish_raft(out)
                     self.reads.answered(out.read_states, self.applied_index)
-                if self._inbox or self.reads.ready_for_round:
+                if self._inbox or self.reads.ready_for_round(loop.time()):
                     break  # feed what arrived meanwhile before the next Ready
-            if self.reads.ready_for_round:  # a round just ended with reads waiting: the next one now
+            if self.reads.ready_for_round(loop.time()):  # a round ended with reads waiting: the next one now
                 self._wake.set()
 
     def _drain_inbox(self) -> None:
