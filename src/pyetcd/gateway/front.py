@@ -25,7 +25,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from itertools import count
-from typing import cast
+from typing import Any, cast
 
 from . import hello
 from .tlsalert import ServerRecords
@@ -164,7 +164,7 @@ class Front:
     """
 
     def __init__(self, sock: socket.socket, tls: bool, backend: str, on_http: HandOver,
-                 native: bool = True, tls_end: Mapping[str, object] | None = None) -> None:
+                 native: bool = True, tls_end: Mapping[str, Any] | None = None) -> None:
         self.sock, self.tls, self.backend, self.on_http = sock, tls, backend, on_http
         self.native = native  # relay with gateway/_pump (False: in Python, for A/B benches and tests)
         self.tls_end = tls_end if tls and native else None
