@@ -106,6 +106,37 @@ def test_a_lone_voter_serves_linearizable_reads_without_a_round_once_it_has_appl
     run(scenario())
 
 
+def test_overlapping_reads_share_read_index_rounds_and_a_lone_reader_never_waits(tmp_path: Path) -> None:
+    """server/read_index.py through the real node loop: twelve readers reading in a loop at a
+    three-member leader share rounds (each one waits until half of them are waiting, or its
+    hold ends); one reader alone asks a round per read."""
+    async def scenario() -> None:
+        async with MemCluster(tmp_path / "three") as c:
+            leader = c.server(await c.wait_leader())
+            await c.put(0, b"k", b"v1")
+            rounds: list[bytes] = []
+            ask = leader.loop.node.read_index
+
+            def recorded(ctx: bytes) -> None:
+                rounds.append(ctx)
+                ask(ctx)
+
+            leader.loop.node.read_index = recorded  # type: ignore[method-assign]
+
+            async def reader(reads: int, pause: float) -> None:
+                for _ in range(reads):
+                    await asyncio.wait_for(leader.linearizable_read(), 10)
+                    await asyncio.sleep(pause)  # readers out of step, as clients are
+
+            await reader(10, 0.0)
+            assert len(rounds) == 10
+            rounds.clear()
+            await asyncio.gather(*(reader(20, 0.0002 * i) for i in range(12)))
+            assert len(rounds) <= 240 // 4, f"{len(rounds)} rounds for 240 reads"
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("force_new_cluster", [False, True])
 def test_a_member_whose_log_lost_its_last_commit_index_restarts_with_what_it_applied(
         tmp_path: Path, force_new_cluster: bool) -> None:
