@@ -64,6 +64,15 @@ def test_an_overdue_round_is_asked_again_with_the_new_reads() -> None:
     asyncio.run(scenario())
 
 
+def _reads(ri: ReadIndex, count: int) -> list[asyncio.Future[None]]:
+    """count reads added to ri, as count clients would."""
+    loop = asyncio.get_running_loop()
+    futs: list[asyncio.Future[None]] = [loop.create_future() for _ in range(count)]
+    for f in futs:
+        ri.add(f)
+    return futs
+
+
 def _answer(ri: ReadIndex, ctx: bytes | None, index: int) -> None:
     assert ctx is not None
     ri.answered([ReadState(index=index, request_ctx=ctx)], applied=index)
@@ -72,8 +81,7 @@ def _answer(ri: ReadIndex, ctx: bytes | None, index: int) -> None:
 def test_a_lone_client_s_reads_never_wait_for_company() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        ids = itertools.count(1)
-        ri = ReadIndex(lambda: next(ids))
+        ri = ReadIndex(itertools.count(1).__next__)
         now = 10.0
         for i in range(20):  # one read at a time, each right after the previous round
             fut = loop.create_future()
@@ -90,16 +98,11 @@ def test_a_lone_client_s_reads_never_wait_for_company() -> None:
 
 def test_while_reads_overlap_the_next_round_waits_for_company() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        ids = itertools.count(1)
-        ri = ReadIndex(lambda: next(ids))
-        company = [loop.create_future() for _ in range(8)]
-        for f in company:
-            ri.add(f)
+        ri = ReadIndex(itertools.count(1).__next__)
+        _reads(ri, 8)
         ctx1 = ri.next_round(10.0)  # nothing before it: at once
         _answer(ri, ctx1, 1)
-        late = loop.create_future()
-        ri.add(late)
+        (late,) = _reads(ri, 1)
         hold = HOLD_MAX  # nine reads were in progress together, one waits: not half of them
         assert ri.held_until(10.0) == 10.0 + hold
         assert not ri.ready_for_round(10.0) and ri.next_round(10.0) is None
@@ -112,10 +115,10 @@ def test_while_reads_overlap_the_next_round_waits_for_company() -> None:
         # the company is forgotten two windows later: a read right after a round is asked at once
         ctx3 = ri.next_round(10.0 + 1.5 * OVERLAP_WINDOW)  # a window ends: nine together in the last
         assert ctx3 is None  # (no read waiting)
-        ri.add(loop.create_future())
+        _reads(ri, 1)
         ctx3 = ri.next_round(10.0 + 1.5 * OVERLAP_WINDOW)
         _answer(ri, ctx3, 3)
-        ri.add(loop.create_future())
+        _reads(ri, 1)
         assert ri.held_until(10.0 + 1.5 * OVERLAP_WINDOW) > 0.0  # nine together lately: held
         later = 10.0 + 2.6 * OVERLAP_WINDOW  # the next window ends with one read in progress
         ri.held_until(later)
@@ -126,15 +129,12 @@ def test_while_reads_overlap_the_next_round_waits_for_company() -> None:
 
 def test_a_round_waiting_for_company_starts_once_half_of_it_waits() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
         ri = ReadIndex(itertools.count(1).__next__)
-        company = [loop.create_future() for _ in range(10)]
-        for f in company:
-            ri.add(f)
+        _reads(ri, 10)
         _answer(ri, ri.next_round(10.0), 1)
         await asyncio.sleep(0)  # the ten readers resume; their clients read again, one by one
         for n in range(1, 6):
-            ri.add(loop.create_future())
+            _reads(ri, 1)
             assert ri.ready_for_round(10.0) == (2 * n >= 10)
         ctx = ri.next_round(10.0)  # five of the ten wait: no need to wait out the hold
         assert ctx is not None
