@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pyetcd import errors
+from pyetcd.raft import Message, MessageType
+from pyetcd.server import etcd_server, node_loop
 from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.storage.raftlog import RaftLog
 from support.inmemory import MemCluster
@@ -133,6 +136,41 @@ def test_overlapping_reads_share_read_index_rounds_and_a_lone_reader_never_waits
             rounds.clear()
             await asyncio.gather(*(reader(20, 0.0002 * i) for i in range(12)))
             assert len(rounds) <= 240 // 4, f"{len(rounds)} rounds for 240 reads"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05])
+def test_followers_learn_a_commit_from_the_next_append_or_soon_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     delay: float) -> None:
+    """node_loop.COMMIT_NEWS_DELAY through the real node loop: a lone client's puts at the leader
+    cost each follower one append per put, not two (0: etcd's append of its own for each commit),
+    and with the leader's heartbeats stopped the last put still reaches the followers' stores."""
+    monkeypatch.setattr(node_loop, "COMMIT_NEWS_DELAY", delay)
+    monkeypatch.setattr(etcd_server, "COMMIT_NEWS_DELAY", delay)
+
+    async def scenario() -> None:
+        async with MemCluster(tmp_path) as c:
+            lead = await c.wait_leader()
+            leader = c.server(lead)
+            leader.loop.node.tick = lambda: None  # type: ignore[method-assign]  # no heartbeat tells the commit
+            appends: list[Message] = []
+            send = leader.peers.send
+
+            def recorded(messages: list[Message]) -> None:
+                appends.extend(m for m in messages if m.type is MessageType.MSG_APP)
+                send(messages)
+
+            leader.peers.send = recorded  # type: ignore[method-assign]
+            for i in range(20):
+                await c.put(lead, b"k%d" % i, b"v")
+            await c.wait_applied(leader.loop.applied_index, timeout=delay + 0.1)  # before a follower campaigns
+            per_follower = Counter(m.to for m in appends)
+            assert len(per_follower) == 2
+            if delay:
+                assert max(per_follower.values()) <= 20 + 5, per_follower
+            else:
+                assert min(per_follower.values()) >= 2 * 20 - 3, per_follower
 
     run(scenario())
 

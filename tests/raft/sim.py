@@ -89,6 +89,8 @@ class SimParams:
     one_way_share: float = 0.0
     tick_skew: float = 0.0
     heal_bound: int = 40 * ELECTION_TICK
+    # Config.lazy_commit, with the leader's owed commit news sent at random moments.
+    lazy_commit: bool = False
 
     @classmethod
     def from_seed(cls, seed: int, chaos_ticks: int = 300) -> SimParams:
@@ -118,6 +120,7 @@ class SimParams:
             check_quorum=r.random() < 0.75,
             one_way_share=r.choice([0.0, 0.3]),
             tick_skew=r.choice([0.0, 0.0, 0.1, 0.3]),
+            lazy_commit=r.random() < 0.5,  # drawn last: the draws above stay what they were
         )
 
 
@@ -200,6 +203,7 @@ class Sim:
             seed=p.seed * 1009 + i * 31 + self.restarts[i],
             pre_vote=p.pre_vote,
             check_quorum=p.check_quorum,
+            lazy_commit=p.lazy_commit,
         )
         return RawNode(cfg)
 
@@ -483,6 +487,9 @@ class Sim:
         ld = self.leader()
         if ld is None:
             return
+        if p.lazy_commit and rng.random() < 0.3 and ld[1].commit_news_owed():
+            ld[1].send_commit_news()
+            self.stats["commit_news"] += 1
         if rng.random() < p.conf_change_rate:
             self.conf_change(ld[1])
         if rng.random() < p.transfer_rate:

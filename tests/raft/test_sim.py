@@ -166,6 +166,7 @@ def test_ci_seed_budget() -> None:
     assert total["conf_add_node_applied"] + total["conf_remove_node_applied"] > 0
     assert total["timeout_now"] > 0
     assert total["committed"] > 1000
+    assert total["commit_news"] > 0  # seeds with Config.lazy_commit ran
 
 
 @pytest.mark.parametrize("seed", LONG_SEEDS)

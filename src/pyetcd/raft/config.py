@@ -28,6 +28,10 @@ class Config:
     seed: int | None = None
     # Bytes of committed entries per Ready; 0 = max_size_per_msg.
     max_committed_size_per_ready: int = 0
+    # A leader tells followers of a new commit index only with its next append, or when the
+    # application calls RawNode.send_commit_news, instead of with an append of its own at once
+    # (etcd's behaviour, False). A follower whose forwarded proposal was committed is told at once.
+    lazy_commit: bool = False
 
     def validate(self) -> None:
         if self.id == NONE:

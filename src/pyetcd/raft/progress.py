@@ -66,6 +66,10 @@ class Progress:
         self.probe_sent = False
         self.inflights = inflights
         self.is_learner = is_learner
+        # The commit index the follower was last told, as far as its log reaches (lazy commit).
+        self.sent_commit = 0
+        # Last indexes of the proposals it forwarded whose commit it was not told yet (lazy commit).
+        self.forwarded: deque[int] = deque()
 
     def __repr__(self) -> str:
         return (
@@ -121,6 +125,22 @@ class Progress:
         self.next = max(min(rejected, match_hint + 1), 1)
         self.probe_sent = False
         return True
+
+    def told_commit(self, commit: int) -> None:
+        """The follower was sent ``commit`` (capped at what the message lets it have)."""
+        if commit > self.sent_commit:
+            self.sent_commit = commit
+            fwd = self.forwarded
+            while fwd and fwd[0] <= commit:
+                fwd.popleft()
+
+    def owes_commit(self, committed: int) -> bool:
+        """Whether it was not told the commit index as far as its log reaches."""
+        return self.sent_commit < min(committed, self.match)
+
+    def owes_forwarded(self, committed: int) -> bool:
+        """Whether a proposal it forwarded is committed and it has not been told."""
+        return bool(self.forwarded) and self.forwarded[0] <= committed
 
     def is_paused(self) -> bool:
         if self.state is ProgressState.PROBE:

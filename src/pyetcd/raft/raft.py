@@ -74,6 +74,7 @@ class Raft:
         self.state = StateType.FOLLOWER
         self.msgs: list[Message] = []
         self.bcast_pending = False
+        self.lazy_commit = c.lazy_commit
         self.read_states: list[ReadState] = []
         self.lead_transferee = NONE
         self.pending_conf_index = 0
@@ -145,16 +146,18 @@ class Raft:
             return self._send_snapshot(to)
         if not ents and not send_if_empty:
             return False
+        index = pr.next - 1
         self.send(
             Message(
                 type=M.MSG_APP,
                 to=to,
-                index=pr.next - 1,
+                index=index,
                 log_term=term,
                 entries=tuple(ents),
                 commit=self.log.committed,
             )
         )
+        pr.told_commit(min(self.log.committed, index + len(ents)))  # what the follower may commit
         if ents:
             if pr.state is ProgressState.REPLICATE:
                 last = ents[-1].index
@@ -180,8 +183,10 @@ class Raft:
 
     def send_heartbeat(self, to: int, ctx: bytes) -> None:
         # Never tell a follower to commit past what it is known to have (it may lack it).
-        commit = min(self.tracker.progress[to].match, self.log.committed)
+        pr = self.tracker.progress[to]
+        commit = min(pr.match, self.log.committed)
         self.send(Message(type=M.MSG_HEARTBEAT, to=to, commit=commit, context=ctx))
+        pr.told_commit(commit)
 
     def bcast_append(self) -> None:
         for i, _ in self.tracker.peers(self.id):
@@ -197,6 +202,35 @@ class Raft:
             self.bcast_pending = False
             if self.state is StateType.LEADER:
                 self.bcast_append()
+
+    def commit_advanced(self) -> None:
+        """Tell the followers of a new commit index: with an append of its own for each
+        (etcd), or, with lazy_commit, only those whose forwarded proposal it commits; the
+        others learn it from the next append or heartbeat, or from send_commit_news."""
+        if not self.lazy_commit:
+            self.bcast_append_soon()
+            return
+        committed = self.log.committed
+        for i, pr in self.tracker.peers(self.id):
+            if pr.owes_forwarded(committed):
+                self.send_append(i)
+
+    def commit_news_owed(self) -> bool:
+        """Whether a follower that could be sent an append now is owed the commit index (a
+        paused one is not counted: the application would wake for nothing)."""
+        if self.state is not StateType.LEADER:
+            return False
+        committed = self.log.committed
+        return any(pr.owes_commit(committed) and not pr.is_paused() for _, pr in self.tracker.peers(self.id))
+
+    def send_commit_news(self) -> None:
+        """An append (empty if nothing else is due) to each follower owed the commit index."""
+        if self.state is not StateType.LEADER:
+            return
+        committed = self.log.committed
+        for i, pr in self.tracker.peers(self.id):
+            if pr.owes_commit(committed):
+                self.send_append(i)
 
     def bcast_heartbeat(self, ctx: bytes | None = None) -> None:
         if ctx is None:
@@ -217,7 +251,7 @@ class Raft:
             return
         pr = self.tracker.progress.get(self.id)
         if pr is not None and pr.maybe_update(self.log.persisted) and self.maybe_commit():
-            self.bcast_append_soon()
+            self.commit_advanced()
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.zero_term_on_compacted(self.log.committed) == self.term
@@ -242,6 +276,8 @@ class Raft:
             pr.pending_snapshot = 0
             pr.recent_active = False
             pr.inflights.reset()
+            pr.sent_commit = 0
+            pr.forwarded.clear()
             if i == self.id:
                 pr.match = self.log.persisted
         self.pending_conf_index = 0
@@ -489,6 +525,8 @@ class Raft:
                 else:
                     self.pending_conf_index = self.log.last_index() + i + 1
         self.append_entry(ents)
+        if self.lazy_commit and m.frm != self.id and (origin := self.tracker.progress.get(m.frm)) is not None:
+            origin.forwarded.append(self.log.last_index())  # its client waits for this commit
         self.bcast_append_soon()
 
     def _leader_read_index(self, m: Message) -> None:
@@ -549,9 +587,10 @@ class Raft:
             pr.become_replicate()
         elif pr.state is ProgressState.REPLICATE:
             pr.inflights.free_le(m.index)
-        if self.maybe_commit():
-            self.bcast_append_soon()
-        elif old_paused:
+        committed = self.maybe_commit()
+        if committed:
+            self.commit_advanced()
+        if old_paused and (not committed or self.lazy_commit):  # etcd's broadcast reaches it otherwise
             self.send_append(m.frm)
         while self.maybe_send_append(m.frm, False):
             pass

@@ -116,6 +116,14 @@ class RawNode:
         """Ask for a linearizable read point; the answer arrives as a ReadState with ctx."""
         self.raft.step(Message(type=MessageType.MSG_READ_INDEX, frm=self.raft.id, context=ctx))
 
+    def commit_news_owed(self) -> bool:
+        """With Config.lazy_commit: whether a follower has not been told the commit index yet."""
+        return self.raft.commit_news_owed()
+
+    def send_commit_news(self) -> None:
+        """With Config.lazy_commit: tell the followers owed it the commit index now."""
+        self.raft.send_commit_news()
+
     def transfer_leader(self, transferee: int) -> None:
         self.raft.step(Message(type=MessageType.MSG_TRANSFER_LEADER, frm=transferee))
 

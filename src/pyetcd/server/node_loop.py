@@ -17,6 +17,10 @@ Everything else of the turn leaves the process only after both commits, publishe
 order: the key index and the subsystems' hook, the raft outputs (term, leader), watchers and
 change listeners, client answers, linearizable reads.
 
+A leader's new commit index reaches the followers with its next append, or COMMIT_NEWS_DELAY
+later with an append of its own (raft Config.lazy_commit; etcd sends one at once); a follower
+whose forwarded proposal was committed is told at once, as its client is waiting.
+
 Under load, the loop may wait a few milliseconds after a busy turn so that the next one carries
 more (server/group_commit.py decides, by measuring).
 """
@@ -79,6 +83,10 @@ MAX_PEER_MESSAGES = 10_000
 GROUP_COMMIT_WINDOW = float(os.environ.get("PYETCD_GROUP_COMMIT_MS", "6")) / 1000
 # On a single member a lone client's turns run on the event loop (group_commit.LoneClient); "0": never.
 INLINE_TURNS = os.environ.get("PYETCD_INLINE_TURNS", "1") != "0"
+# A leader's new commit index reaches the followers with its next append, or this long after it
+# was committed if no append came (raft Config.lazy_commit); a follower whose forwarded proposal
+# it commits is told at once. "0": at once, with an append of its own, as etcd does.
+COMMIT_NEWS_DELAY = float(os.environ.get("PYETCD_COMMIT_NEWS_MS", "2")) / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,7 @@ class NodeLoop:
         self._leftover: Ready | None = None
         self._deferred: tuple[Any, Any] | None = None  # see _commit_deferred
         self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._commit_news_at: float | None = None  # when followers are told the commit index (lazy commit)
         self.group_commit = GroupCommit(GROUP_COMMIT_WINDOW)
         self.lone_client = LoneClient(INLINE_TURNS)
 
@@ -219,6 +228,8 @@ class NodeLoop:
         while not self._stopped:
             held = self.reads.held_until(loop.time())  # a read round waiting for company (read_index.py)
             until = min(next_tick, held) if held else next_tick
+            if self._commit_news_at is not None:
+                until = min(until, self._commit_news_at)
             await self._wake.wait(max(0.0, until - loop.time()))
             now = loop.time()
             if now >= next_tick:
@@ -226,6 +237,8 @@ class NodeLoop:
             while now >= next_tick:
                 self.node.tick()
                 next_tick += self.tick_seconds
+            if self._commit_news_at is not None and now >= self._commit_news_at:
+                self.node.send_commit_news()
             self._drain_inbox()
             while not self._stopped and (self._leftover is not None or self.node.has_ready()):
                 rd = self._leftover or self.node.ready()
@@ -255,6 +268,17 @@ class NodeLoop:
                     break  # feed what arrived meanwhile before the next Ready
             if self.reads.ready_for_round(loop.time()):  # a round ended with reads waiting: the next one now
                 self._wake.set()
+            self._schedule_commit_news(loop.time())
+
+    def _schedule_commit_news(self, now: float) -> None:
+        """Lazy commit: while a follower has not been told the commit index, tell it
+        COMMIT_NEWS_DELAY after it fell behind, unless an append (which carries it) goes first.
+        Followers answer their own clients only once they apply, so the delay is kept short;
+        in return a lone client's put costs each follower one message and one turn, not two."""
+        if not COMMIT_NEWS_DELAY or not self.is_leader or not self.node.commit_news_owed():
+            self._commit_news_at = None
+        elif self._commit_news_at is None or now >= self._commit_news_at:
+            self._commit_news_at = now + COMMIT_NEWS_DELAY
 
     def _drain_inbox(self) -> None:
         inbox, node = self._inbox, self.node
