@@ -24,6 +24,8 @@ leader's commit news sent at once, as etcd does, with ``--variant eager:PYETCD_C
 
 With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
 clients spread over all three endpoints, as etcd's own performance guide measures clusters.
+``--at leader`` (or ``follower``) aims them all at the leader (or one follower) instead: the two
+paths cost a cluster differently (a follower forwards puts and asks the leader for read rounds).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the one shared process harness: tests
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 from support import CertPaths, Member, grpc_channel, pyetcd_unavailable_reason, start_cluster  # noqa: E402
+from support.cluster import wait_leader  # noqa: E402
 
 BENCHMARK = os.environ.get("ETCD_BENCHMARK", str(ROOT.parent / "shared" / "tools" / "etcd-benchmark"))
 RESULTS = ROOT / "bench" / "results"
@@ -127,6 +130,14 @@ def run_scenario(members: list[Member], sc: Scenario, quick: bool) -> Result:
     if proc.returncode != 0 or res.requests_per_sec is None:
         res.failure = f"benchmark exited {proc.returncode}: {(proc.stderr or proc.stdout)[-400:]}"
     return res
+
+
+def aimed(members: list[Member], at: str) -> list[Member]:
+    """The members a scenario's clients talk to: all of them, the leader, or one follower."""
+    if at == "all" or len(members) == 1:
+        return members
+    leader, _ = wait_leader(members)
+    return [leader] if at == "leader" else [next(m for m in members if m is not leader)]
 
 
 def preload(member: Member) -> None:
@@ -217,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="another pyetcd target started with these environment variables")
     ap.add_argument("--rounds", type=int, default=1, help="runs of every scenario; the table shows medians")
     ap.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    ap.add_argument("--at", choices=["all", "leader", "follower"], default="all",
+                    help="with --members 3: the members the clients talk to")
     args = ap.parse_args(argv)
     scenarios = [sc for sc in SCENARIOS if args.only in sc.name]
     variants: dict[str, dict[str, str]] = {}
@@ -255,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                     # same scenario back to back on each target: fair under drifting load
                     for t in targets if rnd % 2 == 0 else targets[::-1]:
                         print(f"{sc.name:34} {t:7} ...", end=" ", flush=True, file=sys.stderr)
-                        r = run_scenario(members[t], sc, args.quick)
+                        r = run_scenario(aimed(members[t], args.at), sc, args.quick)
                         results[t].setdefault(sc.name, []).append(r)
                         print(r.failure or f"{r.requests_per_sec:,.0f} req/s, p99 {r.p99_ms:.2f} ms",
                               file=sys.stderr)
@@ -275,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1), "quick": args.quick, "targets": targets, "notes": notes,
-        "members": args.members, "variants": variants,
+        "members": args.members, "at": args.at, "variants": variants,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "versions": versions,
         "rounds": args.rounds,
