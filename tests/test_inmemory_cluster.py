@@ -12,7 +12,7 @@ import pytest
 
 from pyetcd import errors
 from pyetcd.raft import Message, MessageType
-from pyetcd.server import etcd_server, node_loop
+from pyetcd.server import node_loop
 from pyetcd.server.etcd_server import EtcdServer
 from pyetcd.storage.raftlog import RaftLog
 from support.inmemory import MemCluster
@@ -147,7 +147,6 @@ def test_followers_learn_a_commit_from_the_next_append_or_soon_after(tmp_path: P
     cost each follower one append per put, not two (0: etcd's append of its own for each commit),
     and with the leader's heartbeats stopped the last put still reaches the followers' stores."""
     monkeypatch.setattr(node_loop, "COMMIT_NEWS_DELAY", delay)
-    monkeypatch.setattr(etcd_server, "COMMIT_NEWS_DELAY", delay)
 
     async def scenario() -> None:
         async with MemCluster(tmp_path) as c:

@@ -28,7 +28,7 @@ from pyetcd.storage.backend import DEFAULT_QUOTA
 from pyetcd.storage.etcdexport import write_etcd_db
 from pyetcd.watch import WatchHub
 
-from . import kvops, reconfig
+from . import kvops, node_loop, reconfig
 from .alarms import Quota
 from .autocompact import AutoCompactor
 from .bootstrap import RemoteCluster
@@ -37,7 +37,7 @@ from .compose import compose
 from .config import ServerConfig
 from .defraglog import DefragLog
 from .install import SnapshotInstaller
-from .node_loop import COMMIT_NEWS_DELAY, NodeLoop
+from .node_loop import NodeLoop
 from .ports import NoPeers, PeerSender
 from .proposals import Proposals
 from .storehash import store_hash
@@ -92,7 +92,7 @@ class EtcdServer:
         applied, _ = parts.applied
         self.proposals = Proposals(self.id, cfg.request_timeout)
         node = RawNode(Config(id=self.id, storage=parts.raftlog, election_tick=cfg.election_ticks,
-                              heartbeat_tick=1, applied=applied, lazy_commit=COMMIT_NEWS_DELAY > 0))
+                              heartbeat_tick=1, applied=applied, lazy_commit=node_loop.COMMIT_NEWS_DELAY > 0))
         self.installer = SnapshotInstaller(parts)
         self.loop = NodeLoop(parts, node, self.peers, self.installer, self.proposals,
                              tick_seconds=cfg.heartbeat_interval_ms / 1000.0, snapshot_count=cfg.snapshot_count,
