@@ -4,6 +4,9 @@ gateway/_pump.c relays the client port's gRPC connections on a native thread, an
 (gateway/_tlsend.c, OpenSSL): in Python the relay costs gRPC tens of microseconds of CPU per
 request. It is optional: without a C compiler or OpenSSL's headers the build goes on, and the
 front relays in Python (gateway/front.py) while grpc ends TLS, saying so in its log.
+
+h2/_h2.c serves the gRPC the front relays, with nghttp2, in grpcio's server's place (h2/server.py).
+It is optional too: without nghttp2's headers grpc.aio serves it.
 """
 
 from setuptools import Extension, setup
@@ -13,4 +16,6 @@ setup(ext_modules=[Extension("pyetcd.gateway._pump",
                               "src/pyetcd/gateway/_tlsalert.c"],
                              depends=["src/pyetcd/gateway/_pump.h", "src/pyetcd/gateway/_tlsalert.h"],
                              libraries=["ssl", "crypto"],
-                             extra_compile_args=["-Wall", "-Wextra"], optional=True)])
+                             extra_compile_args=["-Wall", "-Wextra"], optional=True),
+               Extension("pyetcd.h2._h2", ["src/pyetcd/h2/_h2.c"], libraries=["nghttp2"],
+                         extra_compile_args=["-Wall", "-Wextra"], optional=True)])

@@ -14,6 +14,7 @@ from pyetcd import ETCD_API_VERSION, __version__
 from pyetcd.gateway.identities import RelayedIdentities
 from pyetcd.gateway.metrics import Metrics, watcher_count
 from pyetcd.gateway.serve import HTTPSide
+from pyetcd.h2.server import native_server
 from pyetcd.rpc.grpcserver import build_server, client_api
 from pyetcd.server.config import ServerConfig
 from pyetcd.server.etcd_server import EtcdServer
@@ -89,7 +90,7 @@ async def serve(cfg: ServerConfig) -> None:
         # gRPC and HTTP share each client URL: the front takes the port, gRPC serves behind it.
         # A port that is taken fails here, before the member joins anything.
         backends = http.bind_client_urls(cfg.listen_client_urls) if cfg.client_http else None
-        grpc_server = build_server(server, api=api, listen=backends)
+        grpc_server = native_server(server, api, backends) or build_server(server, api=api, listen=backends)
     except BaseException:
         await http.stop()
         await server.stop()

@@ -14,12 +14,13 @@ from aiohttp import web
 from google.protobuf import json_format, symbol_database
 from google.protobuf.message import Message
 
+from pyetcd.rpc.callcontext import CallAborted, CallContext
 from pyetcd.rpc.grpcserver import ClientAPI
 from pyetcd.rpc.service import DESCRIPTORS, wrap_handler
 
 from . import jsonpb
 from .access import CORS
-from .context import GatewayAbort, GatewayContext, peer_identity
+from .context import peer_identity
 from .routes import ROUTES
 
 log = logging.getLogger("pyetcd.gateway")
@@ -53,11 +54,13 @@ def endpoints(api: ClientAPI) -> dict[str, Endpoint]:
     return found
 
 
-def context_for(request: web.Request) -> GatewayContext:
+def context_for(request: web.Request) -> CallContext:
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     peer = request.remote or ""
-    return GatewayContext(request.headers.get("Authorization"), peer_identity(ssl_object), f"http:{peer}")
+    token = request.headers.get("Authorization")
+    # grpc-gateway forwards the Authorization header as the "authorization" metadata
+    return CallContext((("authorization", token),) if token else (), peer_identity(ssl_object), f"http:{peer}")
 
 
 def _error(code: grpc.StatusCode, message: str) -> web.Response:
@@ -87,7 +90,7 @@ class JSONGateway:
             return await self._stream(request, ep, ctx, req)
         try:
             resp = await ep.fn(req, ctx)
-        except GatewayAbort as e:
+        except CallAborted as e:
             return _error(e.status, e.details)
         if isinstance(resp, bytes):  # a range reply encoded straight from stored KeyValues
             resp = ep.response_type.FromString(resp)
@@ -98,7 +101,7 @@ class JSONGateway:
         async for obj in jsonpb.objects(request.content.iter_any()):
             yield jsonpb.loads(obj, ep.request_type())
 
-    async def _stream(self, request: web.Request, ep: Endpoint, ctx: GatewayContext,
+    async def _stream(self, request: web.Request, ep: Endpoint, ctx: CallContext,
                       arg: Any) -> web.StreamResponse:
         """One ``{"result": ...}`` line per response, flushed as it comes; an error ends the stream."""
         resp = web.StreamResponse(headers={"Content-Type": JSON, **CORS})
@@ -107,7 +110,7 @@ class JSONGateway:
             async for item in ep.fn(arg, ctx):
                 msg = ep.response_type.FromString(item) if isinstance(item, bytes) else item
                 await resp.write(b'{"result":' + jsonpb.dumps(msg) + b"}\n")
-        except GatewayAbort as e:
+        except CallAborted as e:
             await resp.write(jsonpb.stream_error(e.status, e.details) + b"\n")
         except (json_format.ParseError, ValueError) as e:
             await resp.write(jsonpb.stream_error(grpc.StatusCode.INVALID_ARGUMENT, str(e)) + b"\n")

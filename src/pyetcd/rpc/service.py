@@ -17,6 +17,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -178,6 +179,34 @@ def wrap_handler(fn: Any, service: ServiceDescriptor, method: Any, guard: CallGu
     if observer is not None:
         fn = _observed(fn, observer.bind(service.full_name, method.name, kind_of(method)))
     return fn
+
+
+@dataclass(frozen=True)
+class ServedMethod:
+    """A method as a transport without grpcio's handlers runs it (h2/): wrapped as every transport
+    wraps it (wrap_handler), with the decoder grpc would use."""
+
+    fn: Callable[..., Any]
+    decode: Callable[[bytes], Any]
+    client_streaming: bool
+    server_streaming: bool
+
+
+def served_methods(services: list[tuple[str, object]], guard: CallGuard | None = None,
+                   observer: CallObserver | None = None) -> dict[bytes, ServedMethod]:
+    """Every method the servicers define, by its HTTP/2 path (``/etcdserverpb.KV/Range``)."""
+    table = {}
+    for name, servicer in services:
+        service = DESCRIPTORS[name]
+        for method in service.methods:
+            fn = getattr(servicer, method.name, None)
+            if fn is None:
+                continue
+            table[f"/{service.full_name}/{method.name}".encode()] = ServedMethod(
+                wrap_handler(fn, service, method, guard, observer),
+                _deserializer(_db.GetSymbol(method.input_type.full_name)),
+                method.client_streaming, method.server_streaming)
+    return table
 
 
 def generic_handler(service: ServiceDescriptor, servicer: object, guard: CallGuard | None = None,
