@@ -128,6 +128,17 @@ struct op {
     int want_drain;
 };
 
+static void free_ops(struct op *o)
+{
+    while (o) {
+        struct op *next = o->next;
+        free(o->data);
+        free(o->message);
+        free(o);
+        o = next;
+    }
+}
+
 typedef struct transport {
     PyObject_HEAD
     int listen_fd, ep, wake_py, wake_h2;
@@ -874,13 +885,7 @@ static PyObject *Transport_send(Transport *t, PyObject *ops)
 nomem:
     PyErr_NoMemory();
 fail:
-    while (head) {
-        struct op *next = head->next;
-        free(head->data);
-        free(head->message);
-        free(head);
-        head = next;
-    }
+    free_ops(head);
     return NULL;
 }
 
@@ -929,14 +934,7 @@ static void Transport_dealloc(Transport *t)
         free(e);
         e = next;
     }
-    struct op *o = t->ops;
-    while (o) {
-        struct op *next = o->next;
-        free(o->data);
-        free(o->message);
-        free(o);
-        o = next;
-    }
+    free_ops(t->ops);
     if (t->ep >= 0)
         close(t->ep);
     if (t->wake_py >= 0)
