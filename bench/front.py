@@ -1,8 +1,9 @@
 """What the HTTP front on the client port costs gRPC: pyetcd with it and without it, A/B in one run.
 
 Three pyetcd members run side by side: one with the front (the default: gRPC relayed by
-gateway/_pump), one whose front relays in Python (``PYETCD_FRONT_RELAY=python``), and one with
-``--client-urls-http=false`` (gRPC alone on the port, as before the gateway). Each round runs
+gateway/_pump, which ends TLS, to the member's native gRPC transport, h2/), one whose front
+relays in Python (``PYETCD_FRONT_RELAY=python``: still encrypted, so grpc.aio serves it and does
+TLS), and one with ``--client-urls-http=false`` (grpc.aio alone on the port, as before the gateway). Each round runs
 every put and range scenario of bench/kv.py (etcd's own benchmark tool) on one member, then the
 other, rotating which goes first; the spread across rounds shows how much the shared CPU
 drifts. Results go to bench/results/front-<timestamp>.json.
