@@ -17,7 +17,7 @@ $(BIN)/python:
 
 # pip install is cheap once satisfied; the stamp keeps repeated runs quiet. It also compiles
 # gateway/_pump.c, _tlsend.c and h2/_h2.c in place (setup.py), so an edit of the C source reinstalls.
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard src/pyetcd/gateway/_*.[ch] src/pyetcd/h2/_*.c) | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard src/pyetcd/gateway/_*.[ch] src/pyetcd/h2/_*.[ch]) | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@

@@ -17,5 +17,7 @@ setup(ext_modules=[Extension("pyetcd.gateway._pump",
                              depends=["src/pyetcd/gateway/_pump.h", "src/pyetcd/gateway/_tlsalert.h"],
                              libraries=["ssl", "crypto"],
                              extra_compile_args=["-Wall", "-Wextra"], optional=True),
-               Extension("pyetcd.h2._h2", ["src/pyetcd/h2/_h2.c"], libraries=["nghttp2"],
+               Extension("pyetcd.h2._h2", ["src/pyetcd/h2/_h2.c", "src/pyetcd/h2/_h2conn.c",
+                                                    "src/pyetcd/h2/_h2stream.c"],
+                         depends=["src/pyetcd/h2/_h2.h"], libraries=["nghttp2"],
                          extra_compile_args=["-Wall", "-Wextra"], optional=True)])

@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from pyetcd.api import rpc_pb2, rpc_pb2_grpc
+from pyetcd.h2 import _h2  # noqa: F401  (built: else pyetcd falls back to grpc.aio and these tests fail here, clearly)
 from pyetcd.h2.call import grpc_message, timeout_of
 from support import Member, grpc_channel
 from support.http import curl

@@ -1,0 +1,135 @@
+/* _h2.h: what the native gRPC transport's three files share (see _h2.c for the whole design). */
+#ifndef PYETCD_H2_H
+#define PYETCD_H2_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_EVENTS 64
+#define MAX_FD (1 << 17)
+#define CHUNK (64 * 1024)
+#define PATH_MAX_LEN 256
+
+enum { EV_OPEN, EV_MSG, EV_HALF, EV_GONE, EV_BIG, EV_DRAINED };
+
+struct buf {
+    char *p;
+    size_t off, len, cap; /* bytes p[off .. len) are pending */
+};
+
+static inline int buf_put(struct buf *b, const void *data, size_t n)
+{
+    if (b->off && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->len + n > b->cap) {
+        if (b->off) { /* compact before growing */
+            memmove(b->p, b->p + b->off, b->len - b->off);
+            b->len -= b->off;
+            b->off = 0;
+        }
+        if (b->len + n > b->cap) {
+            size_t cap = (b->len + n) * 2;
+            char *p = realloc(b->p, cap);
+            if (!p)
+                return -1;
+            b->p = p;
+            b->cap = cap;
+        }
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static inline size_t buf_pending(const struct buf *b) { return b->len - b->off; }
+
+struct conn;
+struct transport;
+
+struct stream {
+    struct stream *prev, *next; /* the connection's open streams */
+    struct conn *conn;
+    int32_t id;
+    char path[PATH_MAX_LEN];
+    /* request side: metadata as "name\0value\0" pairs, the message being reassembled */
+    struct buf md;
+    struct buf in;
+    int discard;   /* a message was over the limit: the rest of the input is dropped */
+    int opened;    /* OPEN was queued */
+    /* response side */
+    struct buf out;
+    int headers_sent, deferred, want_drain, ending, ended;
+    int status;
+    char *message;
+};
+
+struct conn {
+    struct transport *t;
+    int fd;
+    uint64_t serial;
+    nghttp2_session *h2;
+    struct buf out; /* serialized frames not yet taken by the socket */
+    int want_out;
+    char peer[128];
+    struct stream *streams;
+    struct conn *next_dead;
+    struct conn *next_touched; /* take_ops: connections to flush once its ops are applied */
+    int touched;
+};
+
+struct event {
+    struct event *next;
+    int kind;
+    uint64_t key;
+    int flag;
+    size_t size;
+    char *data; /* MSG bytes; OPEN: path\0 md... */
+    size_t len, md_len;
+    char peer[128];
+};
+
+struct op {
+    struct op *next;
+    uint64_t key;
+    char *data;
+    size_t len;
+    int status; /* -1: the call goes on */
+    char *message;
+    int want_drain;
+};
+
+void h2_free_ops(struct op *o);
+
+typedef struct transport {
+    PyObject_HEAD
+    int listen_fd, ep, wake_py, wake_h2;
+    size_t max_recv;
+    pthread_t thread;
+    int started, stopping;
+    pthread_mutex_t lock;
+    struct event *events, **events_tail;
+    struct op *ops, **ops_tail;
+    int shutdown_requested;
+    uint64_t serials;
+    struct conn *conns[MAX_FD];
+    struct conn *dead;
+    uint8_t scratch[CHUNK];
+} Transport;
+
+/* _h2stream.c: one HTTP/2 stream as one gRPC call */
+void h2_post(Transport *t, struct event *e);
+struct event *h2_event_new(int kind, struct stream *s);
+void h2_stream_free(struct stream *s);
+void h2_apply_op(struct conn *c, struct stream *s, struct op *o);
+int h2_callbacks_new(nghttp2_session_callbacks **callbacks);
+
+/* _h2conn.c: connections and the thread */
+int h2_sessions_init(void);
+void h2_conn_close(Transport *t, struct conn *c);
+void *h2_run(void *arg);
+
+#endif
