@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -183,13 +183,24 @@ def wrap_handler(fn: Any, service: ServiceDescriptor, method: Any, guard: CallGu
 
 @dataclass(frozen=True)
 class ServedMethod:
-    """A method as a transport without grpcio's handlers runs it (h2/): wrapped as every transport
-    wraps it (wrap_handler), with the decoder grpc would use."""
+    """A method as a transport runs it: wrapped as every transport wraps it (wrap_handler), with
+    the decoder grpc uses (grpcio's handlers and h2/ are both built from these)."""
 
     fn: Callable[..., Any]
     decode: Callable[[bytes], Any]
     client_streaming: bool
     server_streaming: bool
+
+
+def _served(service: ServiceDescriptor, servicer: object, guard: CallGuard | None,
+            observer: CallObserver | None) -> Iterator[tuple[str, ServedMethod]]:
+    """Each method the servicer defines, by name: wrapped (wrap_handler), with grpc's decoder."""
+    for method in service.methods:
+        fn = getattr(servicer, method.name, None)
+        if fn is not None:
+            yield method.name, ServedMethod(wrap_handler(fn, service, method, guard, observer),
+                                            _deserializer(_db.GetSymbol(method.input_type.full_name)),
+                                            method.client_streaming, method.server_streaming)
 
 
 def served_methods(services: list[tuple[str, object]], guard: CallGuard | None = None,
@@ -198,32 +209,23 @@ def served_methods(services: list[tuple[str, object]], guard: CallGuard | None =
     table = {}
     for name, servicer in services:
         service = DESCRIPTORS[name]
-        for method in service.methods:
-            fn = getattr(servicer, method.name, None)
-            if fn is None:
-                continue
-            table[f"/{service.full_name}/{method.name}".encode()] = ServedMethod(
-                wrap_handler(fn, service, method, guard, observer),
-                _deserializer(_db.GetSymbol(method.input_type.full_name)),
-                method.client_streaming, method.server_streaming)
+        for method_name, served in _served(service, servicer, guard, observer):
+            table[f"/{service.full_name}/{method_name}".encode()] = served
     return table
+
+
+_GRPC_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
 
 
 def generic_handler(service: ServiceDescriptor, servicer: object, guard: CallGuard | None = None,
                     observer: CallObserver | None = None) -> grpc.GenericRpcHandler:
-    handlers = {}
-    for method in service.methods:
-        fn = getattr(servicer, method.name, None)
-        if fn is None:
-            continue
-        fn = wrap_handler(fn, service, method, guard, observer)
-        request_type = _db.GetSymbol(method.input_type.full_name)
-        kind = {
-            (False, False): grpc.unary_unary_rpc_method_handler,
-            (False, True): grpc.unary_stream_rpc_method_handler,
-            (True, False): grpc.stream_unary_rpc_method_handler,
-            (True, True): grpc.stream_stream_rpc_method_handler,
-        }[(method.client_streaming, method.server_streaming)]
-        handlers[method.name] = kind(fn, request_deserializer=_deserializer(request_type),
-                                     response_serializer=_serialize)
+    handlers = {
+        name: _GRPC_KINDS[(m.client_streaming, m.server_streaming)](
+            m.fn, request_deserializer=m.decode, response_serializer=_serialize)
+        for name, m in _served(service, servicer, guard, observer)}
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
