@@ -18,8 +18,15 @@ from pyetcd.rpc.callcontext import CallAborted, CallContext
 from pyetcd.rpc.service import ServedMethod
 
 log = logging.getLogger("pyetcd.h2")
-OK, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED = 0, 1, 2, 4
-INTERNAL, UNIMPLEMENTED, RESOURCE_EXHAUSTED = 13, 12, 8
+
+def _number(code: grpc.StatusCode) -> int:
+    """The grpc-status number of a status code."""
+    return code.value[0]  # type: ignore[no-any-return]
+
+
+OK, CANCELLED, UNKNOWN = _number(grpc.StatusCode.OK), _number(grpc.StatusCode.CANCELLED), _number(grpc.StatusCode.UNKNOWN)
+DEADLINE_EXCEEDED, INTERNAL = _number(grpc.StatusCode.DEADLINE_EXCEEDED), _number(grpc.StatusCode.INTERNAL)
+UNIMPLEMENTED, RESOURCE_EXHAUSTED = _number(grpc.StatusCode.UNIMPLEMENTED), _number(grpc.StatusCode.RESOURCE_EXHAUSTED)
 DRAIN_EVERY = 1 << 20  # a stream's replies wait for the HTTP/2 thread to take this many queued bytes
 _END = object()  # the client finished sending
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -138,7 +145,7 @@ class Call:
                 reply = await self.method.fn(arg, self.ctx)
                 self._finish(frame(reply), OK, None)
         except CallAborted as e:
-            self.end(e.status.value[0], e.details)
+            self.end(_number(e.status), e.details)
         except asyncio.CancelledError:
             if self.expired:
                 self.end(DEADLINE_EXCEEDED, "context deadline exceeded")
