@@ -20,7 +20,9 @@ asyncio:PYETCD_EVENT_LOOP=asyncio`` measures it again. The node loop's group com
 against its absence with ``--variant off:PYETCD_GROUP_COMMIT_MS=0``, a lone client's inline
 turns with ``--variant thread:PYETCD_INLINE_TURNS=0``, linearizable read rounds that wait
 for company (server/read_index.py) with ``--variant nohold:PYETCD_READ_HOLD_MS=0``, and a
-leader's commit news sent at once, as etcd does, with ``--variant eager:PYETCD_COMMIT_NEWS_MS=0``.
+leader's commit news sent at once, as etcd does, with ``--variant eager:PYETCD_COMMIT_NEWS_MS=0``,
+and a lone client's store transaction committed every turn instead of held open (server/node_loop.py)
+with ``--variant nohold:PYETCD_STORE_HOLD_MS=0``.
 The client port's gRPC served by grpc.aio instead of the native transport (h2/):
 ``--variant grpcio:PYETCD_CLIENT_GRPC=grpcio``.)
 

@@ -40,11 +40,12 @@ def _writer(member: Member, wid: int, acked: dict[bytes, tuple[bytes, int]], sto
         channel.close()
 
 
-def _write_until(member: Member, count: int, crash: Callable[[], None]) -> dict[bytes, tuple[bytes, int]]:
+def _write_until(member: Member, count: int, crash: Callable[[], None],
+                 writers: int = WRITERS) -> dict[bytes, tuple[bytes, int]]:
     """Concurrent writers (their puts share turns) until ``count`` are acknowledged, then ``crash``."""
     acked: dict[bytes, tuple[bytes, int]] = {}
     stop = threading.Event()
-    threads = [threading.Thread(target=_writer, args=(member, w, acked, stop)) for w in range(WRITERS)]
+    threads = [threading.Thread(target=_writer, args=(member, w, acked, stop)) for w in range(writers)]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 30
@@ -87,12 +88,30 @@ def test_a_power_loss_undoing_the_stores_last_commit_loses_no_acknowledged_put(
     and the raft log must still hold every entry that commit applied, however hard it compacts.
     The member crashes between a turn's two commits (the raft log's, which compacts, is durable;
     the store's is not), then its store file loses the last commit it had, as a power loss can."""
+    _crash_lose_the_last_store_commit_and_restart(tmp_path, certs, "turn.between_commits=300>1*panic", WRITERS)
+
+
+def test_a_lone_clients_answered_puts_survive_a_crash_before_the_store_commits(
+        tmp_path: Path, certs: CertPaths) -> None:
+    """A lone client's turns leave the store's transaction open and commit it up to 100 ms later
+    (server/node_loop.py, storage/deferred.py): its answers rest on the raft log alone. The member
+    crashes just before such a commit, with a tenth of a second of answered puts in no store
+    commit at all; then, as a power loss can, the store file also loses the commit before. The
+    raft log, compacted as hard as it goes, must still replay every one of them."""
+    _crash_lose_the_last_store_commit_and_restart(tmp_path, certs, "turn.before_store_commit=5>1*panic", 1)
+
+
+def _crash_lose_the_last_store_commit_and_restart(tmp_path: Path, certs: CertPaths, failpoint: str,
+                                                  writers: int) -> None:
+    """``writers`` put until ``failpoint`` crashes the member (its raft log compacting as hard as
+    it goes); the store file then loses its last commit, as a power loss can; after a restart
+    every acknowledged put must be there."""
     m = start_member("pyetcd", tmp_path / "m", certs,
                      extra_args=("--snapshot-count=1", "--experimental-snapshot-catchup-entries=1"),
-                     env={"PYETCD_FAILPOINTS": "turn.between_commits=300>1*panic"})
+                     env={"PYETCD_FAILPOINTS": failpoint})
     try:
         assert m.proc is not None
-        acked = _write_until(m, 10_000, lambda: m.proc.wait(30))  # type: ignore[union-attr]
+        acked = _write_until(m, 10_000, lambda: m.proc.wait(30), writers)  # type: ignore[union-attr]
         assert m.proc.returncode == failpoints.PANIC_STATUS, m.log_tail(20)
         undone, current = undo_last_commit(m.data_dir / "member" / "snap" / "data.mdb")
         assert undone > current > 0

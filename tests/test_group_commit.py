@@ -126,6 +126,21 @@ def test_inline_only_for_small_turns_after_a_quiet_period() -> None:
     assert not LoneClient(False, clock).inline(1, 0, 1)  # PYETCD_INLINE_TURNS=0
 
 
+def test_the_store_transaction_is_held_only_while_neither_proposals_nor_reads_share_the_member() -> None:
+    clock = ManualClock()
+    lone = LoneClient(True, clock)
+    assert not lone.inline(1, 1, 3) and lone.hold(0)  # a cluster's lone client holds too
+    lone.inline(1, 2, 3)
+    assert not lone.hold(0)  # two proposals in flight
+    clock.now += group_commit.SHARED_QUIET_SECONDS + 0.01
+    assert lone.hold(0)
+    assert not lone.hold(1)  # a read had to commit the held transaction first
+    clock.now += group_commit.SHARED_QUIET_SECONDS / 2
+    assert not lone.hold(1)
+    clock.now += group_commit.SHARED_QUIET_SECONDS
+    assert lone.hold(1)  # no read since
+
+
 async def quiet(c: MemCluster) -> None:
     """Every member published its attributes and every member applied all that was committed:
     from here on, only the test's own proposals make turns."""
@@ -168,9 +183,9 @@ def test_a_lone_clients_turns_run_on_the_event_loop_and_shared_ones_on_the_apply
             threads: list[str] = []
             turn = node_loop._turn
 
-            def spy(rd: object) -> object:
+            def spy(*args: object) -> object:
                 threads.append(threading.current_thread().name)
-                return turn(rd)  # type: ignore[arg-type]
+                return turn(*args)  # type: ignore[arg-type]
             monkeypatch.setattr(node_loop, "_turn", spy)
             await asyncio.sleep(0.1)  # past the quiet period
             for i in range(5):

@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace, base: Path, certs: CertPaths) -> int:
         seed = args.seed + i
         r = run_once(RunConfig(seed=seed, base=base, certs=certs, kind=args.kind, fault=args.fault,
                                duration=args.duration, keep=args.keep, members=args.members,
-                               check_timeout=args.check_timeout))
+                               check_timeout=args.check_timeout, clients=args.clients))
         results.append(r)
         for counts in (per_fault[r.fault + ("" if r.fired else " (not fired)")], per_size[r.members]):
             counts[0] += 1
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--check-timeout", type=float, default=CHECK_TIMEOUT,
                    help="seconds the linearizability checker may search before the run is inconclusive")
     r.add_argument("--duration", type=float, default=4.0, help="seconds of traffic per run")
+    r.add_argument("--clients", type=int, default=RunConfig.clients,
+                   help="concurrent recorded clients (1: a lone client, whose turns hold the store's transaction open)")
     r.add_argument("--keep", action="store_true", help="keep every run's directory, not only failed ones")
     r.add_argument("--dir", type=Path, help="where run directories go (default: a new temp dir)")
     s = sub.add_parser("selftest", help=f"deliberate bugs ({', '.join(BUGS)}) must each be caught")

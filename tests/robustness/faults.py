@@ -29,6 +29,9 @@ CRASH_POINTS: dict[str, tuple[int, int]] = {
     "turn.before_persist": (100, 500),
     "turn.between_commits": (100, 500),  # raft log durable, the store not yet: replayed at restart
     "turn.after_persist": (100, 500),
+    # answered, the store's transaction not committed (held open by a lone client's turns, or a
+    # busy turn's): replayed at restart
+    "turn.before_store_commit": (5, 60),
     "apply.before": (150, 700),
     "compact.before": (3, 15),
     "compact.after": (3, 15),

@@ -5,8 +5,10 @@ copies bytes from LMDB into the response without building protobuf objects.
 
 Threading: readers (the event loop) use ``KVStore.range`` on the shared index and a fresh LMDB
 read transaction. The apply thread writes through a ``StoreWriter`` whose index changes stay in
-a copy-on-write ``BatchIndex`` until the batch is durable; ``KVStore.publish`` then makes them
-visible, on the readers' thread, all at once.
+a copy-on-write ``BatchIndex`` until the batch's turn has committed; ``KVStore.publish`` then
+makes them visible, on the readers' thread, all at once. (A lone client's turns may leave the
+LMDB transaction open past that point: every read transaction then commits it first, through
+``Backend.read``, so the index never shows what LMDB does not.)
 """
 
 from __future__ import annotations
@@ -290,7 +292,7 @@ class KVStore:
         return StoreWriter(self, txn)
 
     def publish(self, batch: StoreWriter) -> None:
-        """Make a durable batch visible to readers (call on the readers' thread)."""
+        """Make a committed batch visible to readers (call on the readers' thread)."""
         batch.index.publish()
         for at_rev in batch.compactions:
             self.index.compact(at_rev)

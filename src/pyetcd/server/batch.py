@@ -1,8 +1,10 @@
 """One apply batch: everything a node-loop turn writes, in one LMDB transaction.
 
-The apply thread fills the batch; nothing shared with readers changes until the transaction
-is committed (durable). Then, on the event loop, ``publish`` runs the batch's publish hooks in
-order: the key index, leases, watchers. Subsystems whose apply-time checks need state touched
+The apply thread fills the batch; nothing shared with readers changes until the turn has
+committed (server/node_loop.py: the raft log always; the store too, unless a lone client's
+turns hold its transaction open, and then every reader of the store commits it first). Then,
+on the event loop, ``publish`` runs the batch's publish hooks in order: the key index, leases,
+watchers. Subsystems whose apply-time checks need state touched
 earlier in the same batch read it back from ``txn`` (LMDB shows a transaction its own writes).
 """
 
@@ -63,6 +65,7 @@ class ApplyBatch:
     applied_index: int = 0
     entry_index: int = 0  # raft index of the entry being applied (auth tokens carry it)
     applied_term: int = 0
+    applied_bytes: int = 0  # the size of the entries applied
     raft: RaftOutput = field(default_factory=RaftOutput)
     first_touched: int = 0  # the lowest and highest raft index the turn persisted or applied
     last_touched: int = 0
@@ -79,7 +82,7 @@ class ApplyBatch:
         return self.last_touched - self.first_touched + 1 if self.last_touched else 0
 
     def on_publish(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` on the event loop once this batch is durable."""
+        """Run ``hook`` on the event loop once this batch's turn has committed (see above)."""
         self.publish_hooks.append(hook)
 
     @property

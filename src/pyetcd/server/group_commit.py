@@ -26,7 +26,10 @@ A lone client is never affected: its turns touch one or two entries (its put, an
 the previous one's apply), never a busy turn's four.
 
 The other end of the same trade is ``LoneClient``: when nothing could join a turn, the hop to the
-apply thread and back buys nothing, and the turn runs on the event loop itself.
+apply thread and back buys nothing, and the turn runs on the event loop itself; and the store's
+transaction stays open from turn to turn, so that its commit (an fsync) leaves the path of every
+answer (server/node_loop.py). Measured with etcd's benchmark tool, put at one client, same-run
+ratios to etcd: one member 0.65 without holding it, 0.86 with it; three members 0.45 and 0.51.
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ class LoneClient:
 
     def __init__(self, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled = enabled
+        self._reads_waited = 0
+        self._read_until = 0.0
         self.clock = clock
         self._shared_until = 0.0
 
@@ -146,3 +151,15 @@ class LoneClient:
             self._shared_until = now + SHARED_QUIET_SECONDS
         return (self.enabled and members == 1 and entries <= INLINE_TURN_ENTRIES
                 and now >= self._shared_until)
+
+    def hold(self, reads_waited: int) -> bool:
+        """Whether a turn may leave the store's transaction open for the next (storage/deferred.py),
+        on any member count (call after ``inline``): after the same quiet period, and after as
+        long a period in which no read had to commit it first (``reads_waited``: a running count
+        of those). Under load, or with reads coming in, holding buys nothing: every read would
+        commit the transaction, on the event loop or waiting for the apply thread to."""
+        now = self.clock()
+        if reads_waited != self._reads_waited:
+            self._reads_waited = reads_waited
+            self._read_until = now + SHARED_QUIET_SECONDS
+        return now >= self._shared_until and now >= self._read_until

@@ -17,6 +17,13 @@ Everything else of the turn leaves the process only after both commits, publishe
 order: the key index and the subsystems' hook, the raft outputs (term, leader), watchers and
 change listeners, client answers, linearizable reads.
 
+While a lone client is all there is (group_commit.LoneClient), the store's transaction is
+instead left open when a turn ends, and the next turns go on writing in it; it commits after
+HOLD_SECONDS, HOLD_ENTRIES or HOLD_BYTES, when load returns, or as soon as anything reads the
+store (storage/deferred.py), as etcd's backend commits every 100 ms. Such a turn publishes once
+its raft log commit returns: answers rest on the raft log alone, and a crash before the store
+commits is repaired at restart by replaying the log from the store's last applied index.
+
 A leader's new commit index reaches the followers with its next append, or COMMIT_NEWS_DELAY
 later with an append of its own (raft Config.lazy_commit; etcd sends one at once); a follower
 whose forwarded proposal was committed is told at once, as its client is waiting.
@@ -52,6 +59,7 @@ from pyetcd.raft import (
     StateType,
 )
 from pyetcd.storage.backend import META
+from pyetcd.storage.deferred import Request
 
 from .apply import decode_conf_change
 from .batch import AppliedResult, ApplyBatch, RaftOutput, needs_disk
@@ -83,6 +91,14 @@ MAX_PEER_MESSAGES = 10_000
 GROUP_COMMIT_WINDOW = float(os.environ.get("PYETCD_GROUP_COMMIT_MS", "6")) / 1000
 # On a single member a lone client's turns run on the event loop (group_commit.LoneClient); "0": never.
 INLINE_TURNS = os.environ.get("PYETCD_INLINE_TURNS", "1") != "0"
+# A lone client's turns hold the store's transaction open this long at most, with at most this
+# many entries (etcd's backend batch interval and limit), before it commits; "0": never hold.
+HOLD_SECONDS = float(os.environ.get("PYETCD_STORE_HOLD_MS", "100")) / 1000
+HOLD_ENTRIES = 10_000
+# ...and with at most this many bytes of applied entries: a transaction's pages stay in memory
+# until it commits, and one long transaction lays large values out more tightly than etcd's
+# bbolt does, which would let a quota take more of them than etcd's (tests/test_quota_alarm.py)
+HOLD_BYTES = 1 << 20
 # A leader's new commit index reaches the followers with its next append, or this long after it
 # was committed if no append came (raft Config.lazy_commit); a follower whose forwarded proposal
 # it commits is told at once. "0": at once, with an append of its own, as etcd does.
@@ -135,6 +151,12 @@ class NodeLoop:
         # the applied index of the store's last commit, and of the one before it: with the store's
         # metasync off only the latter is sure to survive a power loss (storage/backend.py)
         self._store_last_applied = self._store_durable_applied = self.applied_index
+        # a lone client's turns leave the store's transaction open for the next (storage/deferred.py):
+        # it, the applied index written into it, when it was begun, how many entries (and bytes) it holds
+        self._held_txn: Any = None
+        self._held_applied = 0
+        self._held_since = 0.0
+        self._held_entries = self._held_bytes = 0
         self.conf_state: ConfState = raftlog.initial_state()[1]
         self.leader_listeners: list[Callable[[bool], None]] = []
         self.leader_changes = 0  # etcd_server_leader_changes_seen_total
@@ -143,7 +165,9 @@ class NodeLoop:
         self.backend_observers: list[Callable[[float], None]] = []
         self.removed = asyncio.Event()  # set when a committed change removed this member
         self.ready_event = asyncio.Event()  # set once a leader is known
-        self.disk = asyncio.Lock()  # held by a turn's transactions, a snapshot install, or defragmentation
+        # held by a turn's transactions, a snapshot install, or defragmentation (the latter two first
+        # commit a store transaction that turns left open: _commit_held_store)
+        self.disk = asyncio.Lock()
         self._inbox: deque[Any] = deque()
         self._peer_messages = 0
         self._wake = Wakeup()
@@ -201,11 +225,21 @@ class NodeLoop:
         self._wake.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._commit_held_store()
         self._apply_thread.shutdown(wait=True)
 
     async def run_on_apply_thread(self, fn: Callable[[], Any]) -> Any:
         """Run blocking store work (defragmentation's copy) where turns run, while none can."""
+        await self._commit_held_store()
         return await asyncio.get_running_loop().run_in_executor(self._apply_thread, fn)
+
+    async def _commit_held_store(self) -> None:
+        """Commit the store transaction turns left open, on the thread that began it."""
+        deferred = self.parts.backend.deferred
+        if deferred.owned_here():
+            deferred.flush()
+        elif deferred.pending:
+            await asyncio.get_running_loop().run_in_executor(self._apply_thread, deferred.flush)
 
     @property
     def is_leader(self) -> bool:
@@ -230,6 +264,8 @@ class NodeLoop:
             until = min(next_tick, held) if held else next_tick
             if self._commit_news_at is not None:
                 until = min(until, self._commit_news_at)
+            if self._held_txn is not None:
+                until = min(until, loop.time() + self._hold_left())
             await self._wake.wait(max(0.0, until - loop.time()))
             now = loop.time()
             if now >= next_tick:
@@ -239,6 +275,8 @@ class NodeLoop:
                 next_tick += self.tick_seconds
             if self._commit_news_at is not None and now >= self._commit_news_at:
                 self.node.send_commit_news()
+            if self._held_txn is not None and self._hold_left() <= 0:
+                await self._commit_held_store()
             self._drain_inbox()
             while not self._stopped and (self._leftover is not None or self.node.has_ready()):
                 rd = self._leftover or self.node.ready()
@@ -249,11 +287,17 @@ class NodeLoop:
                 elif needs_disk(rd):
                     async with self.disk:
                         members = len(self.conf_state.voters) + len(self.conf_state.learners)
-                        if self.lone_client.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals),
-                                                   members):
-                            batch = self._turn(rd)
+                        lone = self.lone_client
+                        inline = lone.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals), members)
+                        deferred = self.parts.backend.deferred
+                        hold = lone.hold(deferred.reads_waited)
+                        if deferred.pending and deferred.owned_here() != inline:  # the open txn is the other thread's
+                            await self._commit_held_store()
+                        if inline:
+                            batch = self._turn(rd, hold, loop.call_soon_threadsafe)
                         else:
-                            batch = await loop.run_in_executor(self._apply_thread, self._turn, rd)
+                            batch = await loop.run_in_executor(self._apply_thread, self._turn, rd, hold,
+                                                               self._apply_thread.submit)
                     self._publish(batch)
                     if wait := self.group_commit.after_turn(batch.entries_touched, members, len(self.proposals),
                                                             self.proposals.registered):
@@ -316,20 +360,31 @@ class NodeLoop:
                 self.proposals.resolve(p.rid, error=errors.ErrNoLeader())
 
     # ---- one turn: on the apply thread (a lone client's on the event loop: LoneClient) ---
-    def _turn(self, first: Ready) -> ApplyBatch:
+    def _turn(self, first: Ready, hold: bool, request: Request) -> ApplyBatch:
         """Drain every Ready into one raft-log transaction and one store transaction.
+
+        With ``hold`` (a lone client: group_commit.LoneClient) the store's transaction stays
+        open when the turn ends, for the next turn to go on with, until HOLD_SECONDS, HOLD_ENTRIES
+        or HOLD_BYTES pass, a turn runs without ``hold``, or a reader settles it: the store's
+        commit then leaves the path of every answer (storage/deferred.py; ``request`` runs a
+        function on this thread, for those readers). The raft log still commits every turn.
 
         ``advance`` is called before the commits: the core may then commit what this turn
         persisted (a single voter does at once) and hand it out in the next Ready of the same
-        turn. That is safe because nothing of the turn leaves the process before the commits;
-        if a commit fails the member stops. A Ready carrying a snapshot ends the turn and is
+        turn. That is safe because nothing of the turn leaves the process before the raft log's
+        commit (nor before the store's, unless held); if a commit fails the member stops. A Ready
+        carrying a snapshot ends the turn and is
         installed next, on its own.
         """
         parts = self.parts
         failpoints.hit("turn.before_persist")
         self._commit_deferred()
         rtxn = parts.raftlog.begin_write()
-        ktxn = parts.backend.begin_write()
+        if self._held_txn is not None:
+            parts.backend.deferred.take()
+            ktxn = self._held_txn
+        else:
+            ktxn = parts.backend.begin_write()
         try:
             batch = ApplyBatch(txn=ktxn, kv=parts.kv.writer(ktxn), raft_txn=rtxn)
             rd: Ready | None = first
@@ -354,6 +409,8 @@ class NodeLoop:
                 ktxn.put(META_APPLIED_TERM, _U64.pack(batch.applied_term), db=meta)
                 batch.kv.finish()
             if failpoints.hit("bug.ack_before_commit"):  # deliberate bug (selftest): answer now, commit next turn
+                self._held_txn = None  # the store's transaction commits with the next turn, not held
+                parts.backend.deferred.release()
                 self._deferred = (rtxn, ktxn)
                 return batch
             # a leader's appends and heartbeats go out while its own log is being written (raft
@@ -363,12 +420,7 @@ class NodeLoop:
             _timed(rtxn.commit, self.wal_observers)
             self._send_early(batch, _AFTER_LOG)
             failpoints.hit("turn.between_commits")
-            if batch.applied_index:
-                _timed(ktxn.commit, self.backend_observers)
-                self._store_durable_applied, self._store_last_applied = self._store_last_applied, batch.applied_index
-                parts.backend.refresh_size()
-            else:
-                ktxn.abort()
+            self._end_store_txn(ktxn, batch, hold, request)
             failpoints.hit("turn.after_persist")
             return batch
         except BaseException:
@@ -376,6 +428,42 @@ class NodeLoop:
             ktxn.abort()
             log.critical("persisting a raft turn failed; the member must stop", exc_info=True)
             os._exit(2)  # the core already advanced past state that is not on disk: never continue
+
+    def _end_store_txn(self, ktxn: Any, batch: ApplyBatch, hold: bool, request: Request) -> None:
+        """Commit the turn's store transaction, or hold it open (see ``_turn``)."""
+        if batch.applied_index:
+            if self._held_txn is None:
+                self._held_since, self._held_entries, self._held_bytes = time.monotonic(), 0, 0
+            self._held_txn, self._held_applied = ktxn, batch.applied_index
+            self._held_entries += len(batch.results)
+            self._held_bytes += batch.applied_bytes
+        if self._held_txn is None:
+            ktxn.abort()
+            return
+        deferred = self.parts.backend.deferred
+        deferred.defer(self._commit_held_txn, request)
+        if (not hold or self._held_entries >= HOLD_ENTRIES or self._held_bytes >= HOLD_BYTES
+                or self._hold_left() <= 0):
+            deferred.flush()  # commits here, and lets go whoever waited for it
+
+    def _hold_left(self) -> float:
+        """Seconds until the open store transaction must commit."""
+        return self._held_since + HOLD_SECONDS - time.monotonic()
+
+    def _commit_held_txn(self) -> None:
+        """Commit the store transaction turns wrote (on the thread that began it)."""
+        ktxn, self._held_txn = self._held_txn, None
+        if ktxn is None:
+            return
+        try:
+            failpoints.hit("turn.before_store_commit")
+            _timed(ktxn.commit, self.backend_observers)
+        except BaseException:
+            ktxn.abort()
+            log.critical("committing the store's transaction failed; the member must stop", exc_info=True)
+            os._exit(2)  # answered entries are in the raft log: a restart replays them
+        self._store_durable_applied, self._store_last_applied = self._store_last_applied, self._held_applied
+        self.parts.backend.refresh_size()
 
     def _send_early(self, batch: ApplyBatch, kinds: frozenset[MessageType]) -> None:
         """Hand the turn's raft messages of ``kinds`` to the transport before the store's commit:
@@ -402,6 +490,7 @@ class NodeLoop:
             failpoints.hit("apply.before")
             if entry.type == EntryType.NORMAL and entry.data:
                 batch.entry_index = entry.index
+                batch.applied_bytes += len(entry.data)
                 batch.results.append(self.parts.applier.apply_entry(batch, entry.data))
             elif entry.type == EntryType.CONF_CHANGE:
                 self._apply_conf_change(batch, entry.data)
@@ -454,6 +543,7 @@ class NodeLoop:
         snap = rd.snapshot
         loop = asyncio.get_running_loop()
         parts = self.parts
+        await self._commit_held_store()
 
         def persist_raft() -> None:
             rtxn = parts.raftlog.begin_write()

@@ -10,6 +10,9 @@ replays what its backend had not yet committed. That saves one fdatasync per tur
 loop. Its price is a margin: the raft log may only drop entries that the commit *before* the
 last one applied (server/node_loop.py, ``_maybe_compact_log``), and opening or closing the
 environment syncs it, so whatever a restart finds applied is durable before anything relies on it.
+
+A lone client's turns may also leave the write transaction open and commit it later, after
+their answers (storage/deferred.py): every read of the store, copies included, first settles it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import lmdb
 
 from pyetcd import failpoints
 
+from .deferred import DeferredCommit
 from .progress import FileGrowth, Progress
 
 # Bucket names, as etcd's bolt buckets.
@@ -60,6 +64,7 @@ class Backend:
         self.path = path
         self.map_size = max(MIN_MAP_SIZE, quota_bytes * 2)
         path.mkdir(parents=True, exist_ok=True)
+        self.deferred = DeferredCommit()
         self._open()
 
     def _open(self) -> None:
@@ -95,6 +100,7 @@ class Backend:
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A consistent read-only snapshot of the whole environment."""
+        self.deferred.settle()
         txn = self.env.begin(write=False, buffers=False)
         try:
             yield txn
@@ -103,6 +109,7 @@ class Backend:
 
     def begin_write(self) -> lmdb.Transaction:
         """Start the (single) write transaction; the caller commits or aborts it."""
+        self.deferred.settle()
         return self.env.begin(write=True)
 
     def sizes(self) -> SizeInfo:
@@ -113,10 +120,12 @@ class Backend:
     def copy_to(self, dest: Path, compact: bool = True) -> None:
         """Write a consistent copy of the environment (a snapshot, or defragmentation)."""
         dest.mkdir(parents=True, exist_ok=True)
+        self.deferred.settle()
         self.env.copy(str(dest), compact=compact)
 
     def snapshot_to(self, dest: Path) -> None:
         """A consistent, compact copy of the whole environment into file ``dest`` (a backup)."""
+        self.deferred.settle()
         with dest.open("wb") as f:
             self.env.copyfd(f.fileno(), compact=True)
 
@@ -124,6 +133,7 @@ class Backend:
         """Write a compact copy beside the live file (runs while the member keeps serving reads).
 
         With ``progress``, the copy's growth is logged every few seconds while LMDB writes it."""
+        self.deferred.settle()
         tmp = self.path / "defrag.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -150,12 +160,14 @@ class Backend:
     def replace_with(self, data_file: Path) -> None:
         """Make ``data_file`` (a whole environment in one file: a compact copy, or a leader's
         snapshot) the live store, durably, and reopen. No transaction may be open."""
+        self.deferred.settle()
         self.env.close()
         os.replace(data_file, self.path / "data.mdb")
         self.fsync_dir()
         self._open()
 
     def close(self) -> None:
+        self.deferred.settle()
         self.env.sync(True)  # the last commit's meta page, not flushed by its own commit
         self.env.close()
 
