@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds the linearizability checker may search before the run is inconclusive")
     r.add_argument("--duration", type=float, default=4.0, help="seconds of traffic per run")
     r.add_argument("--clients", type=int, default=RunConfig.clients,
-                   help="concurrent recorded clients (1: a lone client, whose turns hold the store's transaction open)")
+                   help="concurrent recorded clients (1: a lone client, whose turns may hold the store's transaction open)")
     r.add_argument("--keep", action="store_true", help="keep every run's directory, not only failed ones")
     r.add_argument("--dir", type=Path, help="where run directories go (default: a new temp dir)")
     s = sub.add_parser("selftest", help=f"deliberate bugs ({', '.join(BUGS)}) must each be caught")

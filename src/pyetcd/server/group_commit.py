@@ -29,7 +29,9 @@ The other end of the same trade is ``LoneClient``: when nothing could join a tur
 apply thread and back buys nothing, and the turn runs on the event loop itself; and the store's
 transaction stays open from turn to turn, so that its commit (an fsync) leaves the path of every
 answer (server/node_loop.py). Measured with etcd's benchmark tool, put at one client, same-run
-ratios to etcd: one member 0.65 without holding it, 0.86 with it; three members 0.45 and 0.51.
+ratios to etcd (medians of 3-5 rounds, ``--variant nohold:PYETCD_STORE_HOLD_MS=0``): one member
+0.63-0.65 committing every turn, 0.82-0.86 holding; three members, the client at the leader,
+0.45-0.51 and 0.51-0.54 (there the peer transport's gRPC messages cost most of a put).
 """
 
 from __future__ import annotations
