@@ -19,6 +19,7 @@ from pyetcd.rpc.service import ServedMethod
 
 log = logging.getLogger("pyetcd.h2")
 
+
 def _number(code: grpc.StatusCode) -> int:
     """The grpc-status number of a status code."""
     return code.value[0]  # type: ignore[no-any-return]
@@ -42,9 +43,8 @@ class Endpoint(Protocol):
     def finished(self, key: int) -> None: ...
 
 
-def frame(msg: Any) -> bytes:
-    """A reply as one gRPC message: not compressed, 4-byte big-endian length, the bytes."""
-    data = msg if isinstance(msg, bytes) else msg.SerializeToString()
+def frame(data: bytes) -> bytes:
+    """An encoded reply as one gRPC message: not compressed, 4-byte big-endian length, the bytes."""
     return b"\0" + len(data).to_bytes(4, "big") + data
 
 
@@ -143,7 +143,7 @@ class Call:
                 self.end(OK)
             else:
                 reply = await self.method.fn(arg, self.ctx)
-                self._finish(frame(reply), OK, None)
+                self._finish(frame(self.method.encode(reply)), OK, None)
         except CallAborted as e:
             self.end(_number(e.status), e.details)
         except asyncio.CancelledError:
@@ -159,7 +159,7 @@ class Call:
     async def _write(self, item: Any) -> None:
         if self.key < 0:  # ended from outside (a request too large, say): the handler stops here
             raise asyncio.CancelledError
-        data = frame(item)
+        data = frame(self.method.encode(item))
         self.unsent += len(data)
         if self.unsent < DRAIN_EVERY:
             self.endpoint.queue((self.key, data, -1, None, False))

@@ -184,22 +184,23 @@ def wrap_handler(fn: Any, service: ServiceDescriptor, method: Any, guard: CallGu
 @dataclass(frozen=True)
 class ServedMethod:
     """A method as a transport runs it: wrapped as every transport wraps it (wrap_handler), with
-    the decoder grpc uses (grpcio's handlers and h2/ are both built from these)."""
+    the decoder and encoder grpc uses (grpcio's handlers and h2/ are both built from these)."""
 
     fn: Callable[..., Any]
     decode: Callable[[bytes], Any]
+    encode: Callable[[Any], bytes]  # a reply: a message, or bytes already encoded (a range from stored KeyValues)
     client_streaming: bool
     server_streaming: bool
 
 
 def _served(service: ServiceDescriptor, servicer: object, guard: CallGuard | None,
             observer: CallObserver | None) -> Iterator[tuple[str, ServedMethod]]:
-    """Each method the servicer defines, by name: wrapped (wrap_handler), with grpc's decoder."""
+    """Each method the servicer defines, by name: wrapped (wrap_handler), with grpc's decoder and encoder."""
     for method in service.methods:
         fn = getattr(servicer, method.name, None)
         if fn is not None:
             yield method.name, ServedMethod(wrap_handler(fn, service, method, guard, observer),
-                                            _deserializer(_db.GetSymbol(method.input_type.full_name)),
+                                            _deserializer(_db.GetSymbol(method.input_type.full_name)), _serialize,
                                             method.client_streaming, method.server_streaming)
 
 
@@ -226,6 +227,6 @@ def generic_handler(service: ServiceDescriptor, servicer: object, guard: CallGua
                     observer: CallObserver | None = None) -> grpc.GenericRpcHandler:
     handlers = {
         name: _GRPC_KINDS[(m.client_streaming, m.server_streaming)](
-            m.fn, request_deserializer=m.decode, response_serializer=_serialize)
+            m.fn, request_deserializer=m.decode, response_serializer=m.encode)
         for name, m in _served(service, servicer, guard, observer)}
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
