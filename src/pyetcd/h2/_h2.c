@@ -119,8 +119,7 @@ static PyObject *Transport_take(Transport *t, PyObject *unused)
 {
     (void)unused;
     uint64_t n;
-    if (read(t->wake_py, &n, sizeof n) < 0 && errno != EAGAIN) {
-    }
+    (void)!read(t->wake_py, &n, sizeof n); /* reset the count; EAGAIN: the thread did not signal */
     pthread_mutex_lock(&t->lock);
     struct event *e = t->events;
     t->events = NULL;
@@ -205,11 +204,8 @@ static PyObject *Transport_send(Transport *t, PyObject *ops)
     *t->ops_tail = head;
     t->ops_tail = tail;
     pthread_mutex_unlock(&t->lock);
-    if (was_empty) {
-        uint64_t one = 1;
-        while (write(t->wake_h2, &one, sizeof one) < 0 && errno == EINTR)
-            ;
-    }
+    if (was_empty)
+        h2_signal(t->wake_h2);
     Py_RETURN_NONE;
 nomem:
     PyErr_NoMemory();
@@ -227,9 +223,7 @@ static PyObject *Transport_goaway(Transport *t, PyObject *unused)
     if (!t->stopping)
         t->stopping = 1;
     pthread_mutex_unlock(&t->lock);
-    uint64_t one = 1;
-    while (write(t->wake_h2, &one, sizeof one) < 0 && errno == EINTR)
-        ;
+    h2_signal(t->wake_h2);
     Py_RETURN_NONE;
 }
 
@@ -241,9 +235,7 @@ static PyObject *Transport_close(Transport *t, PyObject *unused)
         pthread_mutex_lock(&t->lock);
         t->stopping = 2;
         pthread_mutex_unlock(&t->lock);
-        uint64_t one = 1;
-        while (write(t->wake_h2, &one, sizeof one) < 0 && errno == EINTR)
-            ;
+        h2_signal(t->wake_h2);
         Py_BEGIN_ALLOW_THREADS
         pthread_join(t->thread, NULL);
         Py_END_ALLOW_THREADS

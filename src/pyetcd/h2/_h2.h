@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #define MAX_EVENTS 64
 #define MAX_FD (1 << 17)
@@ -103,6 +105,14 @@ struct op {
 };
 
 void h2_free_ops(struct op *o);
+
+/* Wake whoever waits on eventfd ``fd`` (the HTTP/2 thread, or Python's event loop). */
+static inline void h2_signal(int fd)
+{
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
 
 typedef struct transport {
     PyObject_HEAD

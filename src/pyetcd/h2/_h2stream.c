@@ -21,11 +21,8 @@ void h2_post(Transport *t, struct event *e)
     *t->events_tail = e;
     t->events_tail = &e->next;
     pthread_mutex_unlock(&t->lock);
-    if (was_empty) {
-        uint64_t one = 1;
-        while (write(t->wake_py, &one, sizeof one) < 0 && errno == EINTR)
-            ;
-    }
+    if (was_empty)
+        h2_signal(t->wake_py);
 }
 
 struct event *h2_event_new(int kind, struct stream *s)
