@@ -174,15 +174,14 @@ static void take_ops(Transport *t)
     while (read(t->wake_h2, &n, sizeof n) < 0 && errno == EINTR)
         ;
     pthread_mutex_lock(&t->lock);
-    struct op *o = t->ops;
+    struct op *ops = t->ops;
     t->ops = NULL;
     t->ops_tail = &t->ops;
     int shutdown = t->shutdown_requested;
     t->shutdown_requested = 0;
     pthread_mutex_unlock(&t->lock);
     struct conn *touched = NULL;
-    while (o) {
-        struct op *next = o->next;
+    for (struct op *o = ops; o; o = o->next) {
         int fd = (int)((o->key >> 31) & (MAX_FD - 1));
         struct conn *c = t->conns[fd];
         if (c && (c->serial & 0xffff) == (o->key >> 48)) {
@@ -195,11 +194,8 @@ static void take_ops(Transport *t)
                 touched = c;
             }
         }
-        free(o->data);
-        free(o->message);
-        free(o);
-        o = next;
     }
+    h2_free_ops(ops);
     while (touched) {
         struct conn *c = touched;
         touched = c->next_touched;
