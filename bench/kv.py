@@ -24,7 +24,9 @@ leader's commit news sent at once, as etcd does, with ``--variant eager:PYETCD_C
 and a lone client's store transaction committed every turn instead of held open (server/node_loop.py)
 with ``--variant nohold:PYETCD_STORE_HOLD_MS=0``.
 The client port's gRPC served by grpc.aio instead of the native transport (h2/):
-``--variant grpcio:PYETCD_CLIENT_GRPC=grpcio``.)
+``--variant grpcio:PYETCD_CLIENT_GRPC=grpcio``; the peer streams and peer server on grpc.aio
+instead of the native ones (transport/links.py, transport/peerserver.py), with ``--members 3``:
+``--variant grpcio:PYETCD_PEER_GRPC=grpcio``.)
 
 With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
 clients spread over all three endpoints, as etcd's own performance guide measures clusters.

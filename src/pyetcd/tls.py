@@ -45,6 +45,12 @@ def server_credentials(tls: TLSInfo) -> grpc.ServerCredentials:
                                        require_client_auth=bool(tls.client_cert_auth and ca))
 
 
+def pump_settings(tls: TLSInfo) -> dict[str, object]:
+    """How a native relay (gateway/_pump.c's Pump keywords) ends TLS: grpc's rules (server_credentials)."""
+    return {"cert": tls.cert_file, "key": tls.key_file, "ca": tls.trusted_ca_file or "",
+            "verify_client": bool(tls.client_cert_auth and tls.trusted_ca_file)}
+
+
 def channel_credentials(tls: TLSInfo) -> grpc.ChannelCredentials:
     """Client side of a peer connection: trust the CA (or the system's), show our certificate."""
     ca = _read(tls.trusted_ca_file, "trusted CA file") if tls.trusted_ca_file else None

@@ -47,6 +47,9 @@ class MemPeers:
                 self.net.delivered += 1
                 loop.call_soon(self.net.servers[m.to].step, m)
 
+    def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_soon_threadsafe(self.send, messages)
+
     def send_snapshot(self, m: Message, store_file: Path, done: Callable[[bool], None]) -> None:
         target = self.net.servers.get(m.to)
         if target is None or not self.net.up(m.frm, m.to) or m.snapshot is None:

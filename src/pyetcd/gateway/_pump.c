@@ -248,6 +248,8 @@ static int take_queued(Pump *p)
                 kill_pair(p, pr);
         }
         /* bytes that arrived before registration raise an event now (ADD polls once) */
+        if (!pr->dead && pr->tls && tls_start(p, pr) < 0)
+            kill_pair(p, pr);
     }
     return closing;
 }
@@ -287,20 +289,20 @@ static void *run(void *arg)
 
 static PyObject *Pump_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"cert", "key", "ca", "verify_client", "identity_fd", NULL};
+    static char *kwlist[] = {"cert", "key", "ca", "verify_client", "identity_fd", "connect", "verify_server", NULL};
     const char *cert = NULL, *key = NULL, *ca = "";
-    int verify_client = 0, identity_fd = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzspi", kwlist, &cert, &key, &ca, &verify_client,
-                                     &identity_fd))
+    int verify_client = 0, identity_fd = -1, connect = 0, verify_server = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzspipp", kwlist, &cert, &key, &ca, &verify_client,
+                                     &identity_fd, &connect, &verify_server))
         return NULL;
     if ((cert == NULL) != (key == NULL)) {
         PyErr_SetString(PyExc_ValueError, "cert and key go together");
         return NULL;
     }
     struct tls_conf *tls = NULL;
-    if (cert) {
+    if (cert || connect) {
         const char *error = NULL;
-        tls = tls_conf_new(cert, key, ca, verify_client, identity_fd, &error);
+        tls = tls_conf_new(cert, key, ca, connect ? verify_server : verify_client, connect, identity_fd, &error);
         if (!tls) {
             PyErr_Format(PyExc_ValueError, "cannot set up TLS: %s", error ? error : "out of memory");
             return NULL;
@@ -355,11 +357,12 @@ static void wake(Pump *p)
 static PyObject *Pump_add(Pump *p, PyObject *args)
 {
     int fds[2];
-    if (!PyArg_ParseTuple(args, "ii", &fds[0], &fds[1]))
+    const char *host = NULL;
+    if (!PyArg_ParseTuple(args, "ii|z", &fds[0], &fds[1], &host))
         return NULL;
     struct pair *pr = calloc(1, sizeof *pr);
     int closing = 1;
-    if (pr && p->tls && !(pr->tls = tls_end_new(p->tls, fds[0], fds[1]))) {
+    if (pr && p->tls && !(pr->tls = tls_end_new(p->tls, fds[0], fds[1], host))) {
         free(pr);
         pr = NULL;
     }

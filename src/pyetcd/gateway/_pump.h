@@ -28,7 +28,7 @@ struct side {
 };
 
 struct pair {
-    struct side s[2];      /* s[0]: the client, s[1]: the gRPC server */
+    struct side s[2];      /* s[0]: the client (with connect: the peer's TLS server), s[1]: the plaintext end */
     struct tls_end *tls;   /* the client's TLS session when the front ends TLS; NULL: bytes as they are */
     int dead;
     struct pair *prev, *next; /* the thread's live list, or the queue of new pairs */
@@ -60,10 +60,13 @@ int flush(Pump *p, struct side *from);
 int pass(Pump *p, struct side *from, const char *buf, size_t len);
 
 /* _tlsend.c */
-struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca, int verify_client,
+struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca, int verify, int connect,
                               int identity_fd, const char **error);
 void tls_conf_free(struct tls_conf *c);
-struct tls_end *tls_end_new(struct tls_conf *c, int client_fd, int server_fd);
+/* host: with connect, the name (or address) the server's certificate must show */
+struct tls_end *tls_end_new(struct tls_conf *c, int client_fd, int server_fd, const char *host);
+/* a newly registered pair: with connect, send the ClientHello. 0, or -1 when the pair must be closed */
+int tls_start(Pump *p, struct pair *pr);
 void tls_end_free(struct tls_end *t);
 /* the events of one side of a TLS pair: 0, or -1 when the pair must be closed */
 int tls_on_event(Pump *p, struct side *s, unsigned int events);

@@ -14,12 +14,21 @@
  * ("I", the private connection's socket name, the certificate in DER) on the front's handover
  * socket before any of the client's bytes reach the gRPC server, which sees the connection as
  * "unix-abstract:<name>" (gateway/identities.py). When the pair closes it sends ("G", name).
+ * A handshake it refuses is reported too: ("R", name, "<client address>: <OpenSSL's reason>"),
+ * for the member to log (etcd logs every rejected connection).
  * Messages go in order; one that finds no room waits (a busy member, a burst of connections),
  * and so do the bytes of its client, until the member reads and the socket has room again.
  *
  * Records for the client are written to a memory BIO and sent from there: what the client
  * cannot take yet waits in it, and the server is not read meanwhile (back-pressure).
+ *
+ * With `connect` the roles of TLS turn round, for the member's own connections to its peers
+ * (transport/links.py): the TLS side is a peer's server, which this end calls as a TLS client
+ * (our peer certificate shown, the server's verified against the trusted CA and the URL's host),
+ * and the plaintext side is the member's HTTP/2 client. The handshake starts as soon as the
+ * pair is registered (tls_start); the byte moving is the same.
  */
+#include <arpa/inet.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -51,6 +60,8 @@ struct note {
 
 struct tls_conf {
     SSL_CTX *ctx;
+    int connect;               /* we are the TLS client (see the top of this file) */
+    int verify;                /* server: clients must show a certificate; connect: check the server's */
     int identity_fd;
     struct note *first, *last; /* pump thread only */
     struct side writable;      /* the identity socket's epoll tag (no pair): room again */
@@ -126,25 +137,45 @@ static const char *ssl_error(void)
     return e ? text : "unknown error";
 }
 
-struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca, int verify_client,
+/* The TLS client's side of the configuration (connect): ALPN h2, the server checked unless told not to. */
+static int client_conf(SSL_CTX *ctx, const char *ca, int verify)
+{
+    static const unsigned char h2[] = {2, 'h', '2'};
+    if (SSL_CTX_set_alpn_protos(ctx, h2, sizeof h2) != 0)
+        return -1;
+    if (!verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        return 0;
+    }
+    if (!*ca && SSL_CTX_set_default_verify_paths(ctx) != 1)
+        return -1;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return 0;
+}
+
+struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca, int verify, int connect,
                               int identity_fd, const char **error)
 {
     struct tls_conf *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->identity_fd = identity_fd;
-    c->ctx = SSL_CTX_new(TLS_server_method());
+    c->connect = connect;
+    c->verify = verify;
+    c->ctx = SSL_CTX_new(connect ? TLS_client_method() : TLS_server_method());
     SSL_CTX *ctx = c->ctx;
     if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)
         || !SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20")
-        || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
-        || SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1
-        || (*ca && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)) {
+        || (cert && SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+        || (key && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+        || (cert && SSL_CTX_check_private_key(ctx) != 1)
+        || (*ca && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+        || (connect && client_conf(ctx, ca, verify) < 0)) {
         *error = ssl_error();
         tls_conf_free(c);
         return NULL;
     }
-    if (verify_client) {
+    if (verify && !connect) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
         if (names)
             SSL_CTX_set_client_CA_list(ctx, names);
@@ -157,7 +188,8 @@ struct tls_conf *tls_conf_new(const char *cert, const char *key, const char *ca,
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
+    if (!connect)
+        SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
     ERR_clear_error();
     return c;
 }
@@ -175,7 +207,16 @@ void tls_conf_free(struct tls_conf *c)
 
 /* ---- one client's session ---- */
 
-struct tls_end *tls_end_new(struct tls_conf *c, int client_fd, int server_fd)
+/* connect: name the server we expect (SNI for a DNS name) and check its certificate against it */
+static int expect_server(SSL *ssl, const char *host)
+{
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 ? 0 : -1;
+    return SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1 ? 0 : -1;
+}
+
+struct tls_end *tls_end_new(struct tls_conf *c, int client_fd, int server_fd, const char *host)
 {
     struct tls_end *t = calloc(1, sizeof *t);
     if (!t)
@@ -200,7 +241,16 @@ struct tls_end *tls_end_new(struct tls_conf *c, int client_fd, int server_fd)
     }
     BIO_up_ref(t->out);              /* SSL_set_bio takes one reference, we keep one */
     SSL_set_bio(t->ssl, in, t->out);
-    SSL_set_accept_state(t->ssl);
+    if (c->connect && c->verify && host && expect_server(t->ssl, host) < 0) {
+        SSL_free(t->ssl);
+        BIO_free(t->out);
+        free(t);
+        return NULL;
+    }
+    if (c->connect)
+        SSL_set_connect_state(t->ssl);
+    else
+        SSL_set_accept_state(t->ssl);
     SSL_set_app_data(t->ssl, t);
     return t;
 }
@@ -431,6 +481,33 @@ static int start_flowing(Pump *p, struct pair *pr)
     return from_server(p, pr, 1);
 }
 
+/* A refused handshake, for the member's log: the client's address and OpenSSL's reason. */
+static void report_refusal(struct pair *pr, unsigned long why)
+{
+    struct tls_end *t = pr->tls;
+    if (t->conf->identity_fd < 0 || t->conf->connect)
+        return;
+    char text[400], addr[INET6_ADDRSTRLEN] = "?", reason[256] = "the connection closed during the handshake";
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    int port = 0;
+    if (getpeername(pr->s[0].fd, (struct sockaddr *)&sa, &len) == 0) {
+        if (sa.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, sizeof addr);
+            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        } else if (sa.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr, sizeof addr);
+            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        }
+    }
+    if (why)
+        ERR_error_string_n(why, reason, sizeof reason);
+    int n = snprintf(text, sizeof text, "%s:%d: TLS handshake failed: %s", addr, port, reason);
+    struct note *note = note_new(t, 'R', (const unsigned char *)text, n > 0 ? (size_t)n : 0);
+    if (note)
+        post(t->conf, note);
+}
+
 static int handshake(Pump *p, struct pair *pr)
 {
     struct tls_end *t = pr->tls;
@@ -445,6 +522,7 @@ static int handshake(Pump *p, struct pair *pr)
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return send_records(p, pr);
     unsigned long why = ERR_peek_error();
+    report_refusal(pr, why);
     if (ERR_GET_LIB(why) == ERR_LIB_SSL && ERR_GET_REASON(why) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
         alert_as_etcd(t->ssl, t->out, t->secret, t->secret_len);
     ERR_clear_error();
@@ -475,6 +553,11 @@ static int on_event(Pump *p, struct side *sd, unsigned int events)
     if (!t->open || t->queued) /* the server is read once the client may talk to it (start_flowing) */
         return (events & (EPOLLRDHUP | EPOLLHUP)) ? -1 : 0;
     return (events & IN_EVENTS) ? from_server(p, pr, (events & (EPOLLRDHUP | EPOLLHUP)) != 0) : 0;
+}
+
+int tls_start(Pump *p, struct pair *pr)
+{
+    return pr->tls->conf->connect ? handshake(p, pr) : 0;
 }
 
 int tls_on_event(Pump *p, struct side *sd, unsigned int events)

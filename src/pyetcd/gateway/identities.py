@@ -5,10 +5,12 @@ so grpc's auth context holds no certificate. Before any of a client's bytes reac
 the front sends the member the client's certificate with the name its private connection is
 bound to, which grpc reports as the call's peer (``unix-abstract:<name>``). The guard's checks
 (CN as user with --client-cert-auth, the CRL) read the same keys grpc would have given them.
+A handshake the front refused is reported too, and logged as etcd logs a rejected connection.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,7 +20,8 @@ from cryptography.x509.oid import NameOID
 
 Identity = Mapping[str, list[bytes]]
 PEER_PREFIX = "unix-abstract:"
-LEARNED, FORGOTTEN = ord("I"), ord("G")  # the kinds of the front's messages
+LEARNED, FORGOTTEN, REFUSED = ord("I"), ord("G"), ord("R")  # the kinds of the front's messages
+log = logging.getLogger("pyetcd.gateway")
 
 
 def certificate_identity(der: bytes) -> dict[str, list[bytes]]:
@@ -43,10 +46,13 @@ class RelayedIdentities:
         return len(self._by_peer)
 
     def message(self, msg: bytes) -> None:
-        """One of the front's messages: kind, name length, name, and for LEARNED the DER certificate."""
+        """One of the front's messages: kind, name length, name, and for LEARNED the DER
+        certificate, for REFUSED the client's address and why."""
         kind, n = msg[0], msg[1]
         peer = PEER_PREFIX + msg[2:2 + n].decode()
-        if kind == LEARNED:
+        if kind == REFUSED:
+            log.warning("rejected connection from %s", msg[2 + n:].decode(errors="replace"))
+        elif kind == LEARNED:
             self._by_peer[peer] = certificate_identity(msg[2 + n:])
         elif kind == FORGOTTEN:
             self._by_peer.pop(peer, None)

@@ -19,7 +19,7 @@ from pyetcd.rpc.grpcserver import ClientAPI, ConfigError
 from pyetcd.rpc.limits import GRPC_OVERHEAD_BYTES
 from pyetcd.server.config import TLSInfo
 from pyetcd.server.etcd_server import EtcdServer
-from pyetcd.tls import parse_url
+from pyetcd.tls import parse_url, pump_settings
 
 from .access import access_controller
 from .front import native_relay
@@ -62,12 +62,6 @@ def _load_crl(ctx: ssl.SSLContext, crl_file: str) -> None:
     except (OSError, ValueError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load --client-crl-file {crl_file}: {e}") from e
     ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-
-
-def tls_end_settings(tls: TLSInfo) -> dict[str, object]:
-    """How the front's native relay ends client TLS: grpc's rules (tls.server_credentials)."""
-    return {"cert": tls.cert_file, "key": tls.key_file, "ca": tls.trusted_ca_file or "",
-            "verify_client": bool(tls.client_cert_auth and tls.trusted_ca_file)}
 
 
 async def _accept_http(factory: Callable[[], asyncio.BaseProtocol], conn: socket.socket,
@@ -118,7 +112,7 @@ class HTTPSide:
             if addr.secure:
                 self.tls()
                 if native_relay():
-                    self.relay.tls_end = tls_end_settings(self.s.cfg.client_tls)
+                    self.relay.tls_end = pump_settings(self.s.cfg.client_tls)
             try:
                 u = self.relay.bind(url, addr.host, addr.port, addr.secure)
             except OSError as e:

@@ -34,8 +34,12 @@ void h2_free_ops(struct op *o)
 {
     while (o) {
         struct op *next = o->next;
+        if (o->status == OP_CALL && o->connect_fd >= 0)
+            close(o->connect_fd); /* never taken by the thread */
         free(o->data);
         free(o->message);
+        free(o->authority);
+        free(o->path);
         free(o);
         o = next;
     }
@@ -63,7 +67,8 @@ static PyObject *Transport_new(PyTypeObject *type, PyObject *args, PyObject *kwd
     t->wake_h2 = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &t->listen_fd};
     struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &t->wake_h2};
-    if (t->ep < 0 || t->wake_py < 0 || t->wake_h2 < 0 || epoll_ctl(t->ep, EPOLL_CTL_ADD, listen_fd, &e1) < 0 ||
+    if (t->ep < 0 || t->wake_py < 0 || t->wake_h2 < 0 ||
+        (listen_fd >= 0 && epoll_ctl(t->ep, EPOLL_CTL_ADD, listen_fd, &e1) < 0) ||
         epoll_ctl(t->ep, EPOLL_CTL_ADD, t->wake_h2, &e2) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         Py_DECREF(t);
@@ -144,6 +149,14 @@ static PyObject *Transport_take(Transport *t, PyObject *unused)
             case EV_BIG:
                 item = Py_BuildValue("(iKn)", e->kind, (unsigned long long)e->key, (Py_ssize_t)e->size);
                 break;
+            case EV_CLOSED:
+                item = Py_BuildValue("(iKis#)", e->kind, (unsigned long long)e->key, e->flag, e->data ? e->data : "",
+                                     (Py_ssize_t)e->len);
+                if (!item) { /* a grpc-message that is not UTF-8: the status alone */
+                    PyErr_Clear();
+                    item = Py_BuildValue("(iKis)", e->kind, (unsigned long long)e->key, e->flag, "");
+                }
+                break;
             default:
                 item = Py_BuildValue("(iK)", e->kind, (unsigned long long)e->key);
             }
@@ -156,6 +169,18 @@ static PyObject *Transport_take(Transport *t, PyObject *unused)
         e = next;
     }
     return out;
+}
+
+/* queue ops (a list the caller built), waking the thread if the queue was empty */
+static void queue_ops(Transport *t, struct op *head, struct op **tail)
+{
+    pthread_mutex_lock(&t->lock);
+    int was_empty = t->ops == NULL;
+    *t->ops_tail = head;
+    t->ops_tail = tail;
+    pthread_mutex_unlock(&t->lock);
+    if (was_empty)
+        h2_signal(t->wake_h2);
 }
 
 /* send([(key, data, status, message, want_drain), ...]): data is framed gRPC messages (or b"");
@@ -197,21 +222,45 @@ static PyObject *Transport_send(Transport *t, PyObject *ops)
                 goto nomem;
         }
     }
-    if (!head)
-        Py_RETURN_NONE;
-    pthread_mutex_lock(&t->lock);
-    int was_empty = t->ops == NULL;
-    *t->ops_tail = head;
-    t->ops_tail = tail;
-    pthread_mutex_unlock(&t->lock);
-    if (was_empty)
-        h2_signal(t->wake_h2);
+    if (head)
+        queue_ops(t, head, tail);
     Py_RETURN_NONE;
 nomem:
     PyErr_NoMemory();
 fail:
     h2_free_ops(head);
     return NULL;
+}
+
+/* call(fd, authority, path) -> key: a gRPC call of ours on the connected socket fd (plaintext
+ * HTTP/2; the pump does TLS), which the transport owns from now on. Messages go out with send()
+ * under that key; an op with a status >= 0 ends our side; CLOSED tells how the call ended. */
+static PyObject *Transport_call(Transport *t, PyObject *args)
+{
+    int fd;
+    const char *authority, *path;
+    if (!PyArg_ParseTuple(args, "iss", &fd, &authority, &path))
+        return NULL;
+    struct op *o = calloc(1, sizeof *o);
+    if (o) {
+        o->status = OP_CALL;
+        o->connect_fd = fd;
+        o->authority = strdup(authority);
+        o->path = strdup(path);
+    }
+    if (!o || !o->authority || !o->path || fd < 0 || fd >= MAX_FD) {
+        if (o)
+            h2_free_ops(o); /* closes fd */
+        else
+            close(fd);
+        return fd < 0 || fd >= MAX_FD ? PyErr_Format(PyExc_ValueError, "descriptor %d out of range", fd)
+                                      : PyErr_NoMemory();
+    }
+    uint64_t serial = __atomic_add_fetch(&t->serials, 1, __ATOMIC_RELAXED);
+    uint64_t key = h2_key(serial, fd, 1); /* a client's first stream is 1 */
+    o->key = key;
+    queue_ops(t, o, &o->next); /* the thread may free o from here on */
+    return PyLong_FromUnsignedLongLong(key);
 }
 
 /* goaway(): stop accepting, tell every connection GOAWAY (calls in flight may finish). */
@@ -270,6 +319,7 @@ static PyMethodDef Transport_methods[] = {
     {"fileno", (PyCFunction)Transport_fileno, METH_NOARGS, "readable when events are queued"},
     {"take", (PyCFunction)Transport_take, METH_NOARGS, "every queued event"},
     {"send", (PyCFunction)Transport_send, METH_O, "queue replies"},
+    {"call", (PyCFunction)Transport_call, METH_VARARGS, "open a call of ours on a connected socket"},
     {"goaway", (PyCFunction)Transport_goaway, METH_NOARGS, "stop accepting; GOAWAY to every connection"},
     {"close", (PyCFunction)Transport_close, METH_NOARGS, "stop the thread and close every connection"},
     {NULL, NULL, 0, NULL},
@@ -313,5 +363,8 @@ PyMODINIT_FUNC PyInit__h2(void)
     PyModule_AddIntConstant(m, "GONE", EV_GONE);
     PyModule_AddIntConstant(m, "BIG", EV_BIG);
     PyModule_AddIntConstant(m, "DRAINED", EV_DRAINED);
+    PyModule_AddIntConstant(m, "READY", EV_READY);
+    PyModule_AddIntConstant(m, "CLOSED", EV_CLOSED);
+    PyModule_AddIntConstant(m, "CLOSE", OP_CLOSE);
     return m;
 }

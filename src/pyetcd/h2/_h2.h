@@ -16,7 +16,7 @@
 #define CHUNK (64 * 1024)
 #define PATH_MAX_LEN 256
 
-enum { EV_OPEN, EV_MSG, EV_HALF, EV_GONE, EV_BIG, EV_DRAINED };
+enum { EV_OPEN, EV_MSG, EV_HALF, EV_GONE, EV_BIG, EV_DRAINED, EV_READY, EV_CLOSED };
 
 struct buf {
     char *p;
@@ -67,6 +67,9 @@ struct stream {
     int headers_sent, deferred, want_drain, ending, ended;
     int status;
     char *message;
+    /* a call we make (Transport.call): the request is our side, status and message come back */
+    int client;
+    int reported; /* CLOSED was posted: the response ended (or the stream closed) */
 };
 
 struct conn {
@@ -81,6 +84,9 @@ struct conn {
     struct conn *next_dead;
     struct conn *next_touched; /* take_ops: connections to flush once its ops are applied */
     int touched;
+    int outgoing;        /* a connection we opened (Transport.call), closed once its call is over */
+    struct stream *call; /* ... its one stream, while it is open */
+    int ready;           /* ... and the server's SETTINGS arrived (READY was posted) */
 };
 
 struct event {
@@ -99,12 +105,23 @@ struct op {
     uint64_t key;
     char *data;
     size_t len;
-    int status; /* -1: the call goes on */
+    int status; /* -1: the call goes on; OP_CLOSE: close the call's connection */
     char *message;
     int want_drain;
+    /* OP_CALL (status): open a call on connect_fd, to authority and path */
+    int connect_fd;
+    char *authority, *path;
 };
 
+enum { OP_CLOSE = -2, OP_CALL = -3 };
+
 void h2_free_ops(struct op *o);
+
+/* A stream's key (see _h2.c): the connection's serial tells a reused descriptor's connections apart. */
+static inline uint64_t h2_key(uint64_t serial, int fd, int32_t id)
+{
+    return ((serial & 0xffff) << 48) | ((uint64_t)fd << 31) | (uint64_t)id;
+}
 
 /* Wake whoever waits on eventfd ``fd`` (the HTTP/2 thread, or Python's event loop). */
 static inline void h2_signal(int fd)
@@ -136,6 +153,10 @@ struct event *h2_event_new(int kind, struct stream *s);
 void h2_stream_free(struct stream *s);
 void h2_apply_op(struct conn *c, struct stream *s, struct op *o);
 int h2_callbacks_new(nghttp2_session_callbacks **callbacks);
+/* a call's stream on a new client connection, its request headers submitted (take_ops) */
+struct stream *h2_call_new(struct conn *c, const char *authority, const char *path);
+/* a call ended: CLOSED with its grpc-status (-1: none came) and grpc-message */
+void h2_call_closed(Transport *t, struct stream *s);
 
 /* _h2conn.c: connections and the thread */
 int h2_sessions_init(void);

@@ -20,7 +20,9 @@ void h2_conn_close(Transport *t, struct conn *c)
     t->conns[c->fd] = NULL;
     for (struct stream *s = c->streams; s;) {
         struct stream *next = s->next;
-        if (s->opened && !s->ended) {
+        if (s->client) {
+            h2_call_closed(t, s);
+        } else if (s->opened && !s->ended) {
             struct event *e = h2_event_new(EV_GONE, s);
             if (e)
                 h2_post(t, e);
@@ -86,6 +88,8 @@ static int conn_flush(Transport *t, struct conn *c)
     }
     if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) && !want)
         return -1; /* GOAWAY exchanged and all sent */
+    if (c->outgoing && !c->call && !want)
+        return -1; /* our call is over */
     return 0;
 }
 
@@ -137,7 +141,7 @@ static void conn_accept(Transport *t)
         }
         c->t = t;
         c->fd = fd;
-        c->serial = ++t->serials;
+        c->serial = __atomic_add_fetch(&t->serials, 1, __ATOMIC_RELAXED);
         /* the peer as grpc names it: the front binds each relayed connection to an abstract name */
         struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
@@ -167,6 +171,45 @@ static void conn_accept(Transport *t)
     }
 }
 
+/* OP_CALL: a client connection on the op's descriptor, and its call's request submitted. The
+ * descriptor is ours from now on; on failure it is closed, and Python hears CLOSED. */
+static struct conn *call_open(Transport *t, struct op *o)
+{
+    int fd = o->connect_fd;
+    o->connect_fd = -1; /* ours now: h2_free_ops leaves it alone */
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c || fd >= MAX_FD || t->conns[fd] || nghttp2_session_client_new2(&c->h2, callbacks, c, session_options) != 0) {
+        free(c);
+        close(fd);
+        struct event *e = calloc(1, sizeof *e);
+        if (e) { /* CLOSED without a status: the call never started */
+            e->kind = EV_CLOSED;
+            e->key = o->key;
+            e->flag = -1;
+            h2_post(t, e);
+        }
+        return NULL;
+    }
+    c->t = t;
+    c->fd = fd;
+    c->outgoing = 1;
+    c->serial = o->key >> 48;
+    snprintf(c->peer, sizeof c->peer, "%s", o->authority);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20},
+    };
+    nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2);
+    t->conns[fd] = c;
+    if (!h2_call_new(c, o->authority, o->path)) {
+        h2_conn_close(t, c);
+        return NULL;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev);
+    return c;
+}
+
 /* Python's ops, in order; each touched connection is flushed once. */
 static void take_ops(Transport *t)
 {
@@ -183,10 +226,16 @@ static void take_ops(Transport *t)
     struct conn *touched = NULL;
     for (struct op *o = ops; o; o = o->next) {
         int fd = (int)((o->key >> 31) & (MAX_FD - 1));
-        struct conn *c = t->conns[fd];
+        struct conn *c = o->status == OP_CALL ? call_open(t, o) : t->conns[fd];
         if (c && (c->serial & 0xffff) == (o->key >> 48)) {
-            struct stream *s = nghttp2_session_get_stream_user_data(c->h2, (int32_t)(o->key & 0x7fffffff));
-            if (s)
+            /* a call's stream is ours from its submission; nghttp2 knows it once its HEADERS went */
+            struct stream *s = c->outgoing ? c->call
+                                           : nghttp2_session_get_stream_user_data(c->h2, (int32_t)(o->key & 0x7fffffff));
+            if (o->status == OP_CLOSE) {
+                h2_conn_close(t, c);
+                continue;
+            }
+            if (s && o->status != OP_CALL)
                 h2_apply_op(c, s, o);
             if (!c->touched) {
                 c->touched = 1;

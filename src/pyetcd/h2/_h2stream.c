@@ -1,7 +1,11 @@
 /* _h2stream.c: one HTTP/2 stream as one gRPC call. The request side turns HEADERS and DATA into
  * OPEN, MSG and HALF events (gRPC messages reassembled from the 5-byte framing); the response side
  * sends Python's replies: HEADERS, DATA as HTTP/2 flow control lets it, and the status as
- * trailers (or a trailers-only response when nothing was sent). Runs on the transport's thread. */
+ * trailers (or a trailers-only response when nothing was sent). Runs on the transport's thread.
+ *
+ * A call we make (Transport.call, `client` streams) turns the roles round: Python's messages are
+ * the request's DATA, ending the call ends the request, and the response's messages come back as
+ * MSG, its grpc-status and grpc-message as CLOSED when the stream closes. */
 #include "_h2.h"
 
 #include <errno.h>
@@ -9,10 +13,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static uint64_t key_of(struct conn *c, int32_t id)
-{
-    return ((c->serial & 0xffff) << 48) | ((uint64_t)c->fd << 31) | (uint64_t)id;
-}
+static uint64_t key_of(struct conn *c, int32_t id) { return h2_key(c->serial, c->fd, id); }
 
 void h2_post(Transport *t, struct event *e)
 {
@@ -55,6 +56,20 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     return 0;
 }
 
+/* a header of our call's response (or of its trailers): the status is all we keep */
+static int call_header(struct stream *s, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen)
+{
+    if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        char code[12] = {0};
+        memcpy(code, value, valuelen < sizeof code - 1 ? valuelen : sizeof code - 1);
+        s->status = atoi(code);
+    } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+        free(s->message);
+        s->message = strndup((const char *)value, valuelen);
+    }
+    return 0;
+}
+
 static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
@@ -63,6 +78,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     struct stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+    if (s && s->client)
+        return call_header(s, name, namelen, value, valuelen);
     if (!s || s->opened)
         return 0; /* trailers of a request carry nothing we read */
     if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
@@ -153,11 +170,27 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 {
-    Transport *t = ((struct conn *)ud)->t;
+    struct conn *c = ud;
+    Transport *t = c->t;
+    if (f->hd.type == NGHTTP2_SETTINGS && c->call && !c->ready && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        /* the server answered: TLS (through the pump) and HTTP/2 are up */
+        struct event *e = h2_event_new(EV_READY, c->call);
+        c->ready = 1;
+        if (e)
+            h2_post(t, e);
+        return 0;
+    }
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
         return 0;
     struct stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
-    if (!s)
+    if (s && s->client && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        /* the server answered with its status: the call is over, whatever we were still sending
+         * (a refusal comes while our request goes on), so the stream is reset to close it */
+        h2_call_closed(t, s);
+        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+        return 0;
+    }
+    if (!s || s->client)
         return 0;
     if (f->hd.type == NGHTTP2_HEADERS && !s->opened)
         open_stream(t, s);
@@ -195,7 +228,10 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code,
     struct stream *s = nghttp2_session_get_stream_user_data(h2, id);
     if (!s)
         return 0;
-    if (s->opened && !s->ended) {
+    if (s->client) {
+        h2_call_closed(t, s);
+        s->conn->call = NULL;
+    } else if (s->opened && !s->ended) {
         struct event *e = h2_event_new(EV_GONE, s);
         if (e)
             h2_post(t, e);
@@ -241,6 +277,11 @@ static ssize_t read_out(nghttp2_session *h2, int32_t id, uint8_t *dest, size_t l
             if (e)
                 h2_post(t, e);
         }
+        if (s->ending && s->client) { /* our request ends: the server answers with the status */
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            s->ended = 1;
+            return (ssize_t)n;
+        }
         if (s->ending) {
             *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
             send_trailers(h2, s);
@@ -276,7 +317,7 @@ void h2_apply_op(struct conn *c, struct stream *s, struct op *o)
     } else if (o->want_drain) {
         s->want_drain = 1;
     }
-    if (o->status >= 0) {
+    if (o->status >= 0 && !s->client) {
         s->status = o->status;
         s->message = o->message;
         o->message = NULL;
@@ -303,6 +344,52 @@ void h2_apply_op(struct conn *c, struct stream *s, struct op *o)
         s->deferred = 0;
         nghttp2_session_resume_data(c->h2, s->id);
     }
+}
+
+struct stream *h2_call_new(struct conn *c, const char *authority, const char *path)
+{
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->conn = c;
+    s->client = s->opened = s->headers_sent = 1;
+    s->status = -1;
+    const nghttp2_nv nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)":authority", (uint8_t *)authority, 10, strlen(authority), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"te", (uint8_t *)"trailers", 2, 8, NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"user-agent", (uint8_t *)"pyetcd-peer", 10, 11, NGHTTP2_NV_FLAG_NONE},
+    };
+    nghttp2_data_provider dp = {.read_callback = read_out};
+    s->id = nghttp2_submit_request(c->h2, NULL, nv, sizeof nv / sizeof nv[0], &dp, s);
+    if (s->id < 0) {
+        free(s);
+        return NULL;
+    }
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    c->call = s;
+    return s;
+}
+
+void h2_call_closed(Transport *t, struct stream *s)
+{
+    if (s->reported)
+        return;
+    s->reported = 1;
+    struct event *e = h2_event_new(EV_CLOSED, s);
+    if (!e)
+        return;
+    e->flag = s->status;
+    e->data = s->message;
+    e->len = s->message ? strlen(s->message) : 0;
+    s->message = NULL;
+    h2_post(t, e);
 }
 
 int h2_callbacks_new(nghttp2_session_callbacks **callbacks)

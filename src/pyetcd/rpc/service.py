@@ -25,13 +25,13 @@ from google.protobuf import symbol_database
 from google.protobuf.descriptor import ServiceDescriptor
 
 from pyetcd import wire
-from pyetcd.api import rpc_pb2, v3election_pb2, v3lock_pb2
+from pyetcd.api import peer_pb2, rpc_pb2, v3election_pb2, v3lock_pb2
 
 _db = symbol_database.Default()
 # every client-facing service by its short name (as in services.py)
-DESCRIPTORS: dict[str, ServiceDescriptor] = {
+DESCRIPTORS: dict[str, ServiceDescriptor] = {  # with the members' own Peer service (transport/peerserver.py)
     **rpc_pb2.DESCRIPTOR.services_by_name, **v3lock_pb2.DESCRIPTOR.services_by_name,
-    **v3election_pb2.DESCRIPTOR.services_by_name}
+    **v3election_pb2.DESCRIPTOR.services_by_name, **peer_pb2.DESCRIPTOR.services_by_name}
 # Go gRPC's words, which etcd's clients see: for a unary request, and for a client-stream message
 UNMARSHAL_ERROR = "grpc: error unmarshalling request: "
 STREAM_UNMARSHAL_ERROR = "grpc: failed to unmarshal the received message "

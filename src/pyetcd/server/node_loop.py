@@ -472,7 +472,7 @@ class NodeLoop:
         early = [m for m in out.messages if m.type in kinds]
         if early and self._event_loop is not None:
             out.messages = [m for m in out.messages if m.type not in kinds]
-            self._event_loop.call_soon_threadsafe(self.peers.send, early)
+            self.peers.send_from_thread(early, self._event_loop)
 
     def _commit_deferred(self) -> None:
         """Only ever set by the selftest's deliberate bug.ack_before_commit: the previous turn

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +17,11 @@ class PeerSender(Protocol):
     def send(self, messages: list[Message]) -> None:
         """Queue raft messages to their peers; never blocks (a full queue drops and reports the
         peer unreachable)."""
+        ...
+
+    def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
+        """From any thread (the node loop's turn): what can go at once goes; the rest is ``send``
+        on ``loop``. Messages to one peer keep their order either way."""
         ...
 
     def send_snapshot(self, m: Message, store_file: Path, done: Callable[[bool], None]) -> None:
@@ -49,6 +55,9 @@ class NoPeers:
     """A single member's transport: nobody to talk to."""
 
     def send(self, messages: list[Message]) -> None:
+        return None
+
+    def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
         return None
 
     def send_snapshot(self, m: Message, store_file: Path, done: Callable[[bool], None]) -> None:

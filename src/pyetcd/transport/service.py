@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -28,15 +28,24 @@ REMOVED = "the member has been permanently removed from the cluster"
 _LOG_EVERY = 10.0
 
 
+def _grpc_identity(context: Any) -> Mapping[str, list[bytes]]:
+    return context.auth_context() or {}  # type: ignore[no-any-return]
+
+
 class PeerService:
-    def __init__(self, handler: PeerHandler, allowed_cn: str = "") -> None:
+    """``identify``: a call's peer certificate, as grpc's auth context keys it (grpc's own when
+    grpc ended TLS; gateway/identities.py's when a pump did)."""
+
+    def __init__(self, handler: PeerHandler, allowed_cn: str = "",
+                 identify: Callable[[Any], Mapping[str, list[bytes]]] = _grpc_identity) -> None:
         self.h = handler
         self.allowed_cn = allowed_cn
+        self._identify = identify
         self._logged: dict[tuple[int, str], float] = {}
 
     def _refusal(self, header: peer_pb2.PeerHeader, context: Any) -> str | None:
         if self.allowed_cn:
-            cns = [c.decode() for c in (context.auth_context() or {}).get("x509_common_name", [])]
+            cns = [c.decode() for c in self._identify(context).get("x509_common_name", [])]
             if self.allowed_cn not in cns:
                 return f"peer certificate CN {cns or 'none'} is not the allowed CN {self.allowed_cn!r}"
         if header.cluster_id != self.h.cluster_id:

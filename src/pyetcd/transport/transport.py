@@ -1,5 +1,10 @@
 """Peer senders and the peer server: one client stream per peer, batched, behind a bounded
-queue that drops (and reports the peer unreachable) rather than block the node loop."""
+queue that drops (and reports the peer unreachable) rather than block the node loop.
+
+The streams and the server run natively where the extensions are built (transport/links.py,
+transport/peerserver.py); ``PYETCD_PEER_GRPC=grpcio`` in the environment runs both on grpc.aio
+instead (bench/kv.py's A/B). Snapshots, member lists and forwarded lease calls always go through
+grpc.aio channels: they are rare, and either server takes them."""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import socket
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -19,13 +26,16 @@ import grpc
 
 from pyetcd import errors
 from pyetcd.api import internal_pb2, peer_pb2, peer_pb2_grpc, rpc_pb2
+from pyetcd.gateway.identities import RelayedIdentities
 from pyetcd.raft import Message
 from pyetcd.server.bootstrap import RemoteCluster
 from pyetcd.server.config import ServerConfig
 from pyetcd.server.ports import PeerHandler
 from pyetcd.tls import ConfigError, TLSInfo, channel_credentials, parse_url, server_credentials
 
-from . import codec
+from . import codec, links
+from .links import Link, Links, StreamEnded
+from .peerserver import NativePeerServer, native_peer_server
 from .service import REMOVED, PeerService
 
 log = logging.getLogger("pyetcd.transport")
@@ -33,9 +43,15 @@ log = logging.getLogger("pyetcd.transport")
 MAX_QUEUED = 4096  # messages per peer waiting to be sent (etcd's streamBufSize)
 SNAPSHOT_CHUNK = 1 << 20
 FORWARD_TIMEOUT = 5.0
+FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION.value[0]
 _OPTIONS = [("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1),
             ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000)]
+
+
+def native_peers() -> bool:
+    """Whether the peer streams and server run natively: built, and not turned off."""
+    return links.available() and os.environ.get("PYETCD_PEER_GRPC", "native") != "grpcio"
 
 
 def _channel(url: str, tls: TLSInfo, peer_cert: bytes | None = None) -> grpc.aio.Channel:
@@ -80,7 +96,13 @@ async def open_channel(url: str, tls: TLSInfo) -> grpc.aio.Channel:
 
 
 class _Peer:
-    """One remote member: its channel, its outgoing message stream, and whether it is reachable."""
+    """One remote member: its channel, its outgoing message stream, and whether it is reachable.
+
+    Messages to a peer leave in the order they were given. The node loop's turn thread sends on
+    an open native stream itself (``try_send``), without waiting for the event loop; what it
+    cannot send (no stream, a backlog, a stream waiting for the HTTP/2 thread) it hands to the
+    event loop, and until the loop has queued those (``_handoffs``) nothing overtakes them.
+    ``_lock`` guards the queue, the link and the handoffs across the two threads."""
 
     def __init__(self, transport: PeerTransport, member_id: int, urls: list[str]) -> None:
         self.t = transport
@@ -88,11 +110,16 @@ class _Peer:
         self.urls = urls
         self.queue: deque[Message] = deque()
         self.wake = asyncio.Event()
+        self._lock = threading.Lock()
+        self._handoffs = 0  # batches try_send gave to the event loop that it has not queued yet
         self.active_since: float | None = None
         self.channel: grpc.aio.Channel | None = None
         self.stub: peer_pb2_grpc.PeerStub | None = None
-        self._tasks = [asyncio.get_running_loop().create_task(self._run(), name=f"peer-{member_id:x}"),
-                       asyncio.get_running_loop().create_task(self._watch(), name=f"peer-watch-{member_id:x}")]
+        self.link: Link | None = None  # the native stream, while it is open
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run(), name=f"peer-{member_id:x}")]
+        if transport.links is None:  # grpc.aio's stream: the channel's state says whether it is up
+            self._tasks.append(loop.create_task(self._watch(), name=f"peer-watch-{member_id:x}"))
         self._connected = asyncio.Event()
 
     async def _connect(self) -> peer_pb2_grpc.PeerStub:
@@ -102,37 +129,105 @@ class _Peer:
             self._connected.set()
         return self.stub
 
-    def enqueue(self, m: Message) -> None:
-        if len(self.queue) >= MAX_QUEUED:
-            log.debug("dropped %s to %x: sending buffer is full", m.type.name, self.id)
-            self.t.unreachable(self.id)
-            return
-        self.queue.append(m)
+    def try_send(self, messages: list[Message]) -> bool:
+        """From any thread: send now on an open native stream that keeps up, with nothing waiting
+        before them. False: the caller hands them to ``enqueue`` on the event loop."""
+        data = self._encode(messages)
+        with self._lock:
+            link = self.link
+            if link is None or self.queue or self._handoffs or not link.takes(len(data)):
+                self._handoffs += 1
+                return False
+            link.send_now(data)
+            return True
+
+    def enqueue(self, messages: list[Message], handed_off: bool = False) -> None:
+        """On the event loop: send at once when nothing waits before them, queue otherwise."""
+        data = self._encode(messages) if self.link is not None else b""
+        with self._lock:
+            if handed_off:
+                self._handoffs -= 1
+            link = self.link
+            if link is not None and data and not self.queue and not self._handoffs and link.writable():
+                link.send(data)
+                return
+            for m in messages:
+                if len(self.queue) >= MAX_QUEUED:
+                    log.debug("dropped %s to %x: sending buffer is full", m.type.name, self.id)
+                    self.t.unreachable(self.id)
+                    break
+                self.queue.append(m)
         self.wake.set()
+
+    def _batch(self, messages: list[Message]) -> peer_pb2.MessageBatch:
+        return peer_pb2.MessageBatch(header=self.t.header(self.id), messages=[codec.encode(m) for m in messages])
+
+    def _encode(self, messages: list[Message]) -> bytes:
+        return self._batch(messages).SerializeToString()  # type: ignore[no-any-return]
+
+    def _take_queue(self) -> list[Message]:
+        with self._lock:
+            msgs = list(self.queue)
+            self.queue.clear()
+        return msgs
 
     async def _batches(self) -> AsyncIterator[peer_pb2.MessageBatch]:
         while True:
             if not self.queue:
                 self.wake.clear()
                 await self.wake.wait()
-            msgs = list(self.queue)
-            self.queue.clear()
-            yield peer_pb2.MessageBatch(header=self.t.header(self.id), messages=[codec.encode(m) for m in msgs])
+            yield self._batch(self._take_queue())
+
+    async def _stream(self, links: Links) -> None:
+        """The queue's messages on a native stream, until it ends (raises StreamEnded)."""
+        link = await links.open(self.urls[0])
+        link.ready.add_done_callback(self._on_ready)
+        link.ended.add_done_callback(lambda _: self.wake.set())
+        with self._lock:
+            self.link = link
+        try:
+            while not link.ended.done():
+                if self.queue:
+                    with self._lock:  # sent under the lock: try_send cannot slip in between
+                        msgs = list(self.queue)
+                        self.queue.clear()
+                        link.send(self._encode(msgs))
+                    await link.wait_writable()
+                    continue
+                self.wake.clear()
+                await self.wake.wait()
+            raise link.ended.result()
+        finally:
+            with self._lock:
+                self.link = None
+            self.active_since = None
+            link.close()
+
+    def _on_ready(self, ready: asyncio.Future[None]) -> None:
+        if not ready.cancelled() and self.link is not None:
+            self.active_since = time.monotonic()
 
     async def _run(self) -> None:
         backoff = 0.05
         while True:
             try:
-                stub = await self._connect()
-                await stub.Stream(self._batches())
+                if self.t.links is not None:
+                    await self._stream(self.t.links)
+                else:
+                    await (await self._connect()).Stream(self._batches())
             except asyncio.CancelledError:
                 raise
+            except StreamEnded as e:
+                if e.code == FAILED_PRECONDITION:
+                    self.t.refused(self.id, e.message)
+                else:
+                    log.debug("stream to %x broke: %s", self.id, e)
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.FAILED_PRECONDITION:
                     self.t.refused(self.id, e.details() or "")
                 elif e.code() != grpc.StatusCode.CANCELLED:
                     log.debug("stream to %x broke: %s", self.id, e.code().name)
-            except OSError as e:  # --peer-auto-tls could not fetch the peer's certificate
+            except OSError as e:  # no connection (TimeoutError too), or --peer-auto-tls found no certificate
                 log.debug("cannot reach %x: %s", self.id, e)
             except Exception:
                 log.warning("stream to %x failed", self.id, exc_info=True)
@@ -171,7 +266,8 @@ class PeerTransport:
         self.peers: dict[int, _Peer] = {}
         self.handler: PeerHandler | None = None
         self.on_removed: Callable[[str], None] = lambda why: None
-        self._server: grpc.aio.Server | None = None
+        self.links: Links | None = None  # the native streams (set_peers opens them)
+        self._server: grpc.aio.Server | NativePeerServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self, handler: PeerHandler) -> None:
@@ -182,8 +278,17 @@ class PeerTransport:
         return peer_pb2.PeerHeader(cluster_id=h.cluster_id if h else 0, to=to, **{"from": h.id if h else 0})
 
     # ---- the peer server -------------------------------------------------------------
-    async def serve(self) -> grpc.aio.Server:
+    async def serve(self) -> None:
         assert self.handler is not None
+        if native_peers():
+            identities = RelayedIdentities()
+            native = native_peer_server(self.cfg.listen_peer_urls, self.tls,
+                                        PeerService(self.handler, self.tls.allowed_cn, identities.of), identities)
+            if native is not None:
+                await native.start()
+                self._server = native
+                log.info("serving peer traffic on %s", ",".join(self.cfg.listen_peer_urls))
+                return
         server = grpc.aio.server(options=_OPTIONS)
         service = PeerService(self.handler, self.tls.allowed_cn)
         peer_pb2_grpc.add_PeerServicer_to_server(service, server)  # type: ignore[no-untyped-call]
@@ -203,10 +308,11 @@ class PeerTransport:
         await server.start()
         self._server = server
         log.info("serving peer traffic on %s", ",".join(self.cfg.listen_peer_urls))
-        return server
 
     # ---- PeerSender ------------------------------------------------------------------
     def set_peers(self, peers: dict[int, list[str]]) -> None:
+        if self.links is None and peers and native_peers():
+            self.links = Links(self.tls)
         for mid in list(self.peers):
             if mid not in peers or self.peers[mid].urls != peers[mid]:
                 self._spawn(self.peers.pop(mid).close())
@@ -215,10 +321,23 @@ class PeerTransport:
                 self.peers[mid] = _Peer(self, mid, urls)
 
     def send(self, messages: list[Message]) -> None:
+        for peer, msgs in self._by_peer(messages):
+            peer.enqueue(msgs)
+
+    def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
+        rest = [m for peer, msgs in self._by_peer(messages) if not peer.try_send(msgs) for m in msgs]
+        if rest:
+            loop.call_soon_threadsafe(self._handed_off, rest)
+
+    def _handed_off(self, messages: list[Message]) -> None:
+        for peer, msgs in self._by_peer(messages):
+            peer.enqueue(msgs, handed_off=True)
+
+    def _by_peer(self, messages: list[Message]) -> list[tuple[_Peer, list[Message]]]:
+        by_id: dict[int, list[Message]] = {}
         for m in messages:
-            peer = self.peers.get(m.to)
-            if peer is not None:
-                peer.enqueue(m)
+            by_id.setdefault(m.to, []).append(m)
+        return [(peer, msgs) for to, msgs in by_id.items() if (peer := self.peers.get(to)) is not None]
 
     def send_snapshot(self, m: Message, store_file: Path, done: Callable[[bool], None]) -> None:
         self._spawn(self._send_snapshot(m, store_file, done))
@@ -309,6 +428,9 @@ class PeerTransport:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.links is not None:
+            self.links.close()
+            self.links = None
         if self._server is not None:
             await self._server.stop(grace=0.5)
 
