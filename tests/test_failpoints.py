@@ -73,3 +73,21 @@ def test_member_crashes_at_a_turn_failpoint_and_recovers_every_acknowledged_writ
         assert "before" in keys and all(f"k{j}" in keys for j in range(i))  # every acknowledged put
     finally:
         m.stop()
+
+
+def test_a_node_loop_that_dies_of_an_error_stops_the_member_and_says_why(tmp_path: object, certs: CertPaths) -> None:
+    """An error inside the raft node loop must not leave the member up but deaf: it logs the
+    error and exits with status 2, as etcd's panics do; its data restarts cleanly."""
+    m = start_member("pyetcd", tmp_path / "m", certs)  # type: ignore[operator]
+    try:
+        etcdctl(m, "put", "before", "1")
+        m.env = {"PYETCD_FAILPOINTS": "bug.node_loop_raises=200>1*on"}
+        m.restart()
+        assert m.proc is not None
+        assert m.proc.wait(30) == 2
+        assert "the raft node loop failed; stopping the member: RuntimeError('failpoint bug.node_loop_raises')" in m.log_tail(80)
+        m.env = {}
+        m.restart()
+        assert etcdctl(m, "get", "before", "--print-value-only").stdout == "1\n"
+    finally:
+        m.stop()

@@ -52,6 +52,7 @@ def auto_tls(cfg: ServerConfig) -> None:
 
 
 GC_THRESHOLDS = (20_000, 50, 100)  # gen0 allocations, gen0 runs per gen1, gen1 runs per gen2
+NODE_LOOP_FAILED = 2  # the exit status when the raft node loop died of an error (a Go panic exits 2 too)
 
 
 def tune_gc() -> None:
@@ -99,14 +100,15 @@ async def serve(cfg: ServerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[object]] = []
+    failing = asyncio.create_task(server.failed.wait())
     try:
         await transport.serve()
         await http.start(cfg.listen_metrics_urls)
         starting = asyncio.create_task(server.start())
         removal = asyncio.create_task(server.removed.wait())
         stopping = asyncio.create_task(stop.wait())
-        tasks = [starting, removal, stopping]  # type: ignore[list-item]
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        tasks = [starting, removal, stopping, failing]  # type: ignore[list-item]
+        await asyncio.wait({starting, stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done() and not starting.exception():
             # as etcd: clients are served once the member knows a leader (until then they retry
             # another endpoint rather than get "no leader")
@@ -117,7 +119,7 @@ async def serve(cfg: ServerConfig) -> None:
                 "advertise-client-urls": cfg.advertise_client_urls}})
             notify("READY=1")
             tune_gc()
-            await asyncio.wait({removal, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({removal, stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
             if removal.done():
                 removed("the member has been permanently removed from the cluster")
         if stopping.done():
@@ -130,6 +132,8 @@ async def serve(cfg: ServerConfig) -> None:
         await transport.close()
         await server.stop()
     log.info("closed etcd server", extra={"fields": {"name": cfg.name, "data-dir": str(cfg.data_dir)}})
+    if failing.done() and not failing.cancelled():
+        raise SystemExit(NODE_LOOP_FAILED)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,6 +149,11 @@ class EtcdServer:
         """Set when this member was removed from the cluster: the process should stop."""
         return self.loop.removed
 
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set when the raft node loop died of an error: the process must stop (and say so)."""
+        return self.loop.failed
+
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Run the node loop and return once a leader is known (with several members, that

@@ -164,6 +164,7 @@ class NodeLoop:
         self.wal_observers: list[Callable[[float], None]] = []
         self.backend_observers: list[Callable[[float], None]] = []
         self.removed = asyncio.Event()  # set when a committed change removed this member
+        self.failed = asyncio.Event()  # set when the loop died of an error: the member must stop
         self.ready_event = asyncio.Event()  # set once a leader is known
         # held by a turn's transactions, a snapshot install, or defragmentation (the latter two first
         # commit a store transaction that turns left open: _commit_held_store)
@@ -219,6 +220,17 @@ class NodeLoop:
     def start(self) -> None:
         self._event_loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="raft-node-loop")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A loop that dies of an error would leave the member up but deaf (nothing would step
+        the node again): it is logged and ``failed`` is set, and the process exits, as etcd's
+        panics do."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.critical("the raft node loop failed; stopping the member: %r", error, exc_info=error)
+        self.failed.set()
 
     async def stop(self) -> None:
         self._stopped = True
@@ -260,6 +272,8 @@ class NodeLoop:
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.tick_seconds
         while not self._stopped:
+            if failpoints.hit("bug.node_loop_raises"):  # deliberate failure: test_failpoints
+                raise RuntimeError("failpoint bug.node_loop_raises")
             held = self.reads.held_until(loop.time())  # a read round waiting for company (read_index.py)
             until = min(next_tick, held) if held else next_tick
             if self._commit_news_at is not None:
