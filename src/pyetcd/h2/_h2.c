@@ -1,6 +1,7 @@
 /*
- * _h2: the client port's gRPC transport, natively: HTTP/2 (nghttp2) and gRPC message framing on
- * one thread of its own (epoll), without the GIL. Python sees calls, not frames.
+ * _h2: the member's gRPC transport, natively (client port, peer port, streams to the peers):
+ * HTTP/2 (nghttp2) and gRPC message framing on one thread of its own (epoll), without the GIL.
+ * Python sees calls, not frames.
  *
  * Why: under grpc.aio a request costs the member 100-200 us of CPU inside grpc's Cython glue
  * before any of pyetcd's code runs (bench/grpc_floor.py), and all of it holds the GIL. Here the
@@ -15,8 +16,14 @@
  * (connection serial & 0xffff) << 48 | fd << 31 | stream id; the serial tells a new connection on
  * a reused descriptor from the old one.
  *
- * Files: this one is the Python type (take, send, goaway, close); _h2conn.c the thread and its
- * connections; _h2stream.c one stream as one gRPC call; _h2.h what they share.
+ * Calls of our own (transport/links.py: the raft message streams to the peers): call(fd,
+ * authority, path) opens a client session on a connected socket and a call on it; send() writes
+ * its messages under the key call() returned; READY key says the server's SETTINGS arrived,
+ * CLOSED key status message how the call ended (status -1: the connection went first). A
+ * transport made with listen_fd -1 serves nothing and only makes calls.
+ *
+ * Files: this one is the Python type (take, send, call, goaway, close); _h2conn.c the thread and
+ * its connections; _h2stream.c one stream as one gRPC call; _h2.h what they share.
  *
  * Threads: the HTTP/2 thread owns connections and sessions. Python's take() and send() only
  * move queued events and ops under `lock`; eventfds wake each side when its queue turns
@@ -338,7 +345,7 @@ static PyTypeObject TransportType = {
 static struct PyModuleDef h2module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_h2",
-    .m_doc = "gRPC over HTTP/2 on a native thread, for the client port (see _h2.c).",
+    .m_doc = "gRPC over HTTP/2 on a native thread, for the client and peer ports (see _h2.c).",
     .m_size = -1,
 };
 

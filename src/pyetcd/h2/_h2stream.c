@@ -5,7 +5,8 @@
  *
  * A call we make (Transport.call, `client` streams) turns the roles round: Python's messages are
  * the request's DATA, ending the call ends the request, and the response's messages come back as
- * MSG, its grpc-status and grpc-message as CLOSED when the stream closes. */
+ * MSG, its grpc-status and grpc-message as CLOSED when the response ends (or the stream closes
+ * first: no status then). The request goes as :scheme http: TLS, if any, is the pump's. */
 #include "_h2.h"
 
 #include <errno.h>
