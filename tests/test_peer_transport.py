@@ -106,6 +106,41 @@ def test_a_connection_that_breaks_ends_the_stream_without_a_status() -> None:
     asyncio.run(run())
 
 
+def test_keepalive_closes_a_silent_connection_and_keeps_a_live_one() -> None:
+    """A peer whose network went silent (a blackhole: the connection stays up, nothing comes
+    back) is PINGed once quiet, and the stream ends when the PING goes unanswered; a live peer
+    answers its PINGs and the stream stays open however long it is idle."""
+    servicer = _Collector(limit=10**9)
+
+    async def body(port: int) -> None:
+        loop = asyncio.get_running_loop()
+        silent = socket.create_server(("127.0.0.1", 0))
+        silent.setblocking(False)
+        ls = links.Links(TLSInfo(), keepalive_ms=200, keepalive_timeout_ms=400)
+        try:
+            live = await ls.open(f"http://127.0.0.1:{port}")
+            dead = await ls.open(f"http://127.0.0.1:{silent.getsockname()[1]}")
+            conn, _ = await loop.sock_accept(silent)  # accepted, read by nobody, never answered
+            live.send(_batch(1))
+            dead.send(_batch(1))
+            opened = loop.time()
+            ended = await asyncio.wait_for(dead.ended, 10)
+            assert ended.code is None and dead.ready.cancelled()
+            assert loop.time() - opened >= 0.6  # quiet 200 ms, then the PING unanswered 400 ms
+            await asyncio.sleep(2.5)  # many keepalive periods, idle
+            assert not live.ended.done() and live.writable()
+            live.send(_batch(2))
+            while len(servicer.got) < 2:
+                await asyncio.sleep(0.01)
+            conn.close()
+        finally:
+            ls.close()
+            silent.close()
+
+    asyncio.run(_serving(servicer, body))
+    assert servicer.got == [1, 2]
+
+
 def _tls_server(certs: CertPaths) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(certs.peer_key.read_bytes(), certs.peer.read_bytes())],
                                        root_certificates=certs.ca.read_bytes(), require_client_auth=True)

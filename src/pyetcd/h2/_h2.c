@@ -56,16 +56,19 @@ void h2_free_ops(struct op *o)
 
 static PyObject *Transport_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"listen_fd", "max_recv", NULL};
-    int listen_fd;
+    static char *kwlist[] = {"listen_fd", "max_recv", "keepalive_ms", "keepalive_timeout_ms", NULL};
+    int listen_fd, keepalive_ms = 0, keepalive_timeout_ms = 0;
     Py_ssize_t max_recv;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "in", kwlist, &listen_fd, &max_recv))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "in|ii", kwlist, &listen_fd, &max_recv, &keepalive_ms,
+                                     &keepalive_timeout_ms))
         return NULL;
     Transport *t = (Transport *)type->tp_alloc(type, 0);
     if (!t)
         return NULL;
     t->listen_fd = listen_fd;
     t->max_recv = (size_t)max_recv;
+    t->keepalive_ms = keepalive_ms > 0 ? keepalive_ms : 0;
+    t->keepalive_timeout_ms = keepalive_timeout_ms > 0 ? keepalive_timeout_ms : 20000;
     t->events_tail = &t->events;
     t->ops_tail = &t->ops;
     pthread_mutex_init(&t->lock, NULL);

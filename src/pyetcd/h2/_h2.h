@@ -87,6 +87,8 @@ struct conn {
     int outgoing;        /* a connection we opened (Transport.call), closed once its call is over */
     struct stream *call; /* ... its one stream, while it is open */
     int ready;           /* ... and the server's SETTINGS arrived (READY was posted) */
+    int64_t heard_ms;    /* ... when it last read a byte (keepalive) */
+    int64_t pinged_ms;   /* ... when it sent the PING still unanswered; 0: none */
 };
 
 struct event {
@@ -142,6 +144,10 @@ typedef struct transport {
     struct op *ops, **ops_tail;
     int shutdown_requested;
     uint64_t serials;
+    /* calls of ours: a connection silent this long gets a PING, and is closed when the PING
+     * goes unanswered as long again (grpc's keepalive); 0: never */
+    int keepalive_ms, keepalive_timeout_ms;
+    int64_t checked_ms;
     struct conn *conns[MAX_FD];
     struct conn *dead;
     uint8_t scratch[CHUNK];
@@ -159,6 +165,7 @@ struct stream *h2_call_new(struct conn *c, const char *authority, const char *pa
 void h2_call_closed(Transport *t, struct stream *s);
 
 /* _h2conn.c: connections and the thread */
+int64_t h2_now_ms(void);
 int h2_sessions_init(void);
 void h2_conn_close(Transport *t, struct conn *c);
 void *h2_run(void *arg);

@@ -11,7 +11,9 @@ CLOSED: int  # a call of ours ended: (CLOSED, key, grpc-status or -1, grpc-messa
 CLOSE: int  # an op's status: close a call of ours and its connection
 
 class Transport:
-    def __init__(self, listen_fd: int, max_recv: int) -> None: ...  # listen_fd -1: calls of ours only
+    # listen_fd -1: calls of ours only; keepalive_ms: PING a call's silent connection, close it when
+    # the PING goes unanswered for keepalive_timeout_ms (0: never)
+    def __init__(self, listen_fd: int, max_recv: int, keepalive_ms: int = 0, keepalive_timeout_ms: int = 0) -> None: ...
     def start(self) -> None: ...
     def fileno(self) -> int: ...
     # (OPEN, key, path, metadata, peer) | (MSG, key, compressed, data) | (BIG, key, size) | (CLOSED, key, status, message) | (kind, key)

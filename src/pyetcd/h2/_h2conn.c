@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- connections ---- */
@@ -93,6 +94,13 @@ static int conn_flush(Transport *t, struct conn *c)
     return 0;
 }
 
+int64_t h2_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void conn_readable(Transport *t, struct conn *c)
 {
     for (;;) {
@@ -104,6 +112,10 @@ static void conn_readable(Transport *t, struct conn *c)
         if (n <= 0) {
             h2_conn_close(t, c);
             return;
+        }
+        if (c->outgoing) { /* anything heard proves the peer alive */
+            c->heard_ms = h2_now_ms();
+            c->pinged_ms = 0;
         }
         if (nghttp2_session_mem_recv(c->h2, t->scratch, (size_t)n) < 0) {
             conn_flush(t, c); /* a GOAWAY with the protocol error, if it fits */
@@ -193,6 +205,7 @@ static struct conn *call_open(Transport *t, struct op *o)
     c->t = t;
     c->fd = fd;
     c->outgoing = 1;
+    c->heard_ms = h2_now_ms();
     c->serial = o->key >> 48;
     snprintf(c->peer, sizeof c->peer, "%s", o->authority);
     nghttp2_settings_entry iv[] = {
@@ -265,13 +278,37 @@ static void take_ops(Transport *t)
     }
 }
 
+/* Keepalive for calls of ours, checked about once a second: a connection that heard nothing
+ * for keepalive_ms is PINGed; one whose PING went unanswered for keepalive_timeout_ms is
+ * closed (its call ends with CLOSED, no status), as grpc's keepalive closes a silent channel. */
+static void keep_alive(Transport *t)
+{
+    int64_t now = h2_now_ms();
+    if (now - t->checked_ms < 1000)
+        return;
+    t->checked_ms = now;
+    for (int fd = 0; fd < MAX_FD; fd++) {
+        struct conn *c = t->conns[fd];
+        if (!c || !c->outgoing)
+            continue;
+        if (c->pinged_ms && now - c->pinged_ms >= t->keepalive_timeout_ms) {
+            h2_conn_close(t, c);
+        } else if (!c->pinged_ms && now - c->heard_ms >= t->keepalive_ms) {
+            c->pinged_ms = now;
+            nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);
+            if (conn_flush(t, c) < 0)
+                h2_conn_close(t, c);
+        }
+    }
+}
+
 void *h2_run(void *arg)
 {
     Transport *t = arg;
     struct epoll_event ev[MAX_EVENTS];
     int listening = 1;
     for (;;) {
-        int n = epoll_wait(t->ep, ev, MAX_EVENTS, -1);
+        int n = epoll_wait(t->ep, ev, MAX_EVENTS, t->keepalive_ms ? 1000 : -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -296,6 +333,8 @@ void *h2_run(void *arg)
                     conn_readable(t, c);
             }
         }
+        if (t->keepalive_ms)
+            keep_alive(t);
         free_dead(t);
         pthread_mutex_lock(&t->lock);
         int stopping = t->stopping;

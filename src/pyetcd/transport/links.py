@@ -35,6 +35,9 @@ PATH = "/pyetcdpeerpb.Peer/Stream"
 CONNECT_TIMEOUT = 2.0
 MAX_RECEIVE = 1 << 20  # the stream's one reply is a StreamAck
 DRAIN_EVERY = 1 << 20  # after this many bytes a stream waits for the HTTP/2 thread to take them
+# a silent connection is PINGed, and closed when that goes unanswered: the peer channels' grpc
+# keepalive (transport.py), which a blackholed network would otherwise hide until it heals
+KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 10_000, 20_000
 
 
 def available() -> bool:
@@ -117,10 +120,11 @@ class Link:
 class Links:
     """The member's outgoing streams: one HTTP/2 thread for all of them, one pump for their TLS."""
 
-    def __init__(self, tls: TLSInfo) -> None:
+    def __init__(self, tls: TLSInfo, keepalive_ms: int = KEEPALIVE_MS,
+                 keepalive_timeout_ms: int = KEEPALIVE_TIMEOUT_MS) -> None:
         if not available():
             raise RuntimeError("the native peer transport was not built")
-        self.transport = _h2.Transport(-1, MAX_RECEIVE)
+        self.transport = _h2.Transport(-1, MAX_RECEIVE, keepalive_ms, keepalive_timeout_ms)
         self._tls = tls
         self._pump: Pump | None = None
         self._links: dict[int, Link] = {}
