@@ -20,8 +20,8 @@ class PeerSender(Protocol):
         ...
 
     def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
-        """From any thread (the node loop's turn): what can go at once goes; the rest is ``send``
-        on ``loop``. Messages to one peer keep their order either way."""
+        """From any thread (the node loop's turn): what can go at once goes; the rest waits to be
+        sent from ``loop``. Messages to one peer keep their order, whichever thread gave them."""
         ...
 
     def send_snapshot(self, m: Message, store_file: Path, done: Callable[[bool], None]) -> None:

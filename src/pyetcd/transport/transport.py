@@ -98,11 +98,11 @@ async def open_channel(url: str, tls: TLSInfo) -> grpc.aio.Channel:
 class _Peer:
     """One remote member: its channel, its outgoing message stream, and whether it is reachable.
 
-    Messages to a peer leave in the order they were given. The node loop's turn thread sends on
-    an open native stream itself (``try_send``), without waiting for the event loop; what it
-    cannot send (no stream, a backlog, a stream waiting for the HTTP/2 thread) it hands to the
-    event loop, and until the loop has queued those (``_handoffs``) nothing overtakes them.
-    ``_lock`` guards the queue, the link and the handoffs across the two threads."""
+    Messages to a peer leave in the order they were given, from whichever thread. They go onto
+    an open native stream at once when nothing waits before them (the node loop's turn thread
+    does that itself, ``send_from_thread``, without a trip through the event loop); otherwise
+    they join the queue, which the stream's task sends in order. ``_lock`` guards the queue and
+    the link, and every send that bypasses the queue happens under it."""
 
     def __init__(self, transport: PeerTransport, member_id: int, urls: list[str]) -> None:
         self.t = transport
@@ -111,7 +111,6 @@ class _Peer:
         self.queue: deque[Message] = deque()
         self.wake = asyncio.Event()
         self._lock = threading.Lock()
-        self._handoffs = 0  # batches try_send gave to the event loop that it has not queued yet
         self.active_since: float | None = None
         self.channel: grpc.aio.Channel | None = None
         self.stub: peer_pb2_grpc.PeerStub | None = None
@@ -129,34 +128,43 @@ class _Peer:
             self._connected.set()
         return self.stub
 
-    def try_send(self, messages: list[Message]) -> bool:
-        """From any thread: send now on an open native stream that keeps up, with nothing waiting
-        before them. False: the caller hands them to ``enqueue`` on the event loop."""
-        data = self._encode(messages)
+    def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
+        """From any thread: onto the open stream now if it keeps up and nothing waits before
+        them; else into the queue, the event loop woken to send it."""
+        data = self._encode(messages) if self.link is not None and not self.queue else b""
         with self._lock:
             link = self.link
-            if link is None or self.queue or self._handoffs or not link.takes(len(data)):
-                self._handoffs += 1
-                return False
-            link.send_now(data)
-            return True
+            if link is not None and data and not self.queue and link.takes(len(data)):
+                link.send_now(data)
+                return
+            dropped = self._queue(messages)
+        loop.call_soon_threadsafe(self._queued, dropped)
 
-    def enqueue(self, messages: list[Message], handed_off: bool = False) -> None:
-        """On the event loop: send at once when nothing waits before them, queue otherwise."""
-        data = self._encode(messages) if self.link is not None else b""
+    def enqueue(self, messages: list[Message]) -> None:
+        """On the event loop: onto the open stream at once when nothing waits before them, else
+        into the queue."""
+        data = self._encode(messages) if self.link is not None and not self.queue else b""
         with self._lock:
-            if handed_off:
-                self._handoffs -= 1
             link = self.link
-            if link is not None and data and not self.queue and not self._handoffs and link.writable():
+            if link is not None and data and not self.queue and link.writable():
                 link.send(data)
                 return
-            for m in messages:
-                if len(self.queue) >= MAX_QUEUED:
-                    log.debug("dropped %s to %x: sending buffer is full", m.type.name, self.id)
-                    self.t.unreachable(self.id)
-                    break
-                self.queue.append(m)
+            dropped = self._queue(messages)
+        self._queued(dropped)
+
+    def _queue(self, messages: list[Message]) -> bool:
+        """Under the lock: queue them, dropping what does not fit (True if any was dropped)."""
+        for i, m in enumerate(messages):
+            if len(self.queue) >= MAX_QUEUED:
+                log.debug("dropped %d messages to %x: sending buffer is full", len(messages) - i, self.id)
+                return True
+            self.queue.append(m)
+        return False
+
+    def _queued(self, dropped: bool) -> None:
+        """On the event loop, after queueing: a full buffer reports the peer unreachable."""
+        if dropped:
+            self.t.unreachable(self.id)
         self.wake.set()
 
     def _batch(self, messages: list[Message]) -> peer_pb2.MessageBatch:
@@ -188,7 +196,7 @@ class _Peer:
         try:
             while not link.ended.done():
                 if self.queue:
-                    with self._lock:  # sent under the lock: try_send cannot slip in between
+                    with self._lock:  # sent under the lock: no direct send can slip in between
                         msgs = list(self.queue)
                         self.queue.clear()
                         link.send(self._encode(msgs))
@@ -325,13 +333,8 @@ class PeerTransport:
             peer.enqueue(msgs)
 
     def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
-        rest = [m for peer, msgs in self._by_peer(messages) if not peer.try_send(msgs) for m in msgs]
-        if rest:
-            loop.call_soon_threadsafe(self._handed_off, rest)
-
-    def _handed_off(self, messages: list[Message]) -> None:
         for peer, msgs in self._by_peer(messages):
-            peer.enqueue(msgs, handed_off=True)
+            peer.send_from_thread(msgs, loop)
 
     def _by_peer(self, messages: list[Message]) -> list[tuple[_Peer, list[Message]]]:
         by_id: dict[int, list[Message]] = {}
