@@ -70,18 +70,13 @@ class Link:
         return not self.ended.done() and self._drained is None
 
     def takes(self, size: int) -> bool:
-        """From any thread: whether a message of ``size`` bytes may go by ``send_now``, which
-        cannot wait for the HTTP/2 thread (``send`` asks it to report back now and then)."""
+        """From any thread: whether a message of ``size`` bytes may go now without ``send``
+        asking the HTTP/2 thread to report back (which needs the event loop)."""
         return self.writable() and self._unsent + size + 5 < DRAIN_EVERY
 
-    def send_now(self, message: bytes) -> None:
-        """From any thread, after ``takes``: one gRPC message on the stream."""
-        data = b"\0" + len(message).to_bytes(4, "big") + message
-        self._unsent += len(data)
-        self.links.transport.send([(self.key, data, -1, None, False)])
-
     def send(self, message: bytes) -> None:
-        """One gRPC message on the stream (callers check ``writable`` first, or wait for it)."""
+        """One gRPC message on the stream. On the event loop, after ``writable`` (or waiting for
+        it); from another thread only after ``takes``, so that no report is asked for."""
         data = b"\0" + len(message).to_bytes(4, "big") + message
         self._unsent += len(data)
         drain = self._unsent >= DRAIN_EVERY

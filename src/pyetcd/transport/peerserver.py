@@ -10,14 +10,14 @@ Each accepted connection is relayed by a pump to the member's private listener (
 socket) that h2/server.NativeServer serves with the peer service (transport/service.py). On an
 https:// peer URL the pump ends TLS with grpc's rules for our peer certificate (tls.pump_settings)
 and reports each peer's certificate on an identity socket, which --peer-cert-allowed-cn reads
-(gateway/identities.py), and every handshake it refused, logged there as etcd logs them. ``PYETCD_PEER_GRPC=grpcio`` serves the port with grpc.aio instead
-(transport/transport.py), as does a build without the extensions.
+(gateway/identities.py), and every handshake it refused, logged there as etcd logs them.
+``PYETCD_PEER_GRPC=grpcio`` serves the port with grpc.aio instead (transport/transport.py), as
+does a build without the extensions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from itertools import count
@@ -51,9 +51,7 @@ class NativePeerServer:
         self._identities = identities
         self._socks: list[tuple[socket.socket, bool]] = []
         for url in urls:
-            addr = parse_url(url)
-            if addr.secure and tls.empty:
-                raise ConfigError(f"{url} is https but no --peer-cert-file/--peer-key-file (or --peer-auto-tls) was given")
+            addr = parse_url(url)  # an https URL has TLS settings (PeerTransport.serve checked)
             try:
                 self._socks.append((bind(addr.host, addr.port), addr.secure))
             except OSError as e:
@@ -131,12 +129,3 @@ class NativePeerServer:
             self._report_end.close()
         self._identities.forget_all()
 
-
-def native_peer_server(urls: list[str], tls: TLSInfo, service: PeerService,
-                       identities: RelayedIdentities) -> NativePeerServer | None:
-    """The native peer server, or None when it is not built (grpc.aio serves the port then)."""
-    if Pump is None:
-        return None
-    with contextlib.suppress(RuntimeError):
-        return NativePeerServer(urls, tls, service, identities)
-    return None

@@ -35,7 +35,7 @@ from pyetcd.tls import ConfigError, TLSInfo, channel_credentials, parse_url, ser
 
 from . import codec, links
 from .links import Link, Links, StreamEnded
-from .peerserver import NativePeerServer, native_peer_server
+from .peerserver import NativePeerServer
 from .service import REMOVED, PeerService
 
 log = logging.getLogger("pyetcd.transport")
@@ -129,28 +129,27 @@ class _Peer:
         return self.stub
 
     def send_from_thread(self, messages: list[Message], loop: asyncio.AbstractEventLoop) -> None:
-        """From any thread: onto the open stream now if it keeps up and nothing waits before
-        them; else into the queue, the event loop woken to send it."""
+        """From any thread: ``_send_or_queue``, the event loop woken if they were queued."""
+        dropped = self._send_or_queue(messages)
+        if dropped is not None:
+            loop.call_soon_threadsafe(self._queued, dropped)
+
+    def enqueue(self, messages: list[Message]) -> None:
+        """On the event loop: ``_send_or_queue``."""
+        dropped = self._send_or_queue(messages)
+        if dropped is not None:
+            self._queued(dropped)
+
+    def _send_or_queue(self, messages: list[Message]) -> bool | None:
+        """Onto the open stream when it takes them and nothing waits before them (None); else
+        into the queue (whether some did not fit and were dropped)."""
         data = self._encode(messages) if self.link is not None and not self.queue else b""
         with self._lock:
             link = self.link
             if link is not None and data and not self.queue and link.takes(len(data)):
-                link.send_now(data)
-                return
-            dropped = self._queue(messages)
-        loop.call_soon_threadsafe(self._queued, dropped)
-
-    def enqueue(self, messages: list[Message]) -> None:
-        """On the event loop: onto the open stream at once when nothing waits before them, else
-        into the queue."""
-        data = self._encode(messages) if self.link is not None and not self.queue else b""
-        with self._lock:
-            link = self.link
-            if link is not None and data and not self.queue and link.writable():
                 link.send(data)
-                return
-            dropped = self._queue(messages)
-        self._queued(dropped)
+                return None
+            return self._queue(messages)
 
     def _queue(self, messages: list[Message]) -> bool:
         """Under the lock: queue them, dropping what does not fit (True if any was dropped)."""
@@ -288,15 +287,18 @@ class PeerTransport:
     # ---- the peer server -------------------------------------------------------------
     async def serve(self) -> None:
         assert self.handler is not None
+        for url in self.cfg.listen_peer_urls:
+            if parse_url(url).secure and self.tls.empty:
+                raise ConfigError(f"{url} is https but no --peer-cert-file/--peer-key-file "
+                                  "(or --peer-auto-tls) was given")
         if native_peers():
             identities = RelayedIdentities()
-            native = native_peer_server(self.cfg.listen_peer_urls, self.tls,
-                                        PeerService(self.handler, self.tls.allowed_cn, identities.of), identities)
-            if native is not None:
-                await native.start()
-                self._server = native
-                log.info("serving peer traffic on %s", ",".join(self.cfg.listen_peer_urls))
-                return
+            native = NativePeerServer(self.cfg.listen_peer_urls, self.tls,
+                                      PeerService(self.handler, self.tls.allowed_cn, identities.of), identities)
+            await native.start()
+            self._server = native
+            log.info("serving peer traffic on %s", ",".join(self.cfg.listen_peer_urls))
+            return
         server = grpc.aio.server(options=_OPTIONS)
         service = PeerService(self.handler, self.tls.allowed_cn)
         peer_pb2_grpc.add_PeerServicer_to_server(service, server)  # type: ignore[no-untyped-call]
@@ -304,9 +306,6 @@ class PeerTransport:
         for url in self.cfg.listen_peer_urls:
             addr = parse_url(url)
             if addr.secure:
-                if self.tls.empty:
-                    raise ConfigError(f"{url} is https but no --peer-cert-file/--peer-key-file "
-                                      "(or --peer-auto-tls) was given")
                 creds = creds or server_credentials(self.tls)
                 port = server.add_secure_port(addr.host_port, creds)
             else:
