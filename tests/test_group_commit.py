@@ -115,22 +115,24 @@ def test_quiet_turns_and_a_zero_window_never_wait() -> None:
 def test_inline_only_for_small_turns_after_a_quiet_period() -> None:
     clock = ManualClock()
     lone = LoneClient(True, clock)
-    assert lone.inline(INLINE_TURN_ENTRIES, 1, 1)
-    assert not lone.inline(INLINE_TURN_ENTRIES + 1, 1, 1)  # a turn others' requests joined
-    assert not lone.inline(1, 1, 3)  # a cluster: peers' messages move while the apply thread fsyncs
-    assert not lone.inline(1, 2, 1)  # two proposals in flight: others may join the next turns
+    assert lone.inline(INLINE_TURN_ENTRIES, 1, 1, False)
+    assert not lone.inline(INLINE_TURN_ENTRIES + 1, 1, 1, False)  # a turn others' requests joined
+    assert not lone.inline(1, 1, 3, False)  # a cluster whose messages the event loop must send
+    assert lone.inline(1, 1, 3, True)  # ... or one whose transport sends them from the turn
+    assert not lone.inline(1, 2, 1, False)  # two proposals in flight: others may join the next turns
     clock.now += group_commit.SHARED_QUIET_SECONDS / 2
-    assert not lone.inline(1, 1, 1)  # still within the quiet period after sharing
+    assert not lone.inline(1, 1, 1, False)  # still within the quiet period after sharing
+    assert not lone.inline(1, 1, 3, True)
     clock.now += group_commit.SHARED_QUIET_SECONDS
-    assert lone.inline(1, 1, 1)
-    assert not LoneClient(False, clock).inline(1, 0, 1)  # PYETCD_INLINE_TURNS=0
+    assert lone.inline(1, 1, 1, False)
+    assert not LoneClient(False, clock).inline(1, 0, 1, False)  # PYETCD_INLINE_TURNS=0
 
 
 def test_the_store_transaction_is_held_only_while_neither_proposals_nor_reads_share_the_member() -> None:
     clock = ManualClock()
     lone = LoneClient(True, clock)
-    assert not lone.inline(1, 1, 3) and lone.hold(0)  # a cluster's lone client holds too
-    lone.inline(1, 2, 3)
+    assert not lone.inline(1, 1, 3, False) and lone.hold(0)  # a cluster's lone client holds too
+    lone.inline(1, 2, 3, False)
     assert not lone.hold(0)  # two proposals in flight
     clock.now += group_commit.SHARED_QUIET_SECONDS + 0.01
     assert lone.hold(0)

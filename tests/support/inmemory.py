@@ -36,6 +36,8 @@ class MemNet:
 class MemPeers:
     """``pyetcd.server.ports.PeerSender`` for one member, delivering on the event loop."""
 
+    sends_directly = False  # delivered by the loop: a cluster's turns stay on the apply thread
+
     def __init__(self, net: MemNet) -> None:
         self.net = net
         self.me = 0

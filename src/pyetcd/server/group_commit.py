@@ -120,9 +120,9 @@ class GroupCommit:
 
 
 class LoneClient:
-    """Whether a turn may run on the event loop instead of the apply thread: only on a single
-    member, only a small turn, and only after half a second in which this member never had two
-    proposals in flight.
+    """Whether a turn may run on the event loop instead of the apply thread: only where its peer
+    messages need not wait for the loop (``inline``), only a small turn, and only after half a
+    second in which this member never had two proposals in flight.
 
     The apply thread exists so that requests keep arriving, and join the next turn, while a turn
     waits for its fsyncs. A lone client has nothing to overlap with; for it the hop there and back
@@ -141,17 +141,25 @@ class LoneClient:
         self.clock = clock
         self._shared_until = 0.0
 
-    def inline(self, entries: int, in_flight: int, members: int) -> bool:
+    def inline(self, entries: int, in_flight: int, members: int, direct_sends: bool) -> bool:
         """``entries``: the turn's (persisted plus committed); ``in_flight``: proposals awaiting
-        results; ``members``: the cluster's. Only a single member's turns run inline. In a
-        cluster a lone client's put passes through several members' turns, and the event loop
-        has peer messages to move while the apply thread fsyncs (a leader's appends go out
-        before its own log is durable); there, on three members, a lone client's puts/s fell
-        by 13 % with turns inline, and by 26 % with only the turns that send no messages inline."""
+        results; ``members``: the cluster's; ``direct_sends``: whether the peer transport puts a
+        turn's messages on the wire from the turn itself (ports.PeerSender.sends_directly).
+
+        A cluster's turns run inline only with direct sends. Otherwise an inline turn holds its
+        messages (a leader's appends, which go out before its own log is durable) until its fsync
+        ends and the event loop is free to send them: on three members with grpc.aio's peer
+        streams a lone client's puts/s fell by 13 % with turns inline. With the native streams
+        the appends leave at once, and a lone client's put skips the hop to the apply thread and
+        back in three turns (the leader's two, a follower's one): puts/s at the leader rose from
+        0.56 to 0.71 of etcd's, at a follower from 0.49 to 0.58, and 100 clients lost nothing.
+        A follower serving no client counts no proposals in flight, so its turns run inline
+        under any load at the leader: the appends that arrive meanwhile wait in the HTTP/2
+        thread, and join the next turn as they would have joined it on the apply thread."""
         now = self.clock()
         if in_flight > 1:
             self._shared_until = now + SHARED_QUIET_SECONDS
-        return (self.enabled and members == 1 and entries <= INLINE_TURN_ENTRIES
+        return (self.enabled and (members == 1 or direct_sends) and entries <= INLINE_TURN_ENTRIES
                 and now >= self._shared_until)
 
     def hold(self, reads_waited: int) -> bool:

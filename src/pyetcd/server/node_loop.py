@@ -89,7 +89,7 @@ MAX_PEER_MESSAGES = 10_000
 # The most the loop waits after a busy turn (group_commit.py). A pyetcd-only knob, for A/B runs
 # in bench/kv.py (``--variant off:PYETCD_GROUP_COMMIT_MS=0`` never waits).
 GROUP_COMMIT_WINDOW = float(os.environ.get("PYETCD_GROUP_COMMIT_MS", "6")) / 1000
-# On a single member a lone client's turns run on the event loop (group_commit.LoneClient); "0": never.
+# A lone client's turns run on the event loop (group_commit.LoneClient.inline says where); "0": never.
 INLINE_TURNS = os.environ.get("PYETCD_INLINE_TURNS", "1") != "0"
 # A lone client's turns hold the store's transaction open this long at most, with at most this
 # many entries (etcd's backend batch interval and limit), before it commits; "0": never hold.
@@ -302,7 +302,8 @@ class NodeLoop:
                     async with self.disk:
                         members = len(self.conf_state.voters) + len(self.conf_state.learners)
                         lone = self.lone_client
-                        inline = lone.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals), members)
+                        inline = lone.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals), members,
+                                             self.peers.sends_directly)
                         deferred = self.parts.backend.deferred
                         hold = lone.hold(deferred.reads_waited)
                         if deferred.pending and deferred.owned_here() != inline:  # the open txn is the other thread's

@@ -14,6 +14,11 @@ from pyetcd.raft import Message
 
 
 class PeerSender(Protocol):
+    sends_directly: bool
+    """Whether ``send_from_thread`` puts messages on the wire from the calling thread (when
+    their stream is open and idle), not later from the event loop: only then may a cluster's
+    turn run on the event loop (group_commit.LoneClient.inline) without holding them back."""
+
     def send(self, messages: list[Message]) -> None:
         """Queue raft messages to their peers; never blocks (a full queue drops and reports the
         peer unreachable)."""
@@ -53,6 +58,8 @@ class PeerSender(Protocol):
 
 class NoPeers:
     """A single member's transport: nobody to talk to."""
+
+    sends_directly = True
 
     def send(self, messages: list[Message]) -> None:
         return None

@@ -274,6 +274,7 @@ class PeerTransport:
         self.handler: PeerHandler | None = None
         self.on_removed: Callable[[str], None] = lambda why: None
         self.links: Links | None = None  # the native streams (set_peers opens them)
+        self.sends_directly = native_peers()  # grpc.aio's streams send from the event loop only
         self._server: grpc.aio.Server | NativePeerServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
