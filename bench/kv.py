@@ -26,7 +26,9 @@ with ``--variant nohold:PYETCD_STORE_HOLD_MS=0``.
 The client port's gRPC served by grpc.aio instead of the native transport (h2/):
 ``--variant grpcio:PYETCD_CLIENT_GRPC=grpcio``; the peer streams and peer server on grpc.aio
 instead of the native ones (transport/links.py, transport/peerserver.py), with ``--members 3``:
-``--variant grpcio:PYETCD_PEER_GRPC=grpcio``.)
+``--variant grpcio:PYETCD_PEER_GRPC=grpcio``; the peer streams' messages always handed to the
+HTTP/2 thread instead of written by the sender when that thread is idle:
+``--variant queued:PYETCD_H2_DIRECT=0``.)
 
 With ``--members 3`` each side is a three-member cluster (peer mutual TLS) and the benchmark's
 clients spread over all three endpoints, as etcd's own performance guide measures clusters.

@@ -83,6 +83,41 @@ def test_a_stream_delivers_every_message_in_order_and_ends_with_the_servers_stat
     assert servicer.got == list(range(1, 501))
 
 
+def test_direct_and_queued_sends_keep_the_order_they_were_sent_in() -> None:
+    """send(direct=True) frames and writes from the caller's thread when the HTTP/2 thread is idle,
+    after whatever was queued before it; when that thread is busy (here: reading the server's
+    window updates) it queues. Alternating the two, from the event loop and from another thread
+    taking turns with it, every message still arrives in the order sent."""
+    total = 3000
+    servicer = _Collector(limit=total)
+
+    async def body(port: int) -> None:
+        ls = links.Links(TLSInfo())
+        try:
+            link = await ls.open(f"http://127.0.0.1:{port}")
+
+            def send(i: int) -> None:
+                data = _batch(i)
+                ls.transport.send([(link.key, b"\0" + len(data).to_bytes(4, "big") + data, -1, None, False)],
+                                  i % 3 != 0)
+
+            loop = asyncio.get_running_loop()
+            for start in range(1, total + 1, 100):
+                chunk = range(start, min(start + 100, total + 1))
+                if start % 200 == 1:
+                    for i in chunk:
+                        send(i)
+                else:
+                    await loop.run_in_executor(None, lambda c=chunk: [send(i) for i in c])  # type: ignore[misc]
+            ended = await asyncio.wait_for(link.ended, 20)
+            assert ended.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+        finally:
+            ls.close()
+
+    asyncio.run(_serving(servicer, body))
+    assert servicer.got == list(range(1, total + 1))
+
+
 def test_a_connection_that_breaks_ends_the_stream_without_a_status() -> None:
     """A peer port that accepts and closes (a member dying mid-stream, say): the stream ends with
     no status, never having been ready, and stops taking messages."""

@@ -140,6 +140,9 @@ typedef struct transport {
     pthread_t thread;
     int started, stopping;
     pthread_mutex_t lock;
+    /* held by the HTTP/2 thread while it works on connections (all but epoll_wait), and by a
+     * send(direct=True) that applies its ops in the caller's thread (h2_send_direct) */
+    pthread_mutex_t io;
     struct event *events, **events_tail;
     struct op *ops, **ops_tail;
     int shutdown_requested;
@@ -169,5 +172,8 @@ int64_t h2_now_ms(void);
 int h2_sessions_init(void);
 void h2_conn_close(Transport *t, struct conn *c);
 void *h2_run(void *arg);
+/* apply ``ops`` (and any queued before them) in the calling thread, if the HTTP/2 thread is not
+ * working now: 1 if done (ops consumed), 0 if the caller must queue them */
+int h2_send_direct(Transport *t, struct op *ops);
 
 #endif

@@ -223,19 +223,9 @@ static struct conn *call_open(Transport *t, struct op *o)
     return c;
 }
 
-/* Python's ops, in order; each touched connection is flushed once. */
-static void take_ops(Transport *t)
+/* Ops in order; each touched connection is flushed once (with io held). */
+static void apply_ops(Transport *t, struct op *ops)
 {
-    uint64_t n;
-    while (read(t->wake_h2, &n, sizeof n) < 0 && errno == EINTR)
-        ;
-    pthread_mutex_lock(&t->lock);
-    struct op *ops = t->ops;
-    t->ops = NULL;
-    t->ops_tail = &t->ops;
-    int shutdown = t->shutdown_requested;
-    t->shutdown_requested = 0;
-    pthread_mutex_unlock(&t->lock);
     struct conn *touched = NULL;
     for (struct op *o = ops; o; o = o->next) {
         int fd = (int)((o->key >> 31) & (MAX_FD - 1));
@@ -265,6 +255,31 @@ static void take_ops(Transport *t)
         if (t->conns[c->fd] == c && conn_flush(t, c) < 0)
             h2_conn_close(t, c);
     }
+}
+
+/* the queued ops, oldest first (under lock) */
+static struct op *dequeue_ops(Transport *t)
+{
+    pthread_mutex_lock(&t->lock);
+    struct op *ops = t->ops;
+    t->ops = NULL;
+    t->ops_tail = &t->ops;
+    pthread_mutex_unlock(&t->lock);
+    return ops;
+}
+
+/* Python's queued ops, then the GOAWAY a goaway() asked for. */
+static void take_ops(Transport *t)
+{
+    uint64_t n;
+    while (read(t->wake_h2, &n, sizeof n) < 0 && errno == EINTR)
+        ;
+    struct op *ops = dequeue_ops(t);
+    pthread_mutex_lock(&t->lock);
+    int shutdown = t->shutdown_requested;
+    t->shutdown_requested = 0;
+    pthread_mutex_unlock(&t->lock);
+    apply_ops(t, ops);
     if (shutdown) {
         for (int fd = 0; fd < MAX_FD; fd++) {
             struct conn *c = t->conns[fd];
@@ -276,6 +291,26 @@ static void take_ops(Transport *t)
                 h2_conn_close(t, c);
         }
     }
+}
+
+/* The queue goes first, so ops keep the order they were sent in whichever thread applies them.
+ * A connection this closes is freed by the HTTP/2 thread (free_dead), after any event it still
+ * holds for it: never here. */
+int h2_send_direct(Transport *t, struct op *ops)
+{
+    if (pthread_mutex_trylock(&t->io) != 0)
+        return 0;
+    struct op *queued = dequeue_ops(t);
+    if (queued) {
+        struct op *last = queued;
+        while (last->next)
+            last = last->next;
+        last->next = ops;
+        ops = queued;
+    }
+    apply_ops(t, ops);
+    pthread_mutex_unlock(&t->io);
+    return 1;
 }
 
 /* Keepalive for calls of ours, checked about once a second: a connection that heard nothing
@@ -313,6 +348,7 @@ void *h2_run(void *arg)
             continue;
         if (n < 0)
             break;
+        pthread_mutex_lock(&t->io);
         for (int i = 0; i < n; i++) {
             void *tag = ev[i].data.ptr;
             if (tag == &t->listen_fd) {
@@ -336,6 +372,7 @@ void *h2_run(void *arg)
         if (t->keepalive_ms)
             keep_alive(t);
         free_dead(t);
+        pthread_mutex_unlock(&t->io);
         pthread_mutex_lock(&t->lock);
         int stopping = t->stopping;
         pthread_mutex_unlock(&t->lock);
@@ -346,10 +383,12 @@ void *h2_run(void *arg)
         if (stopping == 2)
             break;
     }
+    pthread_mutex_lock(&t->io);
     for (int fd = 0; fd < MAX_FD; fd++)
         if (t->conns[fd])
             h2_conn_close(t, t->conns[fd]);
     free_dead(t);
+    pthread_mutex_unlock(&t->io);
     return NULL;
 }
 

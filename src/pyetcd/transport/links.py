@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,9 @@ PATH = "/pyetcdpeerpb.Peer/Stream"
 CONNECT_TIMEOUT = 2.0
 MAX_RECEIVE = 1 << 20  # the stream's one reply is a StreamAck
 DRAIN_EVERY = 1 << 20  # after this many bytes a stream waits for the HTTP/2 thread to take them
+# The sender frames and writes its messages itself when the HTTP/2 thread is idle (h2/_h2.c,
+# send's direct); "0": always through that thread (for A/B runs in bench/kv.py).
+DIRECT_SENDS = os.environ.get("PYETCD_H2_DIRECT", "1") != "0"
 # a silent connection is PINGed, and closed when that goes unanswered: the peer channels' grpc
 # keepalive (transport.py), which a blackholed network would otherwise hide until it heals
 KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 10_000, 20_000
@@ -83,7 +87,7 @@ class Link:
         if drain:
             self._unsent = 0
             self._drained = asyncio.get_running_loop().create_future()
-        self.links.transport.send([(self.key, data, -1, None, drain)])
+        self.links.transport.send([(self.key, data, -1, None, drain)], DIRECT_SENDS)
 
     async def wait_writable(self) -> None:
         """Until the HTTP/2 thread took what was sent; StreamEnded if the stream ends first."""
