@@ -1,25 +1,32 @@
 """The native gRPC transport (h2/): what grpcio's server did for us, done as etcd's Go server does it.
 
 Every pyetcd member in the suite already serves its clients through h2/ (the front relays gRPC to
-it), so the API tests cover the common paths. These cover the transport's own answers and
-duties, each on real etcd too (``any_member``): methods nobody serves, messages over the limit,
-compressed requests, streams the client abandons, a large stream read slowly, many calls on one
-connection; and the percent-encoding of a status message (etcd's own are ASCII, and grpc-go
-resets a stream whose path is odd, so no path makes a live comparison of it).
+it), so the API tests cover the common paths. These cover the transport's own answers and duties,
+each on real etcd too (``any_member``): methods nobody serves, messages over the limit, compressed
+requests, streams the client abandons, a large stream read slowly, many calls on one connection; a
+client stream served by a StreamSink (the peers' raft messages; on a private server, etcd has no
+such thing); and the percent-encoding of a status message (etcd's own are ASCII, and grpc-go resets
+a stream whose path is odd, so no path makes a live comparison of it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
+import os
 import threading
 import time
 
 import grpc
 import pytest
 
-from pyetcd.api import rpc_pb2, rpc_pb2_grpc
+from pyetcd.api import peer_pb2, rpc_pb2, rpc_pb2_grpc
 from pyetcd.h2 import _h2  # noqa: F401  (built: else pyetcd falls back to grpc.aio and these tests fail here, clearly)
 from pyetcd.h2.call import grpc_message, timeout_of
+from pyetcd.h2.server import ABSTRACT, NativeServer
+from pyetcd.rpc.callcontext import CallAborted
+from pyetcd.rpc.service import STREAM_UNMARSHAL_ERROR, served_methods
 from support import Member, grpc_channel
 from support.http import curl
 from support.polling import wait_until
@@ -134,3 +141,65 @@ def test_grpc_message_is_percent_encoded_as_the_spec_says() -> None:
 def test_grpc_timeout_units() -> None:
     assert [timeout_of(v) for v in ("5S", "100m", "2M", "1H", "7u", "9n")] == pytest.approx([5.0, 0.1, 120.0, 3600.0, 7e-6, 9e-9])
     assert timeout_of("") is None and timeout_of("S") is None and timeout_of("5x") is None
+
+
+class _Unused:
+    async def Stream(self, requests: object, context: object) -> peer_pb2.StreamAck:
+        raise AssertionError("a method with a sink never runs its handler")
+
+
+class _Sink:
+    """A StreamSink that keeps what it took and refuses the batch whose index is ``refuse``."""
+
+    def __init__(self, took: list[int], refuse: int) -> None:
+        self.took = took
+        self.refuse = refuse
+
+    def message(self, batch: peer_pb2.MessageBatch) -> None:
+        index = batch.messages[0].index
+        if index == self.refuse:
+            raise CallAborted(grpc.StatusCode.FAILED_PRECONDITION, f"refused at {index}")
+        self.took.append(index)
+
+    def reply(self) -> peer_pb2.StreamAck:
+        return peer_pb2.StreamAck()
+
+
+@pytest.mark.parametrize(("sent", "refuse", "expect"), [
+    ([1, 2, 3], 0, ("OK", [1, 2, 3])),
+    ([1, 2, 3, 4], 3, ("FAILED_PRECONDITION refused at 3", [1, 2])),
+    ([1, 2, b"\xff\xff", 4], 0, ("INTERNAL " + STREAM_UNMARSHAL_ERROR, [1, 2])),
+])
+def test_a_stream_sink_takes_each_request_as_it_arrives_and_ends_the_call_as_a_handler_would(
+        sent: list[int | bytes], refuse: int, expect: tuple[str, list[int]]) -> None:
+    """A client stream served by a StreamSink (the peers' raft messages): requests reach it in
+    order, its CallAborted ends the call with that status, an undecodable request ends it
+    INTERNAL as Go's gRPC does, and the client's half-close gets the sink's reply."""
+    took: list[int] = []
+    name = f"pyetcd-test-sink-{os.getpid()}"
+    methods = served_methods([("Peer", _Unused())])
+    path = b"/pyetcdpeerpb.Peer/Stream"
+    methods[path] = dataclasses.replace(methods[path], sink=lambda ctx: _Sink(took, refuse))
+
+    def wire(item: int | bytes) -> bytes:
+        if isinstance(item, bytes):
+            return item
+        return peer_pb2.MessageBatch(messages=[peer_pb2.RaftMessage(index=item)]).SerializeToString()
+
+    async def run() -> str:
+        server = NativeServer(methods, [ABSTRACT + name], 1 << 20)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"unix-abstract:{name}") as ch:
+                call = ch.stream_unary("/pyetcdpeerpb.Peer/Stream", request_serializer=lambda b: b,
+                                       response_deserializer=peer_pb2.StreamAck.FromString)
+                try:
+                    await asyncio.wait_for(call(iter([wire(i) for i in sent])), 10)
+                    return "OK"
+                except grpc.aio.AioRpcError as e:
+                    return f"{e.code().name} {e.details()}"
+        finally:
+            await server.stop(0)
+
+    status = asyncio.run(run())
+    assert (status.startswith(expect[0]), took) == (True, expect[1]), status

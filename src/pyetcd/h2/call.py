@@ -1,7 +1,8 @@
 """One gRPC call on the native transport (h2/server.py): its context, its requests, its replies.
 
 A call starts when its first request message arrives (a client stream's at once), runs its
-handler in a task of its own as grpc.aio does, and ends with one status. Replies are queued to
+handler in a task of its own as grpc.aio does (a method with a StreamSink: each request in the
+event callback itself), and ends with one status. Replies are queued to
 the endpoint, which hands everything a loop pass produced to the HTTP/2 thread at once.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 import grpc
 
 from pyetcd.rpc.callcontext import CallAborted, CallContext
-from pyetcd.rpc.service import ServedMethod
+from pyetcd.rpc.service import STREAM_UNMARSHAL_ERROR, ServedMethod, StreamSink, Undecodable
 
 log = logging.getLogger("pyetcd.h2")
 
@@ -65,7 +66,7 @@ def timeout_of(value: str) -> float | None:
 
 class Call:
     __slots__ = ("ctx", "deadline", "drained", "encoding", "endpoint", "expired", "key", "method", "requests",
-                 "started", "task", "unsent")
+                 "sink", "started", "task", "unsent")
 
     def __init__(self, endpoint: Endpoint, key: int, method: ServedMethod, metadata: tuple[tuple[str, str], ...],
                  peer: str) -> None:
@@ -75,6 +76,7 @@ class Call:
         self.ctx = CallContext(metadata, {}, peer)
         self.task: asyncio.Task[None] | None = None
         self.requests: asyncio.Queue[Any] | None = None
+        self.sink: StreamSink | None = None
         self.started = self.expired = False
         self.deadline: asyncio.TimerHandle | None = None
         self.drained: asyncio.Future[None] | None = None
@@ -88,7 +90,10 @@ class Call:
                     self.deadline = loop.call_later(seconds, self._expire)
             elif name == "grpc-encoding":
                 self.encoding = value
-        if method.client_streaming:
+        if method.client_streaming and method.sink is not None:
+            self.sink = method.sink(self.ctx)
+            self.started = True
+        elif method.client_streaming:
             self.requests = asyncio.Queue()
             self._start(self._request_stream())
 
@@ -99,13 +104,17 @@ class Call:
             self.end(UNIMPLEMENTED, f'grpc: Decompressor is not installed for grpc-encoding "{self.encoding}"')
             return
         request = self.method.decode(data)
-        if self.requests is not None:
+        if self.sink is not None:
+            self._to_sink(request)
+        elif self.requests is not None:
             self.requests.put_nowait(request)
         elif not self.started:
             self._start(request)
 
     def on_half_close(self) -> None:
-        if self.requests is not None:
+        if self.sink is not None:
+            self._finish(frame(self.method.encode(self.sink.reply())), OK, None)
+        elif self.requests is not None:
             self.requests.put_nowait(_END)
         elif not self.started:
             self.end(INTERNAL, "grpc: the client sent no request message")
@@ -125,6 +134,20 @@ class Call:
             self.drained.set_result(None)
 
     # ---- running the handler ----
+
+    def _to_sink(self, request: Any) -> None:
+        """A request to the call's StreamSink, answered as ``_run`` answers a handler's end."""
+        assert self.sink is not None
+        if isinstance(request, Undecodable):
+            self.end(INTERNAL, STREAM_UNMARSHAL_ERROR + request.reason)
+            return
+        try:
+            self.sink.message(request)
+        except CallAborted as e:
+            self.end(_number(e.status), e.details)
+        except Exception as e:  # a handler's bug, as in _run
+            log.exception("a gRPC handler failed")
+            self.end(UNKNOWN, f"Unexpected {type(e)}: {e}")
 
     def _start(self, arg: Any) -> None:
         self.started = True

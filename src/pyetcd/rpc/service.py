@@ -181,16 +181,34 @@ def wrap_handler(fn: Any, service: ServiceDescriptor, method: Any, guard: CallGu
     return fn
 
 
+class StreamSink(Protocol):
+    """A client stream taken one request at a time as each arrives, in the transport's event
+    callback (h2/call.py): no task and no queue between the request and the handler, for the
+    peers' raft message streams, where that hop was a tenth of a message's way. No guard and no
+    observer run: only the peer service, which has neither, uses one."""
+
+    def message(self, request: Any) -> None:
+        """Take one request; CallAborted ends the call with its status."""
+        ...
+
+    def reply(self) -> Any:
+        """The call's one reply, once the client finished sending."""
+        ...
+
+
 @dataclass(frozen=True)
 class ServedMethod:
     """A method as a transport runs it: wrapped as every transport wraps it (wrap_handler), with
-    the decoder and encoder grpc uses (grpcio's handlers and h2/ are both built from these)."""
+    the decoder and encoder grpc uses (grpcio's handlers and h2/ are both built from these).
+    ``sink``, for a client-streaming method: a StreamSink per call (from the call's context),
+    which the native transport runs instead of ``fn``."""
 
     fn: Callable[..., Any]
     decode: Callable[[bytes], Any]
     encode: Callable[[Any], bytes]  # a reply: a message, or bytes already encoded (a range from stored KeyValues)
     client_streaming: bool
     server_streaming: bool
+    sink: Callable[[Any], StreamSink] | None = None
 
 
 def _served(service: ServiceDescriptor, servicer: object, guard: CallGuard | None,

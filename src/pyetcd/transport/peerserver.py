@@ -18,6 +18,7 @@ does a build without the extensions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 from itertools import count
@@ -28,6 +29,7 @@ from pyetcd.h2.server import ABSTRACT, NativeServer
 from pyetcd.rpc.service import served_methods
 from pyetcd.tls import ConfigError, TLSInfo, parse_url, pump_settings
 
+from .links import PATH
 from .service import PeerService
 
 try:
@@ -38,6 +40,7 @@ except ImportError:  # built without a C compiler
 log = logging.getLogger("pyetcd.transport")
 MAX_RECEIVE = 2**31 - 1  # as the grpc.aio peer server: snapshot chunks and large appends
 _connections = count()
+STREAM_PATH = PATH.encode()
 
 
 class NativePeerServer:
@@ -47,7 +50,10 @@ class NativePeerServer:
         if Pump is None:
             raise RuntimeError("gateway/_pump.c was not built")
         self._backend = backend_name()
-        self._server = NativeServer(served_methods([("Peer", service)]), [ABSTRACT + self._backend], MAX_RECEIVE)
+        methods = served_methods([("Peer", service)])
+        stream = methods[STREAM_PATH]  # raft messages: each batch stepped as it arrives (rpc.service.StreamSink)
+        methods[STREAM_PATH] = dataclasses.replace(stream, sink=service.stream_sink)
+        self._server = NativeServer(methods, [ABSTRACT + self._backend], MAX_RECEIVE)
         self._identities = identities
         self._socks: list[tuple[socket.socket, bool]] = []
         for url in urls:

@@ -19,6 +19,7 @@ import grpc
 
 from pyetcd import errors
 from pyetcd.api import peer_pb2, rpc_pb2
+from pyetcd.rpc.callcontext import CallAborted
 from pyetcd.server.ports import PeerHandler
 
 from . import codec
@@ -55,32 +56,37 @@ class PeerService:
             return f"message for member {header.to:x} reached member {self.h.id:x}"
         return self.h.peer_status(getattr(header, "from"))
 
-    async def _check(self, header: peer_pb2.PeerHeader, context: Any) -> None:
+    def _refused(self, header: peer_pb2.PeerHeader, context: Any) -> str | None:
+        """Why this peer's traffic is refused (logged once per sender, reason and _LOG_EVERY), or None."""
         reason = self._refusal(header, context)
         if reason is None:
-            return
+            return None
         sender = getattr(header, "from")
         key = (sender, reason)
         now = time.monotonic()
         if now - self._logged.get(key, 0.0) > _LOG_EVERY:
             self._logged[key] = now
             log.warning("refused peer traffic from member %x (%s): %s", sender, context.peer(), reason)
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, reason)
+        return reason
+
+    async def _check(self, header: peer_pb2.PeerHeader, context: Any) -> None:
+        reason = self._refused(header, context)
+        if reason is not None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, reason)
+
+    def stream_sink(self, context: Any) -> _MessageSink:
+        """``Stream`` as rpc.service.StreamSink: each batch stepped in the transport's callback."""
+        return _MessageSink(self, context)
 
     async def Stream(self, requests: AsyncIterator[peer_pb2.MessageBatch], context: Any) -> peer_pb2.StreamAck:
-        checked = False
+        """grpc.aio's way in (the native server runs ``stream_sink``)."""
+        sink = self.stream_sink(context)
         async for batch in requests:
-            if not checked or batch.HasField("header"):
-                await self._check(batch.header, context)
-                checked = True
-            for pm in batch.messages:
-                try:
-                    m = codec.decode(pm)
-                except ValueError:
-                    log.warning("dropping a malformed raft message from member %x", getattr(pm, "from"))
-                    continue
-                self.h.step(m)
-        return peer_pb2.StreamAck()
+            try:
+                sink.message(batch)
+            except CallAborted as e:
+                await context.abort(e.status, e.details)
+        return sink.reply()
 
     async def Snapshot(self, requests: AsyncIterator[peer_pb2.SnapshotChunk], context: Any) -> peer_pb2.SnapshotAck:
         """Receive the leader's store into the file the installer will swap in, checked by its
@@ -152,3 +158,31 @@ async def _answer(call: Any, context: Any) -> Any:
         return await call
     except errors.EtcdError as e:
         await context.abort(getattr(grpc.StatusCode, e.code, grpc.StatusCode.UNKNOWN), e.message)
+
+
+class _MessageSink:
+    """One peer's raft message stream: its sender checked on its first batch (and on any batch
+    that carries a header again), every message decoded and stepped."""
+
+    def __init__(self, service: PeerService, context: Any) -> None:
+        self.service = service
+        self.context = context
+        self.checked = False
+
+    def message(self, batch: peer_pb2.MessageBatch) -> None:
+        if not self.checked or batch.HasField("header"):
+            reason = self.service._refused(batch.header, self.context)
+            if reason is not None:
+                raise CallAborted(grpc.StatusCode.FAILED_PRECONDITION, reason)
+            self.checked = True
+        step = self.service.h.step
+        for pm in batch.messages:
+            try:
+                m = codec.decode(pm)
+            except ValueError:
+                log.warning("dropping a malformed raft message from member %x", getattr(pm, "from"))
+                continue
+            step(m)
+
+    def reply(self) -> peer_pb2.StreamAck:
+        return peer_pb2.StreamAck()
