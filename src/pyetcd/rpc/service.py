@@ -183,9 +183,10 @@ def wrap_handler(fn: Any, service: ServiceDescriptor, method: Any, guard: CallGu
 
 class StreamSink(Protocol):
     """A client stream taken one request at a time as each arrives, in the transport's event
-    callback (h2/call.py): no task and no queue between the request and the handler, for the
-    peers' raft message streams, where that hop was a tenth of a message's way. No guard and no
-    observer run: only the peer service, which has neither, uses one."""
+    callback (h2/call.py): no task and no queue between the request and the handler. For the
+    peers' raft message streams: without that hop a lone client's put at a follower, which takes
+    four peer transits, rose from 0.59 to 0.64 of etcd's. No guard and no observer run: only
+    the peer service, which has neither, uses one."""
 
     def message(self, request: Any) -> None:
         """Take one request; CallAborted ends the call with its status."""

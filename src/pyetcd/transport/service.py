@@ -56,7 +56,7 @@ class PeerService:
             return f"message for member {header.to:x} reached member {self.h.id:x}"
         return self.h.peer_status(getattr(header, "from"))
 
-    def _refused(self, header: peer_pb2.PeerHeader, context: Any) -> str | None:
+    def _logged_refusal(self, header: peer_pb2.PeerHeader, context: Any) -> str | None:
         """Why this peer's traffic is refused (logged once per sender, reason and _LOG_EVERY), or None."""
         reason = self._refusal(header, context)
         if reason is None:
@@ -70,7 +70,7 @@ class PeerService:
         return reason
 
     async def _check(self, header: peer_pb2.PeerHeader, context: Any) -> None:
-        reason = self._refused(header, context)
+        reason = self._logged_refusal(header, context)
         if reason is not None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, reason)
 
@@ -171,7 +171,7 @@ class _MessageSink:
 
     def message(self, batch: peer_pb2.MessageBatch) -> None:
         if not self.checked or batch.HasField("header"):
-            reason = self.service._refused(batch.header, self.context)
+            reason = self.service._logged_refusal(batch.header, self.context)
             if reason is not None:
                 raise CallAborted(grpc.StatusCode.FAILED_PRECONDITION, reason)
             self.checked = True
