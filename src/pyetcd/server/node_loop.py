@@ -38,6 +38,7 @@ import asyncio
 import logging
 import os
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -177,6 +178,7 @@ class NodeLoop:
         self._stopped = False
         self._leftover: Ready | None = None
         self._deferred: tuple[Any, Any] | None = None  # see _commit_deferred
+        self._deferred_thread = 0  # ... and the thread that began them (LMDB's write transactions are the thread's)
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self._commit_news_at: float | None = None  # when followers are told the commit index (lazy commit)
         self.group_commit = GroupCommit(GROUP_COMMIT_WINDOW)
@@ -304,6 +306,8 @@ class NodeLoop:
                         lone = self.lone_client
                         inline = lone.inline(len(rd.entries) + len(rd.committed_entries), len(self.proposals), members,
                                              self.peers.sends_directly)
+                        if self._deferred is not None:  # the deliberate bug's: committed where they began
+                            inline = self._deferred_thread == threading.get_ident()
                         deferred = self.parts.backend.deferred
                         hold = lone.hold(deferred.reads_waited)
                         if deferred.pending and deferred.owned_here() != inline:  # the open txn is the other thread's
@@ -426,7 +430,7 @@ class NodeLoop:
             if failpoints.hit("bug.ack_before_commit"):  # deliberate bug (selftest): answer now, commit next turn
                 self._held_txn = None  # the store's transaction commits with the next turn, not held
                 parts.backend.deferred.release()
-                self._deferred = (rtxn, ktxn)
+                self._deferred, self._deferred_thread = (rtxn, ktxn), threading.get_ident()
                 return batch
             # a leader's appends and heartbeats go out while its own log is being written (raft
             # thesis 10.2.1): the core counts the leader's own entries toward commit only in a
