@@ -14,10 +14,12 @@ from pyetcd.raft import Message
 
 
 class PeerSender(Protocol):
-    sends_directly: bool
-    """Whether ``send_from_thread`` puts messages on the wire from the calling thread (when
-    their stream is open and idle), not later from the event loop: only then may a cluster's
-    turn run on the event loop (group_commit.LoneClient.inline) without holding them back."""
+    @property
+    def sends_directly(self) -> bool:
+        """Whether ``send_from_thread`` puts messages on the wire from the calling thread (when
+        their stream is open and idle), not later from the event loop: only then may a cluster's
+        turn run on the event loop (group_commit.LoneClient.inline) without holding them back."""
+        ...
 
     def send(self, messages: list[Message]) -> None:
         """Queue raft messages to their peers; never blocks (a full queue drops and reports the

@@ -172,10 +172,10 @@ class _Peer:
     def _encode(self, messages: list[Message]) -> bytes:
         return self._batch(messages).SerializeToString()  # type: ignore[no-any-return]
 
-    def _take_queue(self) -> list[Message]:
-        with self._lock:
-            msgs = list(self.queue)
-            self.queue.clear()
+    def _pop_queue(self) -> list[Message]:
+        """Under the lock: every queued message, oldest first, leaving the queue empty."""
+        msgs = list(self.queue)
+        self.queue.clear()
         return msgs
 
     async def _batches(self) -> AsyncIterator[peer_pb2.MessageBatch]:
@@ -183,7 +183,9 @@ class _Peer:
             if not self.queue:
                 self.wake.clear()
                 await self.wake.wait()
-            yield self._batch(self._take_queue())
+            with self._lock:
+                msgs = self._pop_queue()
+            yield self._batch(msgs)
 
     async def _stream(self, links: Links) -> None:
         """The queue's messages on a native stream, until it ends (raises StreamEnded)."""
@@ -196,9 +198,7 @@ class _Peer:
             while not link.ended.done():
                 if self.queue:
                     with self._lock:  # sent under the lock: no direct send can slip in between
-                        msgs = list(self.queue)
-                        self.queue.clear()
-                        link.send(self._encode(msgs))
+                        link.send(self._encode(self._pop_queue()))
                     await link.wait_writable()
                     continue
                 self.wake.clear()
@@ -274,9 +274,14 @@ class PeerTransport:
         self.handler: PeerHandler | None = None
         self.on_removed: Callable[[str], None] = lambda why: None
         self.links: Links | None = None  # the native streams (set_peers opens them)
-        self.sends_directly = native_peers()  # grpc.aio's streams send from the event loop only
+        self.native = native_peers()  # the streams and the server on the native transport, else grpc.aio's
         self._server: grpc.aio.Server | NativePeerServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def sends_directly(self) -> bool:
+        """The native streams take a turn's messages from its own thread; grpc.aio's only from the loop."""
+        return self.native
 
     def attach(self, handler: PeerHandler) -> None:
         self.handler = handler
@@ -292,7 +297,7 @@ class PeerTransport:
             if parse_url(url).secure and self.tls.empty:
                 raise ConfigError(f"{url} is https but no --peer-cert-file/--peer-key-file "
                                   "(or --peer-auto-tls) was given")
-        if native_peers():
+        if self.native:
             identities = RelayedIdentities()
             native = NativePeerServer(self.cfg.listen_peer_urls, self.tls,
                                       PeerService(self.handler, self.tls.allowed_cn, identities.of), identities)
@@ -319,7 +324,7 @@ class PeerTransport:
 
     # ---- PeerSender ------------------------------------------------------------------
     def set_peers(self, peers: dict[int, list[str]]) -> None:
-        if self.links is None and peers and native_peers():
+        if self.links is None and peers and self.native:
             self.links = Links(self.tls)
         for mid in list(self.peers):
             if mid not in peers or self.peers[mid].urls != peers[mid]:
