@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from itertools import count
 from typing import Any, cast
 
@@ -153,6 +153,37 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+async def accepted(sock: socket.socket) -> AsyncIterator[socket.socket]:
+    """Every connection accepted on the listening ``sock``, with TCP_NODELAY. An accept that
+    fails (out of descriptors and the like) is logged and tried again a little later: the
+    member's other ports keep serving meanwhile."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            conn, _ = await loop.sock_accept(sock)
+        except OSError as e:
+            log.warning("accept on %s failed: %s", sock.getsockname(), e)
+            await asyncio.sleep(0.1)
+            continue
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        yield conn
+
+
+def backend_connection(backend: str, name: str | None = None) -> socket.socket:
+    """A connection to the private gRPC listener ``backend`` (a local listener: it connects at
+    once), bound first to the abstract ``name`` when given: the peer the gRPC server then sees
+    (gateway/identities.py keys a relayed certificate by it). Closed again if either fails."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if name is not None:
+            conn.bind("\0" + name)
+        conn.connect("\0" + backend)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 HandOver = Callable[[socket.socket], Awaitable[None]]
 
 
@@ -183,14 +214,7 @@ class Front:
 
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, _ = await loop.sock_accept(self.sock)
-            except OSError as e:  # out of descriptors and the like: keep serving the others
-                log.warning("accept on %s failed: %s", self.sock.getsockname(), e)
-                await asyncio.sleep(0.1)
-                continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        async for conn in accepted(self.sock):
             task = loop.create_task(self._dispatch(conn))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
@@ -215,15 +239,10 @@ class Front:
 
         def server_end() -> _Pipe:
             return _Pipe(self._relays, ServerRecords() if self.tls else None)
-        backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:  # a local listener: connects at once
-            if self.tls_end:  # the name the gRPC server sees as the peer (gateway/identities.py),
-                # unique across restarts of this process too
-                backend.bind(f"\0{self.backend}-{os.getpid()}-c{next(_connections)}")
-            backend.connect("\0" + self.backend)
-        except BaseException:
-            backend.close()
-            raise
+        # with TLS ended here: named, for the gRPC server's view of the peer (gateway/identities.py),
+        # uniquely across restarts of this process too
+        name = f"{self.backend}-{os.getpid()}-c{next(_connections)}" if self.tls_end else None
+        backend = backend_connection(self.backend, name)
         if self._pump is not None:  # both descriptors now belong to the pump
             self._pump.add(conn.detach(), backend.detach())
             return

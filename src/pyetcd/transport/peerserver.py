@@ -23,7 +23,7 @@ import logging
 import socket
 from itertools import count
 
-from pyetcd.gateway.front import backend_name, bind
+from pyetcd.gateway.front import accepted, backend_connection, backend_name, bind
 from pyetcd.gateway.identities import RelayedIdentities
 from pyetcd.h2.server import ABSTRACT, NativeServer
 from pyetcd.rpc.service import served_methods
@@ -98,24 +98,13 @@ class NativePeerServer:
             self._identities.message(msg)
 
     async def _accept(self, sock: socket.socket, secure: bool) -> None:
-        loop = asyncio.get_running_loop()
         pump = self._pumps[secure]
-        while True:
-            try:
-                conn, _ = await loop.sock_accept(sock)
-            except OSError as e:  # out of descriptors and the like: keep serving the others
-                log.warning("accept on peer port %s failed: %s", sock.getsockname(), e)
-                await asyncio.sleep(0.1)
-                continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        async for conn in accepted(sock):
             try:  # bound to a name of its own: the peer as the service sees it (identities)
-                backend.bind(f"\0{self._backend}-p{next(_connections)}")
-                backend.connect("\0" + self._backend)
+                backend = backend_connection(self._backend, f"{self._backend}-p{next(_connections)}")
             except OSError as e:
                 log.warning("cannot relay a peer connection: %s", e)
                 conn.close()
-                backend.close()
                 continue
             pump.add(conn.detach(), backend.detach())  # both descriptors now belong to the pump
 
