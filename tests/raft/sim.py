@@ -91,6 +91,8 @@ class SimParams:
     heal_bound: int = 40 * ELECTION_TICK
     # Config.lazy_commit, with the leader's owed commit news sent at random moments.
     lazy_commit: bool = False
+    # Config.stable_news: followers commit from the leader's durable index and their own.
+    stable_news: bool = False
 
     @classmethod
     def from_seed(cls, seed: int, chaos_ticks: int = 300) -> SimParams:
@@ -121,6 +123,7 @@ class SimParams:
             one_way_share=r.choice([0.0, 0.3]),
             tick_skew=r.choice([0.0, 0.0, 0.1, 0.3]),
             lazy_commit=r.random() < 0.5,  # drawn last: the draws above stay what they were
+            stable_news=r.random() < 0.5,
         )
 
 
@@ -204,6 +207,7 @@ class Sim:
             pre_vote=p.pre_vote,
             check_quorum=p.check_quorum,
             lazy_commit=p.lazy_commit,
+            stable_news=p.stable_news,
         )
         return RawNode(cfg)
 
@@ -377,10 +381,13 @@ class Sim:
 
     # -- invariants checked at every step -------------------------------------------------
     def check(self) -> None:
+        ld = self.leader()
         for i, n in self.live():
             r = n.raft
             if r.log.committed > self.max_commit:
                 self.max_commit = r.log.committed
+            if ld is not None and ld[0] != i and r.log.committed > ld[1].raft.log.committed:
+                self.stats["follower_commit_first"] += 1  # Config.stable_news at work
             if r.state is not StateType.LEADER:
                 self.leader_log.pop(i, None)
                 continue

@@ -32,6 +32,12 @@ class Config:
     # application calls RawNode.send_commit_news, instead of with an append of its own at once
     # (etcd's behaviour, False). A follower whose forwarded proposal was committed is told at once.
     lazy_commit: bool = False
+    # Not etcd's. Once a leader's log is durable past a proposal a follower forwarded, it tells
+    # that follower how far (MSG_STABLE); the follower then commits, without waiting a round
+    # trip for the leader's commit index, what both hold when the two are a quorum of the same
+    # voters: Raft's commit rule, checked where the client waits. A leader's read index then
+    # covers what it told, so a read never misses a write a follower answered.
+    stable_news: bool = False
 
     def validate(self) -> None:
         if self.id == NONE:

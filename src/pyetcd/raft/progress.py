@@ -70,6 +70,8 @@ class Progress:
         self.sent_commit = 0
         # Last indexes of the proposals it forwarded whose commit it was not told yet (lazy commit).
         self.forwarded: deque[int] = deque()
+        # The durable index of ours it was last told (raft Config.stable_news).
+        self.stable_sent = 0
 
     def __repr__(self) -> str:
         return (
@@ -139,8 +141,14 @@ class Progress:
         return self.sent_commit < min(committed, self.match)
 
     def owes_forwarded(self, committed: int) -> bool:
-        """Whether a proposal it forwarded is committed and it has not been told."""
-        return bool(self.forwarded) and self.forwarded[0] <= committed
+        """Whether a proposal it forwarded is committed and it has not been told, nor told
+        that our log holds it durably (it then commits it itself: raft Config.stable_news)."""
+        for f in self.forwarded:
+            if f > committed:
+                return False
+            if f > self.stable_sent:
+                return True
+        return False
 
     def is_paused(self) -> bool:
         if self.state is ProgressState.PROBE:

@@ -18,9 +18,10 @@ import enum
 import random
 from collections.abc import Callable
 
+from . import quorum
 from .config import Config
 from .log import RaftLog
-from .progress import ProgressState
+from .progress import Progress, ProgressState
 from .quorum import VoteResult
 from .read_only import ReadOnly
 from .tracker import ProgressTracker
@@ -42,6 +43,8 @@ from .types import (
     SoftState,
     StateType,
     UnavailableError,
+    decode_voters,
+    encode_voters,
     entries_size,
     vote_response_type,
 )
@@ -75,6 +78,12 @@ class Raft:
         self.msgs: list[Message] = []
         self.bcast_pending = False
         self.lazy_commit = c.lazy_commit
+        self.stable_news = c.stable_news
+        # leader: the highest durable index it told a follower this term (MSG_STABLE);
+        # follower: the leader's durable index and the voters it counts, as told this term
+        self.stable_told = 0
+        self.leader_stable = 0
+        self.leader_voters: frozenset[int] = frozenset()
         self.read_states: list[ReadState] = []
         self.lead_transferee = NONE
         self.pending_conf_index = 0
@@ -246,12 +255,57 @@ class Raft:
         return False
 
     def on_persisted(self) -> None:
-        """Our own log became durable up to log.persisted: as leader, count ourselves."""
+        """Our own log became durable up to log.persisted: as leader, count ourselves (and tell
+        the followers waiting on it, with stable_news); as follower, see whether the leader's
+        durable log and ours now make a quorum."""
         if self.state is not StateType.LEADER:
+            if self.leader_stable:
+                self._maybe_commit_stable()
             return
         pr = self.tracker.progress.get(self.id)
-        if pr is not None and pr.maybe_update(self.log.persisted) and self.maybe_commit():
+        if pr is None or not pr.maybe_update(self.log.persisted):
+            return
+        if self.maybe_commit():
             self.commit_advanced()
+        if self.stable_news:
+            self._send_stable_news()
+
+    def _send_stable_news(self) -> None:
+        """MSG_STABLE to each voter whose forwarded proposal is durable here but not committed:
+        it may commit it as soon as its own copy is durable. Not while a conf change waits to be
+        applied, so that every change up to the index told is in the voters sent."""
+        stable, committed = self.log.persisted, self.log.committed
+        if self.pending_conf_index > self.log.applied:
+            return
+        voters = b""
+        for i, pr in self.tracker.peers(self.id):
+            if i in self.tracker.voters and any(committed < f <= stable for f in pr.forwarded):
+                voters = voters or encode_voters(self.tracker.voters)
+                self.send(Message(type=M.MSG_STABLE, to=i, index=stable, context=voters))
+                self.stable_told = pr.stable_sent = stable
+
+    def _count_stable_commit(self, pr: Progress) -> None:
+        """A follower told our durable index commits what it also holds durably (if its voters
+        are ours): count it told that commit, so no append goes just to tell it."""
+        index = min(pr.stable_sent, pr.match)
+        if index > pr.sent_commit and self.log.zero_term_on_compacted(index) == self.term:
+            pr.told_commit(index)
+
+    def _maybe_commit_stable(self) -> None:
+        """Follower: commit what both our durable log and the leader's (as it told, this term)
+        hold, when the two of us are a quorum of the voters it counts and those are ours. Raft's
+        rule: an entry of the leader's term on a quorum is committed; matching its term here
+        means our log equals the leader's up to it."""
+        index = min(self.leader_stable, self.log.persisted)
+        if index <= self.log.committed:
+            return
+        voters = self.tracker.voters
+        if voters != self.leader_voters or self.id not in voters or self.lead not in voters:
+            return
+        if not quorum.has_quorum(voters, {self.id, self.lead}):
+            return
+        if self.log.zero_term_on_compacted(index) == self.term:
+            self.log.commit_to(index)
 
     def committed_entry_in_current_term(self) -> bool:
         return self.log.zero_term_on_compacted(self.log.committed) == self.term
@@ -276,13 +330,15 @@ class Raft:
             pr.pending_snapshot = 0
             pr.recent_active = False
             pr.inflights.reset()
-            pr.sent_commit = 0
+            pr.sent_commit = pr.stable_sent = 0
             pr.forwarded.clear()
             if i == self.id:
                 pr.match = self.log.persisted
         self.pending_conf_index = 0
         self.read_only = ReadOnly()
         self.pending_read_index = []
+        self.stable_told = self.leader_stable = 0
+        self.leader_voters = frozenset()
 
     def reset_randomized_election_timeout(self) -> None:
         self.randomized_election_timeout = self.election_timeout + self.rng.randrange(self.election_timeout)
@@ -525,7 +581,7 @@ class Raft:
                 else:
                     self.pending_conf_index = self.log.last_index() + i + 1
         self.append_entry(ents)
-        if self.lazy_commit and m.frm != self.id and (origin := self.tracker.progress.get(m.frm)) is not None:
+        if (self.lazy_commit or self.stable_news) and m.frm != self.id and (origin := self.tracker.progress.get(m.frm)) is not None:
             origin.forwarded.append(self.log.last_index())  # its client waits for this commit
         self.bcast_append_soon()
 
@@ -540,7 +596,8 @@ class Raft:
             # Our commit index may lag the old leader's until our first entry commits.
             self.pending_read_index.append(m)
             return
-        self.read_only.add_request(self.log.committed, m)
+        # a follower may have committed up to what we told it is durable here (stable_news)
+        self.read_only.add_request(max(self.log.committed, self.stable_told), m)
         self.read_only.recv_ack(self.id, m.context)
         self.bcast_heartbeat(m.context)
 
@@ -587,6 +644,8 @@ class Raft:
             pr.become_replicate()
         elif pr.state is ProgressState.REPLICATE:
             pr.inflights.free_le(m.index)
+        if pr.stable_sent:
+            self._count_stable_commit(pr)
         committed = self.maybe_commit()
         if committed:
             self.commit_advanced()
@@ -678,6 +737,9 @@ class Raft:
                 self.send(Message(type=M.MSG_READ_INDEX, to=self.lead, context=m.context))
         elif t is M.MSG_READ_INDEX_RESP:
             self.read_states.append(ReadState(m.index, m.context))
+        elif t is M.MSG_STABLE and m.frm == self.lead and m.index > self.leader_stable:
+            self.leader_stable, self.leader_voters = m.index, decode_voters(m.context)
+            self._maybe_commit_stable()
 
     def _handle_append_entries(self, m: Message) -> None:
         self.handoff_pending = False  # a leader exists: nothing left to hand off

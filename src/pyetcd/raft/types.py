@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 NONE = 0
@@ -139,6 +140,9 @@ class MessageType(enum.Enum):
     MSG_READ_INDEX_RESP = 16
     MSG_PRE_VOTE = 17
     MSG_PRE_VOTE_RESP = 18
+    # Not etcd's: a leader's log is durable up to `index`, with the voters it counts in `context`
+    # (Config.stable_news).
+    MSG_STABLE = 19
 
 
 LOCAL_MESSAGES = frozenset(
@@ -173,6 +177,15 @@ class Message:
     reject: bool = False
     reject_hint: int = 0
     context: bytes = b""
+
+
+def encode_voters(voters: Iterable[int]) -> bytes:
+    """A voter set as MSG_STABLE carries it: sorted ids, 8 bytes each."""
+    return b"".join(v.to_bytes(8, "big") for v in sorted(voters))
+
+
+def decode_voters(data: bytes) -> frozenset[int]:
+    return frozenset(int.from_bytes(data[i : i + 8], "big") for i in range(0, len(data) - 7, 8))
 
 
 def vote_response_type(t: MessageType) -> MessageType:

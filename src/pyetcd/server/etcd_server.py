@@ -92,7 +92,8 @@ class EtcdServer:
         applied, _ = parts.applied
         self.proposals = Proposals(self.id, cfg.request_timeout)
         node = RawNode(Config(id=self.id, storage=parts.raftlog, election_tick=cfg.election_ticks,
-                              heartbeat_tick=1, applied=applied, lazy_commit=node_loop.COMMIT_NEWS_DELAY > 0))
+                              heartbeat_tick=1, applied=applied, lazy_commit=node_loop.COMMIT_NEWS_DELAY > 0,
+                              stable_news=node_loop.STABLE_NEWS))
         self.installer = SnapshotInstaller(parts)
         self.loop = NodeLoop(parts, node, self.peers, self.installer, self.proposals,
                              tick_seconds=cfg.heartbeat_interval_ms / 1000.0, snapshot_count=cfg.snapshot_count,

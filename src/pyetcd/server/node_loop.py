@@ -26,7 +26,11 @@ commits is repaired at restart by replaying the log from the store's last applie
 
 A leader's new commit index reaches the followers with its next append, or COMMIT_NEWS_DELAY
 later with an append of its own (raft Config.lazy_commit; etcd sends one at once); a follower
-whose forwarded proposal was committed is told at once, as its client is waiting.
+whose forwarded proposal was committed is told at once, as its client is waiting. Sooner still
+(raft Config.stable_news, STABLE_NEWS): once the leader's log is durable past a forwarded
+proposal it says so (MSG_STABLE, sent after its raft log commit like every message that
+promises durability), and the follower commits the proposal as soon as its own copy is durable
+too, a round trip before the commit index would reach it.
 
 Under load, the loop may wait a few milliseconds after a busy turn so that the next one carries
 more (server/group_commit.py decides, by measuring).
@@ -104,6 +108,9 @@ HOLD_BYTES = 1 << 20
 # was committed if no append came (raft Config.lazy_commit); a follower whose forwarded proposal
 # it commits is told at once. "0": at once, with an append of its own, as etcd does.
 COMMIT_NEWS_DELAY = float(os.environ.get("PYETCD_COMMIT_NEWS_MS", "2")) / 1000
+# A follower whose client waits commits once its log and the leader's are durable (raft
+# Config.stable_news), a round trip sooner than the leader's commit index reaches it. "0": off.
+STABLE_NEWS = os.environ.get("PYETCD_STABLE_NEWS", "1") != "0"
 
 
 @dataclass(frozen=True, slots=True)
