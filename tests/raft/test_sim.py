@@ -3,11 +3,13 @@ seeds, exact replay, and proof that the checker catches a broken core."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
 
 from pyetcd.raft.log import RaftLog
+from pyetcd.raft.raft import Raft
 
 from .sim import Sim, SimFailure, SimParams, run_seed
 
@@ -167,6 +169,7 @@ def test_ci_seed_budget() -> None:
     assert total["timeout_now"] > 0
     assert total["committed"] > 1000
     assert total["commit_news"] > 0  # seeds with Config.lazy_commit ran
+    assert total["stable_commits"] > 0  # seeds with Config.stable_news committed at a follower first
 
 
 @pytest.mark.parametrize("seed", LONG_SEEDS)
@@ -210,3 +213,13 @@ def test_checker_catches_a_broken_core(name: str, monkeypatch: pytest.MonkeyPatc
         k in msg for k in ("leader completeness", "state machine safety", "log matching", "commitment rule")
     )
     assert "replay with: python -m tests.raft.sim" in msg
+
+
+def test_checker_catches_a_read_index_that_ignores_what_followers_may_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Config.stable_news a follower may commit before its leader: a leader whose read index
+    forgot what it told them (stable_told) serves stale reads, and the simulator must say so."""
+    monkeypatch.setattr(Raft, "stable_told", property(lambda self: 0, lambda self, value: None), raising=False)
+    with pytest.raises(SimFailure) as exc:
+        for seed in range(60):
+            Sim(dataclasses.replace(SimParams.from_seed(seed), stable_news=True, voters=3)).run()
+    assert "ReadIndex" in str(exc.value)
