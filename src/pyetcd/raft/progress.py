@@ -68,7 +68,8 @@ class Progress:
         self.is_learner = is_learner
         # The commit index the follower was last told, as far as its log reaches (lazy commit).
         self.sent_commit = 0
-        # Last indexes of the proposals it forwarded whose commit it was not told yet (lazy commit).
+        # Last indexes of the proposals it forwarded whose commit it was not told yet (lazy commit,
+        # stable news).
         self.forwarded: deque[int] = deque()
         # The durable index of ours it was last told (raft Config.stable_news).
         self.stable_sent = 0

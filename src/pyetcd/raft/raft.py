@@ -285,8 +285,9 @@ class Raft:
                 self.stable_told = pr.stable_sent = stable
 
     def _count_stable_commit(self, pr: Progress) -> None:
-        """A follower told our durable index commits what it also holds durably (if its voters
-        are ours): count it told that commit, so no append goes just to tell it."""
+        """A follower told our durable index commits what it also holds durably: count it told
+        that commit, so no append goes just to tell it. (One whose voters are not yet ours, which
+        therefore commits nothing itself, learns it from the next append or heartbeat.)"""
         index = min(pr.stable_sent, pr.match)
         if index > pr.sent_commit and self.log.zero_term_on_compacted(index) == self.term:
             pr.told_commit(index)
