@@ -182,6 +182,40 @@ def test_followers_learn_a_commit_from_the_next_append_or_soon_after(tmp_path: P
     run(scenario())
 
 
+@pytest.mark.parametrize("stable_news", [True, False])
+def test_a_followers_client_is_answered_before_its_leader_can_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    stable_news: bool) -> None:
+    """node_loop.STABLE_NEWS through the real node loop: with no answer to its appends reaching the
+    leader, a follower still commits and answers its client's put on the leader's word that its log
+    is durable, and the leader serves no linearizable read that would miss that put until it has
+    committed it too. Off, the put waits for the leader's commit."""
+    monkeypatch.setattr(node_loop, "STABLE_NEWS", stable_news)
+
+    async def scenario() -> None:
+        async with MemCluster(tmp_path) as c:
+            lead = await c.wait_leader()
+            follower = (lead + 1) % 3
+            c.net.drops.append(lambda m: m.type is MessageType.MSG_APP_RESP)
+            put = asyncio.ensure_future(c.put(follower, b"k", b"v"))
+            done, _ = await asyncio.wait([put], timeout=2)
+            assert bool(done) is stable_news
+            if not stable_news:
+                c.heal()
+                await put
+                return
+            assert c.get(follower, b"k") == b"v"
+            leader = c.server(lead)
+            assert leader.loop.commit_index < c.server(follower).loop.commit_index
+            read = asyncio.ensure_future(leader.linearizable_read())
+            done, _ = await asyncio.wait([read], timeout=0.5)
+            assert not done  # it would not see the put yet
+            c.heal()
+            await asyncio.wait_for(read, 10)
+            assert c.get(lead, b"k") == b"v"
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("force_new_cluster", [False, True])
 def test_a_member_whose_log_lost_its_last_commit_index_restarts_with_what_it_applied(
         tmp_path: Path, force_new_cluster: bool) -> None:

@@ -27,6 +27,7 @@ class MemNet:
     def __init__(self) -> None:
         self.servers: dict[int, EtcdServer] = {}
         self.cut: set[tuple[int, int]] = set()
+        self.drops: list[Callable[[Message], bool]] = []  # a message any of these accepts is lost
         self.delivered = 0
 
     def up(self, frm: int, to: int) -> bool:
@@ -45,7 +46,7 @@ class MemPeers:
     def send(self, messages: list[Message]) -> None:
         loop = asyncio.get_running_loop()
         for m in messages:
-            if self.net.up(m.frm, m.to):
+            if self.net.up(m.frm, m.to) and not any(drop(m) for drop in self.net.drops):
                 self.net.delivered += 1
                 loop.call_soon(self.net.servers[m.to].step, m)
 
@@ -150,6 +151,7 @@ class MemCluster:
 
     def heal(self) -> None:
         self.net.cut.clear()
+        self.net.drops.clear()
 
     async def wait_leader(self, timeout: float = 10.0, among: list[int] | None = None) -> int:
         """Index of the member the members in ``among`` (default: all running) agree leads."""
