@@ -499,19 +499,20 @@ class NodeLoop:
         the turn is written: raft lets followers persist an entry before its leader does (the core
         counts the leader's own copy only once advance says it is durable), and a follower's fsync
         then starts that much sooner (put at one client: +4 % at the leader and at a follower)."""
-        early = [m for m in rd.messages if m.type in _LEADER_PARALLEL]
-        if early and self._event_loop is not None:
-            rd.messages = [m for m in rd.messages if m.type not in _LEADER_PARALLEL]
-            self.peers.send_from_thread(early, self._event_loop)
+        rd.messages = self._send_now(rd.messages, _LEADER_PARALLEL)
 
     def _send_early(self, batch: ApplyBatch, kinds: frozenset[MessageType]) -> None:
         """Hand the turn's raft messages of ``kinds`` to the transport before the store's commit:
         no message promises anything about applied state, so peers need not wait for it."""
-        out = batch.raft
-        early = [m for m in out.messages if m.type in kinds]
-        if early and self._event_loop is not None:
-            out.messages = [m for m in out.messages if m.type not in kinds]
-            self.peers.send_from_thread(early, self._event_loop)
+        batch.raft.messages = self._send_now(batch.raft.messages, kinds)
+
+    def _send_now(self, messages: list[Message], kinds: frozenset[MessageType]) -> list[Message]:
+        """Hand the messages of ``kinds`` to the transport now; the others are returned, for later."""
+        early = [m for m in messages if m.type in kinds]
+        if not early or self._event_loop is None:
+            return messages
+        self.peers.send_from_thread(early, self._event_loop)
+        return [m for m in messages if m.type not in kinds]
 
     def _commit_deferred(self) -> None:
         """Only ever set by the selftest's deliberate bug.ack_before_commit: the previous turn
