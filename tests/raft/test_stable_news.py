@@ -101,3 +101,14 @@ def test_a_follower_that_commits_itself_is_sent_no_commit_news(stable_news: bool
     assert c.data(2) == [b"from 2"]
     to_2 = [m.type for m in c.sent if m.to == 2]
     assert to_2 == ([M.MSG_APP, M.MSG_STABLE] if stable_news else [M.MSG_APP, M.MSG_APP])
+
+
+def test_a_follower_that_does_not_take_stable_news_is_told_the_commit_as_before() -> None:
+    c = Cluster([1, 2, 3], lazy_commit=True, stable_news=True)
+    c.raft(2).stable_news = False  # as a member of an older build: its answers do not say it takes MSG_STABLE
+    c.elect(1)
+    c.sent.clear()
+    c.propose(2, b"from 2")
+    assert c.data(2) == [b"from 2"]
+    to_2 = [m.type for m in c.sent if m.to == 2]
+    assert to_2 == [M.MSG_APP, M.MSG_APP]  # the append, then the commit news

@@ -71,7 +71,9 @@ class Progress:
         # Last indexes of the proposals it forwarded whose commit it was not told yet (lazy commit,
         # stable news).
         self.forwarded: deque[int] = deque()
-        # The durable index of ours it was last told (raft Config.stable_news).
+        # Whether its last append answer said it takes MSG_STABLE, and the durable index of ours
+        # it was last told (raft Config.stable_news).
+        self.knows_stable = False
         self.stable_sent = 0
 
     def __repr__(self) -> str:

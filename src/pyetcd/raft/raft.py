@@ -26,6 +26,7 @@ from .quorum import VoteResult
 from .read_only import ReadOnly
 from .tracker import ProgressTracker
 from .types import (
+    KNOWS_STABLE,
     NONE,
     CompactedError,
     ConfChange,
@@ -279,7 +280,7 @@ class Raft:
             return
         voters = b""
         for i, pr in self.tracker.peers(self.id):
-            if i in self.tracker.voters and any(committed < f <= stable for f in pr.forwarded):
+            if pr.knows_stable and i in self.tracker.voters and any(committed < f <= stable for f in pr.forwarded):
                 voters = voters or encode_voters(self.tracker.voters)
                 self.send(Message(type=M.MSG_STABLE, to=i, index=stable, context=voters))
                 self.stable_told = pr.stable_sent = stable
@@ -635,6 +636,7 @@ class Raft:
                     pr.become_probe()
                 self.send_append(m.frm)
             return
+        pr.knows_stable = m.context == KNOWS_STABLE
         old_paused = pr.is_paused()
         if not pr.maybe_update(m.index):
             return
@@ -744,12 +746,13 @@ class Raft:
 
     def _handle_append_entries(self, m: Message) -> None:
         self.handoff_pending = False  # a leader exists: nothing left to hand off
+        knows = KNOWS_STABLE if self.stable_news else b""
         if m.index < self.log.committed:
-            self.send(Message(type=M.MSG_APP_RESP, to=m.frm, index=self.log.committed))
+            self.send(Message(type=M.MSG_APP_RESP, to=m.frm, index=self.log.committed, context=knows))
             return
         last, ok = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if ok:
-            self.send(Message(type=M.MSG_APP_RESP, to=m.frm, index=last))
+            self.send(Message(type=M.MSG_APP_RESP, to=m.frm, index=last, context=knows))
             return
         hint_index = min(m.index, self.log.last_index())
         hint_index, hint_term = self.log.find_conflict_by_term(hint_index, m.log_term)

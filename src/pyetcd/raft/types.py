@@ -179,6 +179,11 @@ class Message:
     context: bytes = b""
 
 
+KNOWS_STABLE = b"S"
+"""The context of a follower's append answer when it takes MSG_STABLE (Config.stable_news): a
+leader sends it only to those, so a member of an older build is told the commit index as before."""
+
+
 def encode_voters(voters: Iterable[int]) -> bytes:
     """A voter set as MSG_STABLE carries it: sorted ids, 8 bytes each."""
     return b"".join(v.to_bytes(8, "big") for v in sorted(voters))
