@@ -112,3 +112,15 @@ def test_a_follower_that_does_not_take_stable_news_is_told_the_commit_as_before(
     assert c.data(2) == [b"from 2"]
     to_2 = [m.type for m in c.sent if m.to == 2]
     assert to_2 == [M.MSG_APP, M.MSG_APP]  # the append, then the commit news
+
+
+def test_a_follower_that_stops_taking_stable_news_is_told_the_commit_again() -> None:
+    c = Cluster([1, 2, 3], lazy_commit=True, stable_news=True)
+    c.elect(1)
+    c.propose(2, b"first")
+    c.raft(2).stable_news = False  # restarted on an older build, say
+    c.sent.clear()
+    c.propose(2, b"second")
+    assert c.data(2) == [b"first", b"second"]
+    to_2 = [m.type for m in c.sent if m.to == 2]
+    assert to_2.count(M.MSG_APP) == 2  # the append, then the commit news its answer asked for

@@ -146,10 +146,11 @@ class Progress:
     def owes_forwarded(self, committed: int) -> bool:
         """Whether a proposal it forwarded is committed and it has not been told, nor told
         that our log holds it durably (it then commits it itself: raft Config.stable_news)."""
+        told = self.stable_sent if self.knows_stable else 0
         for f in self.forwarded:
             if f > committed:
                 return False
-            if f > self.stable_sent:
+            if f > told:
                 return True
         return False
 

@@ -647,7 +647,7 @@ class Raft:
             pr.become_replicate()
         elif pr.state is ProgressState.REPLICATE:
             pr.inflights.free_le(m.index)
-        if pr.stable_sent:
+        if pr.stable_sent and pr.knows_stable:
             self._count_stable_commit(pr)
         committed = self.maybe_commit()
         if committed:
