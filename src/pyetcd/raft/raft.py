@@ -18,7 +18,6 @@ import enum
 import random
 from collections.abc import Callable
 
-from . import quorum
 from .config import Config
 from .log import RaftLog
 from .progress import Progress, ProgressState
@@ -304,7 +303,7 @@ class Raft:
         voters = self.tracker.voters
         if voters != self.leader_voters or self.id not in voters or self.lead not in voters:
             return
-        if not quorum.has_quorum(voters, {self.id, self.lead}):
+        if not self.tracker.has_quorum({self.id, self.lead}):
             return
         if self.log.zero_term_on_compacted(index) == self.term:
             self.log.commit_to(index)
