@@ -143,11 +143,8 @@ class Call:
             return
         try:
             self.sink.message(request)
-        except CallAborted as e:
-            self.end(_number(e.status), e.details)
-        except Exception as e:  # a handler's bug, as in _run
-            log.exception("a gRPC handler failed")
-            self.end(UNKNOWN, f"Unexpected {type(e)}: {e}")
+        except Exception as e:
+            self._failed(e)
 
     def _start(self, arg: Any) -> None:
         self.started = True
@@ -167,17 +164,23 @@ class Call:
             else:
                 reply = await self.method.fn(arg, self.ctx)
                 self._finish(frame(self.method.encode(reply)), OK, None)
-        except CallAborted as e:
-            self.end(_number(e.status), e.details)
         except asyncio.CancelledError:
             if self.expired:
                 self.end(DEADLINE_EXCEEDED, "context deadline exceeded")
             elif not self.ctx.cancelled_by_client:
                 self.end(CANCELLED, "the server is stopping")
                 raise
-        except Exception as e:  # a handler's bug: the client gets UNKNOWN, as from grpcio
-            log.exception("a gRPC handler failed")
-            self.end(UNKNOWN, f"Unexpected {type(e)}: {e}")
+        except Exception as e:
+            self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        """End the call for what its handler (or sink) raised: CallAborted with its status; any
+        other exception is a handler's bug, and the client gets UNKNOWN, as from grpcio."""
+        if isinstance(e, CallAborted):
+            self.end(_number(e.status), e.details)
+            return
+        log.error("a gRPC handler failed", exc_info=e)
+        self.end(UNKNOWN, f"Unexpected {type(e)}: {e}")
 
     async def _write(self, item: Any) -> None:
         if self.key < 0:  # ended from outside (a request too large, say): the handler stops here
